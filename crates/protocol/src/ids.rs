@@ -1,0 +1,135 @@
+//! Typed ids. Every id is a 64-bit "snowflake": milliseconds since [`EPOCH_MS`] in the high
+//! bits and a sequence in the low 22 bits, so ids sort by creation time and a history cursor is
+//! just an id. On the wire they are decimal strings (JavaScript numbers lose precision past
+//! 2^53); in storage they are `BIGINT`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// 2024-01-01T00:00:00Z: ids count from here so that they stay small and positive.
+pub const EPOCH_MS: i64 = 1_704_067_200_000;
+
+/// Bits of an id below the timestamp.
+pub const SEQUENCE_BITS: u32 = 22;
+
+macro_rules! snowflake {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            /// Milliseconds since the Unix epoch at which this id was made.
+            pub fn timestamp_ms(self) -> i64 {
+                (self.0 >> SEQUENCE_BITS) + EPOCH_MS
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = std::num::ParseIntError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse::<i64>().map($name)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize_id(d).map($name)
+            }
+        }
+    };
+}
+
+snowflake!(
+    /// A person's account.
+    UserId
+);
+snowflake!(
+    /// A text channel, voice channel, DM or group DM.
+    ChannelId
+);
+snowflake!(
+    /// A message; also the cursor for history pages.
+    MessageId
+);
+
+/// Accepts a decimal string (the canonical form) or a JSON integer.
+fn deserialize_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an id as a decimal string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| E::custom("id must be a positive decimal integer"))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| E::custom("id out of range"))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            if v > 0 {
+                Ok(v)
+            } else {
+                Err(E::custom("id must be positive"))
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Makes the id for `now_ms` and sequence `seq`; the server's generator keeps `seq` unique.
+pub fn compose(now_ms: i64, seq: i64) -> i64 {
+    ((now_ms - EPOCH_MS).max(0) << SEQUENCE_BITS) | (seq & ((1 << SEQUENCE_BITS) - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_travel_as_strings_and_sort_by_time() {
+        let a = MessageId(compose(EPOCH_MS + 1_000, 0));
+        let b = MessageId(compose(EPOCH_MS + 1_001, 0));
+        assert!(a < b);
+        assert_eq!(a.timestamp_ms(), EPOCH_MS + 1_000);
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(json, format!("\"{}\"", a.0));
+        let back: MessageId = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        assert!(serde_json::from_str::<UserId>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<UserId>("\"-4\"").is_err());
+        assert!(serde_json::from_str::<UserId>("0").is_err());
+        assert_eq!(serde_json::from_str::<UserId>("17").unwrap(), UserId(17));
+    }
+}

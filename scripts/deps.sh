@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Installs the system packages Hearth needs on Debian 12 and puts `cargo` on PATH.
+#
+# Sourced by scripts/test.sh and scripts/run.sh (and usable from bench scripts):
+#
+#   source scripts/deps.sh
+#   hearth_install_packages "${HEARTH_BUILD_PACKAGES[@]}" "${HEARTH_TEST_PACKAGES[@]}"
+#   hearth_ensure_cargo
+#
+# Run directly (`bash scripts/deps.sh`) it installs the build and test packages.
+#
+# Only packages that dpkg reports as missing are installed, and `apt-get update` runs only when
+# something is missing, so a warm machine pays one dpkg-query and nothing else.
+
+# Packages needed to compile the workspace (C toolchain for bundled SQLite and crypto crates).
+HEARTH_BUILD_PACKAGES=(build-essential pkg-config cmake ca-certificates)
+# Packages needed by the tests: a PostgreSQL 15 server for the Postgres storage backend
+# (Debian's `postgresql` pulls in postgresql-15 and its client tools).
+HEARTH_TEST_PACKAGES=(postgresql)
+# Packages the desktop app (src-tauri) will need go here when it lands.
+# HEARTH_DESKTOP_PACKAGES=(...)
+
+hearth_log() {
+    printf '[hearth] %s\n' "$*" >&2
+}
+
+hearth_die() {
+    printf '[hearth] error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Prints the packages among "$@" that are not installed, one per line.
+hearth_missing_packages() {
+    local pkg status
+    for pkg in "$@"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+        if [[ $status != installed ]]; then
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
+
+# Installs whichever of "$@" are missing, non-interactively.
+hearth_install_packages() {
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        hearth_log "dpkg-query not found: not a Debian system, skipping package installation"
+        return 0
+    fi
+    local missing
+    mapfile -t missing < <(hearth_missing_packages "$@")
+    if ((${#missing[@]} == 0)); then
+        return 0
+    fi
+    local -a sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null 2>&1 ||
+            hearth_die "missing packages (${missing[*]}) and not root and no sudo"
+        sudo=(sudo)
+    fi
+    hearth_log "installing: ${missing[*]}"
+    # The lock timeout lets a concurrent apt (another script, unattended-upgrades) finish first
+    # instead of failing the run.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o DPkg::Lock::Timeout=600 update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Makes sure `cargo` is on PATH, sourcing rustup's env file when it is not.
+hearth_ensure_cargo() {
+    if command -v cargo >/dev/null 2>&1; then
+        return 0
+    fi
+    local env_file
+    for env_file in "${CARGO_HOME:-$HOME/.cargo}/env" "$HOME/.cargo/env"; do
+        if [[ -f $env_file ]]; then
+            # shellcheck disable=SC1090 # rustup's env file, path known only at run time
+            source "$env_file"
+            break
+        fi
+    done
+    # Debian's own cargo is too old for edition 2024, so installing it would not help;
+    # a rustup toolchain (see rust-version in Cargo.toml) is required.
+    command -v cargo >/dev/null 2>&1 ||
+        hearth_die "cargo not found: install a Rust toolchain with rustup (rust-version in Cargo.toml)"
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    set -euo pipefail
+    hearth_install_packages "${HEARTH_BUILD_PACKAGES[@]}" "${HEARTH_TEST_PACKAGES[@]}"
+    hearth_ensure_cargo
+fi

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks and runs every test.
+#
+#   scripts/test.sh [extra cargo test args...]
+#
+# Starts a private PostgreSQL cluster (scripts/pg.sh) and exports HEARTH_TEST_PG_URL, an admin
+# URL to it; tests create one database per test there. If HEARTH_TEST_PG_URL is already set,
+# that server is used instead and nothing is started. The cluster is stopped and removed on exit,
+# and the script exits with the tests' status.
+#
+# Knobs: HEARTH_TEST_PG_PORT (first port to try, default 55432),
+#        HEARTH_TEST_PG_DIR (cluster directory, default a fresh one under /tmp).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+# shellcheck source=scripts/deps.sh
+source "$root/scripts/deps.sh"
+# shellcheck source=scripts/pg.sh
+source "$root/scripts/pg.sh"
+
+hearth_install_packages "${HEARTH_BUILD_PACKAGES[@]}" "${HEARTH_TEST_PACKAGES[@]}"
+hearth_ensure_cargo
+
+# --- PostgreSQL for the tests -------------------------------------------------------------
+pg_dir=
+pg_dir_is_ours=0
+# shellcheck disable=SC2317 # called only by the EXIT trap below
+cleanup() {
+    if [[ -n $pg_dir ]]; then
+        hearth_pg_stop "$pg_dir" || hearth_log "could not stop PostgreSQL in $pg_dir"
+        if ((pg_dir_is_ours)); then
+            rm -rf "$pg_dir"
+        fi
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# True when nothing accepts connections on 127.0.0.1:$1.
+port_is_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+if [[ -z ${HEARTH_TEST_PG_URL:-} ]]; then
+    if [[ -n ${HEARTH_TEST_PG_DIR:-} ]]; then
+        pg_dir=$HEARTH_TEST_PG_DIR
+    else
+        # Under /tmp, not $TMPDIR: the postgres user must be able to reach it.
+        pg_dir=$(mktemp -d /tmp/hearth-test-pg.XXXXXX)
+        pg_dir_is_ours=1
+    fi
+    # Try a few ports so that parallel runs (or a bench cluster) on this machine do not collide.
+    first_port=${HEARTH_TEST_PG_PORT:-55432}
+    url=
+    for ((port = first_port; port < first_port + 20; port++)); do
+        port_is_free "$port" || continue
+        if url=$(hearth_pg_start "$pg_dir" "$port"); then
+            break
+        fi
+        hearth_pg_stop "$pg_dir" || true
+        url=
+    done
+    [[ -n $url ]] || hearth_die "could not start PostgreSQL on ports $first_port..$((first_port + 19))"
+    export HEARTH_TEST_PG_URL=$url
+    hearth_log "PostgreSQL for tests: $HEARTH_TEST_PG_URL (cluster in $pg_dir)"
+fi
+
+status=0
+
+# --- Rust tests ---------------------------------------------------------------------------
+cargo test --workspace --all-targets "$@" || status=$?
+
+# --- UI / npm tests (to be added) ---------------------------------------------------------
+# When ui/ and package.json land: install npm packages (npm ci) and run the UI unit and browser
+# tests here, folding their exit code into $status the same way, e.g.
+#   npm ci && npm test || status=$?
+
+exit "$status"

@@ -1,0 +1,317 @@
+//! Server configuration: command line, environment (`HEARTH_*`) and an optional TOML file, in
+//! that order of precedence, over built-in defaults that need no configuration at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::Deserialize;
+
+/// Command line and environment. Every option is optional here so that the file and the
+/// defaults can fill what is not given.
+#[derive(Debug, Default, Parser, Deserialize)]
+#[command(
+    name = "hearth-server",
+    version,
+    about = "The Hearth server: the self-hosted home of one group (accounts, invites, channels, \
+             messages, presence, call setup and TURN credentials).",
+    long_about = "The Hearth server: the self-hosted home of one group.\n\n\
+                  With no options it keeps everything in ./data (SQLite), listens on \
+                  0.0.0.0:8080, and on first start prints a one-time setup token with which \
+                  the first person registers as admin.\n\n\
+                  Every option can also be set by its environment variable or in a TOML file \
+                  (--config) under the same name with dashes replaced by underscores, e.g. \
+                  `limit_messages_per_sec = 20`. Command line beats environment beats file."
+)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// TOML file with any of these options.
+    #[arg(long, env = "HEARTH_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the SQLite database, avatars, secrets and the setup token [default: ./data].
+    #[arg(long, env = "HEARTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address to listen on for HTTP and the gateway [default: 0.0.0.0:8080]. Port 0 picks a free
+    /// port; the bound address is written to DATA_DIR/server.addr.
+    #[arg(long, env = "HEARTH_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// URL clients use to reach this server; also the token issuer [default: http://LISTEN].
+    #[arg(long, env = "HEARTH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Name shown to clients before they log in [default: Hearth].
+    #[arg(long, env = "HEARTH_SERVER_NAME")]
+    pub server_name: Option<String>,
+
+    /// Database URL: sqlite://PATH or postgres://USER:PASS@HOST/DB
+    /// [default: sqlite://DATA_DIR/hearth.db].
+    #[arg(long, env = "HEARTH_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "HEARTH_LOG_FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Shared secret for TURN credentials (coturn `static-auth-secret`) [default: generated
+    /// on first start and kept in DATA_DIR/secrets.json].
+    #[arg(long, env = "HEARTH_TURN_SECRET")]
+    pub turn_secret: Option<String>,
+
+    /// STUN/TURN URLs handed to clients, comma-separated, e.g.
+    /// "turn:turn.example.org:3478?transport=udp,stun:turn.example.org:3478" [default: none].
+    #[arg(long, env = "HEARTH_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Option<Vec<String>>,
+
+    /// How long TURN credentials stay valid, in seconds [default: 86400].
+    #[arg(long, env = "HEARTH_TURN_TTL_SECS")]
+    pub turn_ttl_secs: Option<u64>,
+
+    /// Lifetime of access tokens, in seconds [default: 900].
+    #[arg(long, env = "HEARTH_ACCESS_TOKEN_TTL_SECS")]
+    pub access_token_ttl_secs: Option<u64>,
+
+    /// Lifetime of refresh tokens, in days [default: 30].
+    #[arg(long, env = "HEARTH_REFRESH_TOKEN_TTL_DAYS")]
+    pub refresh_token_ttl_days: Option<u64>,
+
+    /// Login attempts allowed per account per minute [default: 10].
+    #[arg(long, env = "HEARTH_LIMIT_LOGIN_PER_ACCOUNT")]
+    pub limit_login_per_account: Option<u32>,
+
+    /// Login and register attempts allowed per client address per minute [default: 30].
+    #[arg(long, env = "HEARTH_LIMIT_LOGIN_PER_IP")]
+    pub limit_login_per_ip: Option<u32>,
+
+    /// Messages (send, edit, react) a user may send per second, sustained [default: 5].
+    #[arg(long, env = "HEARTH_LIMIT_MESSAGES_PER_SEC")]
+    pub limit_messages_per_sec: Option<u32>,
+
+    /// Messages a user may send in a burst [default: 20].
+    #[arg(long, env = "HEARTH_LIMIT_MESSAGE_BURST")]
+    pub limit_message_burst: Option<u32>,
+
+    /// Gateway frames of any kind a connection may send per second, sustained [default: 50].
+    #[arg(long, env = "HEARTH_LIMIT_FRAMES_PER_SEC")]
+    pub limit_frames_per_sec: Option<u32>,
+
+    /// Password hashes computed at once (each takes 19 MiB) [default: number of cores].
+    #[arg(long, env = "HEARTH_ARGON2_CONCURRENCY")]
+    pub argon2_concurrency: Option<usize>,
+
+    /// Largest avatar upload, in bytes [default: 8388608].
+    #[arg(long, env = "HEARTH_MAX_AVATAR_BYTES")]
+    pub max_avatar_bytes: Option<usize>,
+
+    /// Interval at which clients must heartbeat, in milliseconds [default: 30000].
+    #[arg(long, env = "HEARTH_HEARTBEAT_INTERVAL_MS")]
+    pub heartbeat_interval_ms: Option<u64>,
+
+    /// Time a new connection has to identify, in milliseconds [default: 10000].
+    #[arg(long, env = "HEARTH_IDENTIFY_TIMEOUT_MS")]
+    pub identify_timeout_ms: Option<u64>,
+
+    /// How long a dropped session can be resumed, in seconds [default: 180].
+    #[arg(long, env = "HEARTH_RESUME_WINDOW_SECS")]
+    pub resume_window_secs: Option<u64>,
+
+    /// Events kept per session for resume [default: 1024].
+    #[arg(long, env = "HEARTH_REPLAY_BUFFER")]
+    pub replay_buffer: Option<usize>,
+
+    /// How long shutdown waits for connections to drain, in milliseconds [default: 5000].
+    #[arg(long, env = "HEARTH_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: Option<u64>,
+}
+
+impl Options {
+    /// Fills every option this one lacks from `other`.
+    fn or(self, other: Options) -> Options {
+        macro_rules! pick {
+            ($($f:ident),* $(,)?) => { Options { config: self.config, $($f: self.$f.or(other.$f)),* } };
+        }
+        pick!(
+            data_dir,
+            listen,
+            public_url,
+            server_name,
+            database_url,
+            log_format,
+            turn_secret,
+            turn_urls,
+            turn_ttl_secs,
+            access_token_ttl_secs,
+            refresh_token_ttl_days,
+            limit_login_per_account,
+            limit_login_per_ip,
+            limit_messages_per_sec,
+            limit_message_burst,
+            limit_frames_per_sec,
+            argon2_concurrency,
+            max_avatar_bytes,
+            heartbeat_interval_ms,
+            identify_timeout_ms,
+            resume_window_secs,
+            replay_buffer,
+            shutdown_grace_ms,
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Limits that protect the server and the group from floods.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub login_per_account_per_min: u32,
+    pub login_per_ip_per_min: u32,
+    pub messages_per_sec: u32,
+    pub message_burst: u32,
+    pub frames_per_sec: u32,
+    pub argon2_concurrency: usize,
+    pub max_avatar_bytes: usize,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub server_name: String,
+    pub database_url: String,
+    pub log_format: LogFormat,
+    pub turn_secret: Option<String>,
+    pub turn_urls: Vec<String>,
+    pub turn_ttl: Duration,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub limits: Limits,
+    pub heartbeat_interval: Duration,
+    pub identify_timeout: Duration,
+    pub resume_window: Duration,
+    pub replay_buffer: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Reads the command line, the environment and the config file it names.
+    pub fn load() -> anyhow::Result<Config> {
+        let cli = Options::parse();
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => Options::default(),
+        };
+        Config::resolve(cli.or(file))
+    }
+
+    /// Applies defaults and checks values.
+    pub fn resolve(o: Options) -> anyhow::Result<Config> {
+        let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let listen = o.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)));
+        let public_url = o
+            .public_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            bail!("public-url must start with http:// or https://");
+        }
+        let database_url = o
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hearth.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            bail!("database-url must be sqlite://PATH or postgres://...");
+        }
+        let log_format = match o.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("log-format must be text or json, not {other:?}"),
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let limits = Limits {
+            login_per_account_per_min: positive(o.limit_login_per_account.unwrap_or(10), "limit-login-per-account")?,
+            login_per_ip_per_min: positive(o.limit_login_per_ip.unwrap_or(30), "limit-login-per-ip")?,
+            messages_per_sec: positive(o.limit_messages_per_sec.unwrap_or(5), "limit-messages-per-sec")?,
+            message_burst: positive(o.limit_message_burst.unwrap_or(20), "limit-message-burst")?,
+            frames_per_sec: positive(o.limit_frames_per_sec.unwrap_or(50), "limit-frames-per-sec")?,
+            argon2_concurrency: o.argon2_concurrency.unwrap_or(cores).max(1),
+            max_avatar_bytes: o.max_avatar_bytes.unwrap_or(8 * 1024 * 1024),
+        };
+        Ok(Config {
+            data_dir,
+            listen,
+            public_url,
+            server_name: o.server_name.unwrap_or_else(|| "Hearth".to_string()),
+            database_url,
+            log_format,
+            turn_secret: o.turn_secret.filter(|s| !s.is_empty()),
+            turn_urls: o.turn_urls.unwrap_or_default().into_iter().filter(|u| !u.is_empty()).collect(),
+            turn_ttl: Duration::from_secs(o.turn_ttl_secs.unwrap_or(86_400)),
+            access_token_ttl: Duration::from_secs(o.access_token_ttl_secs.unwrap_or(900).max(1)),
+            refresh_token_ttl: Duration::from_secs(o.refresh_token_ttl_days.unwrap_or(30).max(1) * 86_400),
+            limits,
+            heartbeat_interval: Duration::from_millis(o.heartbeat_interval_ms.unwrap_or(30_000).max(100)),
+            identify_timeout: Duration::from_millis(o.identify_timeout_ms.unwrap_or(10_000).max(100)),
+            resume_window: Duration::from_secs(o.resume_window_secs.unwrap_or(180)),
+            replay_buffer: o.replay_buffer.unwrap_or(1024).max(16),
+            shutdown_grace: Duration::from_millis(o.shutdown_grace_ms.unwrap_or(5_000)),
+        })
+    }
+}
+
+fn positive(n: u32, name: &str) -> anyhow::Result<u32> {
+    if n == 0 {
+        bail!("{name} must be at least 1");
+    }
+    Ok(n)
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Options> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_configuration_gives_a_working_setup() {
+        let c = Config::resolve(Options::default()).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert!(c.database_url.starts_with("sqlite://"));
+        assert_eq!(c.public_url, "http://0.0.0.0:8080");
+    }
+
+    #[test]
+    fn command_line_beats_file() {
+        let cli = Options { server_name: Some("cli".into()), ..Default::default() };
+        let file: Options = toml::from_str("server_name = \"file\"\nlimit_messages_per_sec = 7").unwrap();
+        let c = Config::resolve(cli.or(file)).unwrap();
+        assert_eq!(c.server_name, "cli");
+        assert_eq!(c.limits.messages_per_sec, 7);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Options>("no_such_option = 1").is_err());
+        let o = Options { database_url: Some("mysql://x".into()), ..Default::default() };
+        assert!(Config::resolve(o).is_err());
+        let o = Options { limit_messages_per_sec: Some(0), ..Default::default() };
+        assert!(Config::resolve(o).is_err());
+    }
+}

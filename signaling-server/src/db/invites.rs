@@ -1,0 +1,75 @@
+//! Invites: codes an admin hands out so that people can register.
+
+use hearth_protocol::UserId;
+use hearth_protocol::api::Invite;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, now_ms};
+
+fn invite(row: &AnyRow) -> sqlx::Result<Invite> {
+    Ok(Invite {
+        code: row.try_get("code")?,
+        max_uses: row.try_get::<Option<i64>, _>("max_uses")?.map(|n| n as u32),
+        uses: row.try_get::<i64, _>("uses")? as u32,
+        expires_at: row.try_get("expires_at")?,
+        created_by: UserId(row.try_get("created_by")?),
+    })
+}
+
+impl Db {
+    pub async fn insert_invite(&self, invite: &Invite) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO invites (code, created_by, max_uses, uses, expires_at, revoked, created_at) \
+             VALUES ($1, $2, $3, 0, $4, 0, $5)",
+        )
+        .bind(invite.code.clone())
+        .bind(invite.created_by.0)
+        .bind(invite.max_uses.map(i64::from))
+        .bind(invite.expires_at)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Invites that can still be used.
+    pub async fn usable_invites(&self) -> sqlx::Result<Vec<Invite>> {
+        sqlx::query(
+            "SELECT code, created_by, max_uses, uses, expires_at FROM invites \
+             WHERE revoked = 0 AND (expires_at IS NULL OR expires_at > $1) \
+             AND (max_uses IS NULL OR uses < max_uses) ORDER BY created_at",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(invite)
+        .collect()
+    }
+
+    pub async fn revoke_invite(&self, code: &str) -> sqlx::Result<bool> {
+        let done = sqlx::query("UPDATE invites SET revoked = 1 WHERE code = $1 AND revoked = 0")
+            .bind(code.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Uses up one use of an invite inside the registration transaction; false when the
+    /// invite is unknown, revoked, expired or used up.
+    pub async fn consume_invite<'c, E>(exec: E, code: &str) -> sqlx::Result<bool>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        let done = sqlx::query(
+            "UPDATE invites SET uses = uses + 1 WHERE code = $1 AND revoked = 0 \
+             AND (expires_at IS NULL OR expires_at > $2) AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(code.to_string())
+        .bind(now_ms())
+        .execute(exec)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,296 @@
+//! Messages, mentions and reactions.
+
+use std::collections::BTreeMap;
+
+use hearth_protocol::model::{Message, Reaction};
+use hearth_protocol::{ChannelId, MessageId, UserId};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, now_ms};
+
+/// A message on its way into the database; id and time are given by the writer at commit.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub channel_id: ChannelId,
+    pub author_id: UserId,
+    pub nonce: String,
+    pub content: String,
+    pub reply_to: Option<MessageId>,
+    pub mentions: Vec<UserId>,
+}
+
+/// What became of a [`NewMessage`].
+#[derive(Debug, Clone)]
+pub enum Stored {
+    Created(Message),
+    /// The author already sent this nonce: here is the message made then.
+    Duplicate(Message),
+    /// `reply_to` names no message of this channel; nothing was stored.
+    BadReply,
+}
+
+const COLUMNS: &str =
+    "id, channel_id, author_id, content, reply_to, mentions, created_at, edited_at";
+
+fn encode_mentions(mentions: &[UserId]) -> String {
+    mentions.iter().map(|m| m.0.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+fn message(row: &AnyRow) -> sqlx::Result<Message> {
+    let mentions: String = row.try_get("mentions")?;
+    Ok(Message {
+        id: MessageId(row.try_get("id")?),
+        channel_id: ChannelId(row.try_get("channel_id")?),
+        author_id: UserId(row.try_get("author_id")?),
+        content: row.try_get("content")?,
+        created_at: row.try_get("created_at")?,
+        edited_at: row.try_get("edited_at")?,
+        reply_to: row.try_get::<Option<i64>, _>("reply_to")?.map(MessageId),
+        mentions: mentions.split_whitespace().filter_map(|s| s.parse().ok()).map(UserId).collect(),
+        reactions: Vec::new(),
+    })
+}
+
+impl Db {
+    /// Stores a batch in one transaction (the group commit): one fsync for all of them.
+    /// `next_id` hands out ids in commit order.
+    pub async fn store_messages(
+        &self,
+        batch: &[NewMessage],
+        mut next_id: impl FnMut() -> i64,
+    ) -> sqlx::Result<Vec<Stored>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            if let Some(reply_to) = m.reply_to {
+                let found: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM messages WHERE id = $1 AND channel_id = $2 AND deleted = 0",
+                )
+                .bind(reply_to.0)
+                .bind(m.channel_id.0)
+                .fetch_one(&mut *tx)
+                .await?;
+                if found == 0 {
+                    out.push(Stored::BadReply);
+                    continue;
+                }
+            }
+            let id = next_id();
+            let created_at = now_ms();
+            let mentions = encode_mentions(&m.mentions);
+            let done = sqlx::query(
+                "INSERT INTO messages (id, channel_id, author_id, nonce, content, reply_to, mentions, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (author_id, nonce) DO NOTHING",
+            )
+            .bind(id)
+            .bind(m.channel_id.0)
+            .bind(m.author_id.0)
+            .bind(m.nonce.clone())
+            .bind(m.content.clone())
+            .bind(m.reply_to.map(|r| r.0))
+            .bind(mentions)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                let sql = format!("SELECT {COLUMNS} FROM messages WHERE author_id = $1 AND nonce = $2");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(m.author_id.0)
+                    .bind(m.nonce.clone())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                out.push(Stored::Duplicate(message(&row)?));
+                continue;
+            }
+            for user in &m.mentions {
+                sqlx::query(
+                    "INSERT INTO mentions (user_id, channel_id, message_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(user.0)
+                .bind(m.channel_id.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            out.push(Stored::Created(Message {
+                id: MessageId(id),
+                channel_id: m.channel_id,
+                author_id: m.author_id,
+                content: m.content.clone(),
+                created_at,
+                edited_at: None,
+                reply_to: m.reply_to,
+                mentions: m.mentions.clone(),
+                reactions: Vec::new(),
+            }));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// One message that was not deleted, with its reactions.
+    pub async fn message(&self, channel: ChannelId, id: MessageId) -> sqlx::Result<Option<Message>> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1 AND channel_id = $2 AND deleted = 0");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.0)
+            .bind(channel.0)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut messages = vec![message(&row)?];
+        self.attach_reactions(channel, &mut messages).await?;
+        Ok(messages.pop())
+    }
+
+    /// A page of history: newest first before `before` (or the newest), or oldest first after
+    /// `after`.
+    pub async fn history(
+        &self,
+        channel: ChannelId,
+        before: Option<MessageId>,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> sqlx::Result<Vec<Message>> {
+        let rows = match after {
+            Some(after) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM messages WHERE channel_id = $1 AND deleted = 0 AND id > $2 \
+                     AND id < $3 ORDER BY id ASC LIMIT $4"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(channel.0)
+                    .bind(after.0)
+                    .bind(before.map(|b| b.0).unwrap_or(i64::MAX))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM messages WHERE channel_id = $1 AND deleted = 0 AND id < $2 \
+                     ORDER BY id DESC LIMIT $3"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(channel.0)
+                    .bind(before.map(|b| b.0).unwrap_or(i64::MAX))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let mut messages = rows.iter().map(message).collect::<sqlx::Result<Vec<_>>>()?;
+        self.attach_reactions(channel, &mut messages).await?;
+        Ok(messages)
+    }
+
+    async fn attach_reactions(&self, channel: ChannelId, messages: &mut [Message]) -> sqlx::Result<()> {
+        let (Some(lo), Some(hi)) =
+            (messages.iter().map(|m| m.id.0).min(), messages.iter().map(|m| m.id.0).max())
+        else {
+            return Ok(());
+        };
+        let rows = sqlx::query(
+            "SELECT r.message_id, r.emoji, r.user_id FROM reactions r JOIN messages m ON m.id = r.message_id \
+             WHERE m.channel_id = $1 AND r.message_id >= $2 AND r.message_id <= $3 \
+             ORDER BY r.message_id, r.created_at, r.user_id",
+        )
+        .bind(channel.0)
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_message: BTreeMap<i64, Vec<Reaction>> = BTreeMap::new();
+        for row in rows {
+            let id: i64 = row.try_get("message_id")?;
+            let emoji: String = row.try_get("emoji")?;
+            let user = UserId(row.try_get("user_id")?);
+            let list = by_message.entry(id).or_default();
+            match list.iter_mut().find(|r| r.emoji == emoji) {
+                Some(r) => r.users.push(user),
+                None => list.push(Reaction { emoji, users: vec![user] }),
+            }
+        }
+        for m in messages.iter_mut() {
+            if let Some(r) = by_message.remove(&m.id.0) {
+                m.reactions = r;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn edit_message(
+        &self,
+        channel: ChannelId,
+        id: MessageId,
+        content: &str,
+        mentions: &[UserId],
+    ) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE messages SET content = $1, mentions = $2, edited_at = $3 WHERE id = $4")
+            .bind(content.to_string())
+            .bind(encode_mentions(mentions))
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
+        for user in mentions {
+            sqlx::query("INSERT INTO mentions (user_id, channel_id, message_id) VALUES ($1, $2, $3)")
+                .bind(user.0)
+                .bind(channel.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Deletes a message's content; the row stays as a tombstone so that a resend of its
+    /// nonce does not bring it back.
+    pub async fn delete_message(&self, id: MessageId) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE messages SET deleted = 1, content = '', mentions = '' WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
+        tx.commit().await
+    }
+
+    /// Returns false when this user already reacted with this emoji.
+    pub async fn add_reaction(&self, id: MessageId, emoji: &str, user: UserId) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO reactions (message_id, emoji, user_id, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id.0)
+        .bind(emoji.to_string())
+        .bind(user.0)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn remove_reaction(&self, id: MessageId, emoji: &str, user: UserId) -> sqlx::Result<bool> {
+        let done = sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3")
+            .bind(id.0)
+            .bind(emoji.to_string())
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn distinct_reactions(&self, id: MessageId) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(DISTINCT emoji) FROM reactions WHERE message_id = $1")
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await
+    }
+}

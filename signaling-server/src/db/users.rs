@@ -1,0 +1,138 @@
+//! Accounts.
+
+use hearth_protocol::UserId;
+use hearth_protocol::model::User;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, flag, now_ms};
+
+/// An account as stored, secrets included; never sent to clients as is.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub user: User,
+    pub password_hash: String,
+    pub removed: bool,
+}
+
+const COLUMNS: &str = "id, username, display_name, avatar, is_admin, password_hash, removed_at";
+
+fn record(row: &AnyRow) -> sqlx::Result<UserRecord> {
+    Ok(UserRecord {
+        user: User {
+            id: UserId(row.try_get("id")?),
+            username: row.try_get("username")?,
+            display_name: row.try_get("display_name")?,
+            avatar: row.try_get("avatar")?,
+            is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        },
+        password_hash: row.try_get("password_hash")?,
+        removed: row.try_get::<Option<i64>, _>("removed_at")?.is_some(),
+    })
+}
+
+/// Usernames are unique without regard to case.
+pub fn username_key(username: &str) -> String {
+    username.to_lowercase()
+}
+
+impl Db {
+    pub async fn count_users(&self) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await
+    }
+
+    /// Inserts an account; `Ok(false)` when the username is taken.
+    pub async fn insert_user<'c, E>(
+        &self,
+        exec: E,
+        user: &User,
+        password_hash: &str,
+    ) -> sqlx::Result<bool>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        let done = sqlx::query(
+            "INSERT INTO users (id, username, username_key, display_name, password_hash, avatar, \
+             is_admin, created_at) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7) \
+             ON CONFLICT (username_key) DO NOTHING",
+        )
+        .bind(user.id.0)
+        .bind(user.username.clone())
+        .bind(username_key(&user.username))
+        .bind(user.display_name.clone())
+        .bind(password_hash.to_string())
+        .bind(flag(user.is_admin))
+        .bind(now_ms())
+        .execute(exec)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> sqlx::Result<Option<UserRecord>> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE username_key = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(username_key(username))
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| record(&r))
+            .transpose()
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> sqlx::Result<Option<UserRecord>> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| record(&r))
+            .transpose()
+    }
+
+    /// Every account that was not removed, in order of joining.
+    pub async fn active_users(&self) -> sqlx::Result<Vec<User>> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE removed_at IS NULL ORDER BY id");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| record(r).map(|u| u.user))
+            .collect()
+    }
+
+    pub async fn set_display_name(&self, id: UserId, name: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+            .bind(name.to_string())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_avatar(&self, id: UserId, avatar: Option<&str>) -> sqlx::Result<()> {
+        sqlx::query("UPDATE users SET avatar = $1 WHERE id = $2")
+            .bind(avatar.map(str::to_string))
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_password_hash(&self, id: UserId, hash: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash.to_string())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a member from the group; the row stays so their messages keep an author.
+    pub async fn remove_user(&self, id: UserId) -> sqlx::Result<bool> {
+        let done = sqlx::query("UPDATE users SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL")
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,319 @@
+//! Gateway ops after identify, one function each. An op either finishes at once (hub-only
+//! work: typing, presence, voice) or returns a future that does its database work beside the
+//! connection loop. Side effects reach clients only through the hub's dispatch.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use hearth_protocol::gateway::{ClientMsg, Event};
+use hearth_protocol::model::{Channel, ChannelKind, Signal, Status};
+use hearth_protocol::{ChannelId, ErrorCode, MAX_MESSAGE_CHARS, MessageId, UserId};
+
+use super::session::GatewaySession;
+use crate::db::messages::{NewMessage, Stored};
+use crate::db::now_ms;
+use crate::error::{AppError, AppResult};
+use crate::hub::payload;
+use crate::state::AppState;
+use crate::writer::WriteError;
+
+/// Most different emoji on one message.
+pub const MAX_REACTIONS: i64 = 20;
+
+pub struct Ctx {
+    pub state: AppState,
+    pub session: Arc<GatewaySession>,
+    pub received: Instant,
+}
+
+pub enum Handled {
+    Done(AppResult<()>),
+    Later(BoxFuture<'static, AppResult<()>>),
+}
+
+fn later(f: impl Future<Output = AppResult<()>> + Send + 'static) -> Handled {
+    Handled::Later(Box::pin(f))
+}
+
+pub fn handle(ctx: Ctx, op: ClientMsg) -> Handled {
+    match op {
+        ClientMsg::SendMessage { channel_id, nonce, content, reply_to } => {
+            match send_message(ctx, channel_id, nonce, content, reply_to) {
+                Ok(f) => Handled::Later(f),
+                Err(e) => Handled::Done(Err(e)),
+            }
+        }
+        ClientMsg::EditMessage { channel_id, message_id, content } => {
+            later(edit_message(ctx, channel_id, message_id, content))
+        }
+        ClientMsg::DeleteMessage { channel_id, message_id } => later(delete_message(ctx, channel_id, message_id)),
+        ClientMsg::AddReaction { channel_id, message_id, emoji } => {
+            later(react(ctx, channel_id, message_id, emoji, true))
+        }
+        ClientMsg::RemoveReaction { channel_id, message_id, emoji } => {
+            later(react(ctx, channel_id, message_id, emoji, false))
+        }
+        ClientMsg::MarkRead { channel_id, message_id } => later(mark_read(ctx, channel_id, message_id)),
+        ClientMsg::Typing { channel_id } => Handled::Done(typing(&ctx, channel_id)),
+        ClientMsg::SetStatus { status } => Handled::Done(set_status(&ctx, status)),
+        ClientMsg::VoiceJoin { channel_id, muted, deafened } => Handled::Done(
+            ctx.state
+                .hub
+                .voice_join(&ctx.session, channel_id, muted, deafened)
+                .ok_or_else(|| AppError::not_found("voice channel")),
+        ),
+        ClientMsg::VoiceLeave => {
+            ctx.state.hub.voice_leave(&ctx.session);
+            Handled::Done(Ok(()))
+        }
+        ClientMsg::VoiceUpdate { muted, deafened, speaking } => Handled::Done(
+            ctx.state
+                .hub
+                .voice_update(&ctx.session, muted, deafened, speaking)
+                .ok_or_else(|| AppError::invalid("you are not in a voice channel")),
+        ),
+        ClientMsg::VoiceSignal { to, signal } => Handled::Done(voice_signal(&ctx, to, signal)),
+        ClientMsg::Identify { .. } | ClientMsg::Resume { .. } | ClientMsg::Heartbeat { .. } => {
+            Handled::Done(Err(AppError::invalid("not an op for this stage")))
+        }
+    }
+}
+
+/// A channel the user may post in: visible, and not a voice channel.
+pub fn text_channel(state: &AppState, user: UserId, id: ChannelId) -> AppResult<Channel> {
+    let channel = state.hub.visible_channel(user, id).ok_or_else(|| AppError::not_found("channel"))?;
+    if channel.kind == ChannelKind::Voice {
+        return Err(AppError::invalid("voice channels have no messages"));
+    }
+    Ok(channel)
+}
+
+pub fn check_content(content: &str) -> AppResult<()> {
+    if content.trim().is_empty() {
+        return Err(AppError::invalid("message is empty"));
+    }
+    if content.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(AppError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("messages are limited to {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_rate(state: &AppState, user: UserId) -> AppResult<()> {
+    state.messages_by_user.check(&user, Instant::now()).map_err(|wait| {
+        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        AppError::rate_limited(wait.as_millis() as u64)
+    })
+}
+
+/// Users mentioned as `<@id>` who can see the channel, each once.
+pub fn mentions(state: &AppState, channel: &Channel, content: &str) -> Vec<UserId> {
+    let mut found = Vec::new();
+    let mut rest = content;
+    while let Some(start) = rest.find("<@") {
+        rest = &rest[start + 2..];
+        let Some(end) = rest.find('>') else { break };
+        if let Ok(id) = rest[..end].parse::<i64>() {
+            let user = UserId(id);
+            let visible = state.hub.user(user).is_some()
+                && (!channel.kind.is_private() || channel.members.contains(&user));
+            if visible && !found.contains(&user) {
+                found.push(user);
+            }
+        }
+        if found.len() >= 50 {
+            break;
+        }
+    }
+    found
+}
+
+/// Validates and queues a message; the returned future waits for the commit, then fans out.
+/// Validation and queuing happen before returning so one connection's messages keep their
+/// order.
+fn send_message(
+    ctx: Ctx,
+    channel_id: ChannelId,
+    nonce: String,
+    content: String,
+    reply_to: Option<MessageId>,
+) -> AppResult<BoxFuture<'static, AppResult<()>>> {
+    let user = ctx.session.user_id;
+    let channel = text_channel(&ctx.state, user, channel_id)?;
+    if nonce.is_empty() || nonce.len() > 64 || nonce.chars().any(char::is_control) {
+        return Err(AppError::invalid("nonce must be 1 to 64 printable characters"));
+    }
+    check_content(&content)?;
+    check_rate(&ctx.state, user)?;
+    let message = NewMessage {
+        channel_id,
+        author_id: user,
+        nonce: nonce.clone(),
+        mentions: mentions(&ctx.state, &channel, &content),
+        content,
+        reply_to,
+    };
+    Ok(Box::pin(async move {
+        let outcome = commit(&ctx.state, message).await?;
+        let state = &ctx.state;
+        match outcome {
+            Stored::Created(message) => {
+                state.hub.set_last_message(channel_id, message.id);
+                state.hub.dispatch_channel(channel_id, &Event::MessageCreate { message, nonce: Some(nonce) });
+            }
+            // A resend: only this session hears of it again, with the original message.
+            Stored::Duplicate(message) => {
+                ctx.session.dispatch(&payload(&Event::MessageCreate { message, nonce: Some(nonce) }))
+            }
+            Stored::BadReply => return Err(AppError::not_found("message to reply to")),
+        }
+        state.metrics.observe_gateway_latency(ctx.received.elapsed());
+        Ok(())
+    }))
+}
+
+/// Queues a message with the writer and waits until it is durable.
+pub async fn commit(state: &AppState, message: NewMessage) -> AppResult<Stored> {
+    let unavailable = || AppError::new(ErrorCode::Unavailable, "the server is shutting down; send again later");
+    let reply = state.writer.submit(message).await.map_err(|_| unavailable())?;
+    match reply.await {
+        Ok(Ok(stored)) => {
+            if matches!(stored, Stored::Created(_)) {
+                state.metrics.message_stored();
+            }
+            Ok(stored)
+        }
+        Ok(Err(WriteError::Database)) => Err(AppError::Internal(anyhow::anyhow!("message commit failed"))),
+        Ok(Err(WriteError::ShuttingDown)) | Err(_) => Err(unavailable()),
+    }
+}
+
+async fn edit_message(ctx: Ctx, channel_id: ChannelId, message_id: MessageId, content: String) -> AppResult<()> {
+    let state = &ctx.state;
+    let user = ctx.session.user_id;
+    let channel = text_channel(state, user, channel_id)?;
+    check_content(&content)?;
+    check_rate(state, user)?;
+    let message = state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    if message.author_id != user {
+        return Err(AppError::new(ErrorCode::Forbidden, "only the author can edit a message"));
+    }
+    let mentioned = mentions(state, &channel, &content);
+    state.db.edit_message(channel_id, message_id, &content, &mentioned).await?;
+    let message = state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    state.hub.dispatch_channel(channel_id, &Event::MessageUpdate { message });
+    Ok(())
+}
+
+async fn delete_message(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) -> AppResult<()> {
+    let state = &ctx.state;
+    let user = ctx.session.user_id;
+    text_channel(state, user, channel_id)?;
+    let message = state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    let is_admin = state.hub.user(user).is_some_and(|u| u.is_admin);
+    if message.author_id != user && !is_admin {
+        return Err(AppError::new(ErrorCode::Forbidden, "only the author or an admin can delete a message"));
+    }
+    state.db.delete_message(message_id).await?;
+    state.hub.dispatch_channel(channel_id, &Event::MessageDelete { channel_id, message_id });
+    Ok(())
+}
+
+fn check_emoji(emoji: &str) -> AppResult<()> {
+    if emoji.is_empty() || emoji.len() > 64 || emoji.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(AppError::invalid("emoji must be 1 to 64 bytes without spaces"));
+    }
+    Ok(())
+}
+
+async fn react(ctx: Ctx, channel_id: ChannelId, message_id: MessageId, emoji: String, add: bool) -> AppResult<()> {
+    let state = &ctx.state;
+    let user = ctx.session.user_id;
+    text_channel(state, user, channel_id)?;
+    check_emoji(&emoji)?;
+    check_rate(state, user)?;
+    let message = state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    if add {
+        let known = message.reactions.iter().any(|r| r.emoji == emoji);
+        if !known && state.db.distinct_reactions(message_id).await? >= MAX_REACTIONS {
+            return Err(AppError::invalid(format!("a message can carry at most {MAX_REACTIONS} different reactions")));
+        }
+        if state.db.add_reaction(message_id, &emoji, user).await? {
+            state.hub.dispatch_channel(channel_id, &Event::ReactionAdd { channel_id, message_id, user_id: user, emoji });
+        }
+    } else if state.db.remove_reaction(message_id, &emoji, user).await? {
+        state.hub.dispatch_channel(channel_id, &Event::ReactionRemove { channel_id, message_id, user_id: user, emoji });
+    }
+    Ok(())
+}
+
+async fn mark_read(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) -> AppResult<()> {
+    let state = &ctx.state;
+    let user = ctx.session.user_id;
+    let channel = text_channel(state, user, channel_id)?;
+    if channel.last_message_id.is_none_or(|last| message_id > last) {
+        return Err(AppError::not_found("message"));
+    }
+    state.db.mark_read(user, channel_id, message_id).await?;
+    let current = state.hub.channel(channel_id).and_then(|c| c.last_message_id);
+    let read_state = state.db.read_state(user, channel_id, channel.kind.is_private(), current).await?;
+    state.hub.dispatch_user(user, &Event::ReadStateUpdate { read_state });
+    Ok(())
+}
+
+fn typing(ctx: &Ctx, channel_id: ChannelId) -> AppResult<()> {
+    let user = ctx.session.user_id;
+    text_channel(&ctx.state, user, channel_id)?;
+    ctx.state.hub.dispatch_channel(channel_id, &Event::TypingStart { channel_id, user_id: user, at: now_ms() });
+    Ok(())
+}
+
+fn set_status(ctx: &Ctx, status: Status) -> AppResult<()> {
+    if status == Status::Offline {
+        return Err(AppError::invalid("choose invisible to appear offline"));
+    }
+    ctx.state.hub.set_status(&ctx.session, status);
+    Ok(())
+}
+
+/// Largest SDP or candidate relayed.
+const MAX_SIGNAL_BYTES: usize = 32 * 1024;
+
+fn voice_signal(ctx: &Ctx, to: UserId, signal: Signal) -> AppResult<()> {
+    let size = match &signal {
+        Signal::Offer { sdp } | Signal::Answer { sdp } => sdp.len(),
+        Signal::Candidate { candidate, .. } => candidate.len(),
+    };
+    if size > MAX_SIGNAL_BYTES {
+        return Err(AppError::new(ErrorCode::PayloadTooLarge, "signal too large"));
+    }
+    ctx.state
+        .hub
+        .voice_signal(&ctx.session, to, signal)
+        .ok_or_else(|| AppError::new(ErrorCode::Forbidden, "you can only signal members of your call"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_rules() {
+        assert!(check_content("hi").is_ok());
+        assert!(check_content("  \n ").is_err());
+        assert!(check_content(&"é".repeat(MAX_MESSAGE_CHARS)).is_ok());
+        assert!(check_content(&"é".repeat(MAX_MESSAGE_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn emoji_rules() {
+        assert!(check_emoji("👍").is_ok());
+        assert!(check_emoji("").is_err());
+        assert!(check_emoji("a b").is_err());
+        assert!(check_emoji(&"x".repeat(65)).is_err());
+    }
+}

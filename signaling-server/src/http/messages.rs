@@ -1,0 +1,74 @@
+//! Message history with cursors, single messages, and sending over HTTP (the same path as the
+//! gateway's `SendMessage`, so the nonce makes it idempotent too).
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use hearth_protocol::api::{HistoryQuery, SendMessageRequest};
+use hearth_protocol::gateway::Event;
+use hearth_protocol::model::Message;
+use hearth_protocol::{ChannelId, MessageId};
+
+use super::extract::{Json, Path, Query};
+use crate::auth::AuthUser;
+use crate::db::messages::{NewMessage, Stored};
+use crate::error::{AppError, AppResult};
+use crate::gateway::{check_content, commit, mentions, text_channel};
+use crate::state::AppState;
+
+pub async fn history(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<ChannelId>,
+    Query(q): Query<HistoryQuery>,
+) -> AppResult<Json<Vec<Message>>> {
+    text_channel(&state, user.id, id)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::invalid("limit must be between 1 and 100"));
+    }
+    Ok(Json(state.db.history(id, q.before, q.after, limit).await?))
+}
+
+pub async fn one(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((id, message_id)): Path<(ChannelId, MessageId)>,
+) -> AppResult<Json<Message>> {
+    text_channel(&state, user.id, id)?;
+    state.db.message(id, message_id).await?.map(Json).ok_or_else(|| AppError::not_found("message"))
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<ChannelId>,
+    Json(req): Json<SendMessageRequest>,
+) -> AppResult<(StatusCode, Json<Message>)> {
+    let received = Instant::now();
+    let channel = text_channel(&state, user.id, id)?;
+    if req.nonce.is_empty() || req.nonce.len() > 64 || req.nonce.chars().any(char::is_control) {
+        return Err(AppError::invalid("nonce must be 1 to 64 printable characters"));
+    }
+    check_content(&req.content)?;
+    crate::gateway::check_rate(&state, user.id)?;
+    let message = NewMessage {
+        channel_id: id,
+        author_id: user.id,
+        nonce: req.nonce.clone(),
+        mentions: mentions(&state, &channel, &req.content),
+        content: req.content,
+        reply_to: req.reply_to,
+    };
+    match commit(&state, message).await? {
+        Stored::Created(message) => {
+            state.hub.set_last_message(id, message.id);
+            state.hub.dispatch_channel(id, &Event::MessageCreate { message: message.clone(), nonce: Some(req.nonce) });
+            state.metrics.observe_gateway_latency(received.elapsed());
+            Ok((StatusCode::CREATED, Json(message)))
+        }
+        Stored::Duplicate(message) => Ok((StatusCode::OK, Json(message))),
+        Stored::BadReply => Err(AppError::not_found("message to reply to")),
+    }
+}

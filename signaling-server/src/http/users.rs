@@ -1,0 +1,119 @@
+//! Members and profiles: list, me, display name, avatar, password; an admin removes members.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use hearth_protocol::api::{ChangePasswordRequest, UpdateProfileRequest};
+use hearth_protocol::model::User;
+use hearth_protocol::{ErrorCode, UserId};
+
+use super::auth::{check_display_name, check_password};
+use super::extract::{Json, Path};
+use crate::auth::AuthUser;
+use crate::avatar;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+fn current(state: &AppState, user: &AuthUser) -> AppResult<User> {
+    state.hub.user(user.id).ok_or_else(AppError::unauthorized)
+}
+
+pub async fn list(State(state): State<AppState>, _user: AuthUser) -> Json<Vec<User>> {
+    Json(state.hub.members())
+}
+
+pub async fn me(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<User>> {
+    Ok(Json(current(&state, &user)?))
+}
+
+pub async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<UpdateProfileRequest>,
+) -> AppResult<Json<User>> {
+    let mut profile = current(&state, &user)?;
+    if let Some(name) = req.display_name {
+        let name = check_display_name(&name)?;
+        state.db.set_display_name(user.id, &name).await?;
+        profile.display_name = name;
+        state.hub.upsert_user(profile.clone());
+    }
+    Ok(Json(profile))
+}
+
+/// The body is the image file itself (PNG, JPEG, GIF or WebP).
+pub async fn put_avatar(State(state): State<AppState>, user: AuthUser, body: Body) -> AppResult<Json<User>> {
+    let limit = state.config.limits.max_avatar_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| AppError::new(ErrorCode::PayloadTooLarge, format!("avatars are limited to {limit} bytes")))?;
+    let (hash, png) = tokio::task::spawn_blocking(move || avatar::process(&bytes))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("avatar task")))??;
+    let path = avatar::path(&state.config.data_dir, &hash).ok_or_else(|| AppError::Internal(anyhow::anyhow!("bad avatar hash")))?;
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(|e| AppError::Internal(e.into()))?;
+    }
+    tokio::fs::write(&path, &png).await.map_err(|e| AppError::Internal(e.into()))?;
+    state.db.set_avatar(user.id, Some(&hash)).await?;
+    let mut profile = current(&state, &user)?;
+    profile.avatar = Some(hash);
+    state.hub.upsert_user(profile.clone());
+    Ok(Json(profile))
+}
+
+pub async fn delete_avatar(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<User>> {
+    state.db.set_avatar(user.id, None).await?;
+    let mut profile = current(&state, &user)?;
+    profile.avatar = None;
+    state.hub.upsert_user(profile.clone());
+    Ok(Json(profile))
+}
+
+/// `GET /avatars/{hash}.png` (members only).
+pub async fn avatar(State(state): State<AppState>, _user: AuthUser, Path(file): Path<String>) -> AppResult<impl IntoResponse> {
+    let hash = file.strip_suffix(".png").unwrap_or(&file);
+    let path = avatar::path(&state.config.data_dir, hash).ok_or_else(|| AppError::not_found("avatar"))?;
+    let bytes = tokio::fs::read(&path).await.map_err(|_| AppError::not_found("avatar"))?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=31536000, immutable")],
+        bytes,
+    ))
+}
+
+/// Changes the password and ends every other login of the user.
+pub async fn change_password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<ChangePasswordRequest>,
+) -> AppResult<StatusCode> {
+    check_password(&req.new_password)?;
+    let record = state.db.user_by_id(user.id).await?.ok_or_else(AppError::unauthorized)?;
+    if !state.passwords.verify(&req.current_password, Some(&record.password_hash)).await? {
+        return Err(AppError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
+    }
+    let hash = state.passwords.hash(&req.new_password).await?;
+    state.db.set_password_hash(user.id, &hash).await?;
+    for family in state.db.revoke_user_families(user.id, Some(&user.family)).await? {
+        state.hub.revoke_family(&family);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An admin removes a member: their logins end and they can no longer log in.
+pub async fn remove(State(state): State<AppState>, user: AuthUser, Path(id): Path<UserId>) -> AppResult<StatusCode> {
+    user.require_admin()?;
+    if id == user.id {
+        return Err(AppError::invalid("you cannot remove yourself"));
+    }
+    if state.hub.user(id).is_none() || !state.db.remove_user(id).await? {
+        return Err(AppError::not_found("member"));
+    }
+    for family in state.db.revoke_user_families(id, None).await? {
+        state.hub.revoke_family(&family);
+    }
+    state.hub.remove_user(id);
+    tracing::info!(user = %id, by = %user.id, "member removed");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,448 @@
+//! The hub: the group's live state in memory (members, channels and who may see them,
+//! gateway sessions, presence, voice states) and fan-out of events to the sessions allowed to
+//! see them. The database is the record; the hub is loaded from it at start and kept in step
+//! by the handlers after each durable change.
+//!
+//! Invariant: an event reaches a session only if that session's user may see the channel
+//! (private channels: members only) — every dispatch goes through [`Hub::dispatch_channel`],
+//! [`Hub::dispatch_user`] or [`Hub::dispatch_all`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use hearth_protocol::gateway::Event;
+use hearth_protocol::model::{Channel, ChannelKind, Presence, Signal, Status, User, VoiceState};
+use hearth_protocol::{ChannelId, MessageId, UserId};
+
+use crate::gateway::session::GatewaySession;
+
+#[derive(Default)]
+pub struct Hub {
+    // A std RwLock: every critical section is a few map operations and non-blocking sends,
+    // never an await, so readers (fan-out) run in parallel and writers wait microseconds.
+    state: RwLock<GroupState>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    users: HashMap<UserId, User>,
+    channels: HashMap<ChannelId, Channel>,
+    sessions: HashMap<String, Arc<GatewaySession>>,
+    by_user: HashMap<UserId, Vec<Arc<GatewaySession>>>,
+    /// Shown presence per user (what others see), for change detection.
+    shown: HashMap<UserId, Status>,
+    voice: HashMap<UserId, (VoiceState, String)>,
+    revoked_families: HashSet<String>,
+}
+
+/// Serializes an event once for all recipients.
+pub fn payload(event: &Event) -> Arc<str> {
+    // Serializing our own enum of strings and numbers cannot fail.
+    Arc::from(serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string()))
+}
+
+impl GroupState {
+    fn can_see(&self, user: UserId, channel: &Channel) -> bool {
+        self.users.contains_key(&user) && (!channel.kind.is_private() || channel.members.contains(&user))
+    }
+
+    fn send_to_user(&self, user: UserId, payload: &Arc<str>) {
+        if let Some(sessions) = self.by_user.get(&user) {
+            for s in sessions {
+                s.dispatch(payload);
+            }
+        }
+    }
+
+    fn send_to_all(&self, payload: &Arc<str>) {
+        for s in self.sessions.values() {
+            s.dispatch(payload);
+        }
+    }
+
+    fn send_to_channel(&self, channel: &Channel, payload: &Arc<str>) {
+        if channel.kind.is_private() {
+            for m in &channel.members {
+                self.send_to_user(*m, payload);
+            }
+        } else {
+            self.send_to_all(payload);
+        }
+    }
+
+    /// The presence others see: the most "present" choice among live connections, where an
+    /// explicit choice (invisible, do-not-disturb) beats online, and idle counts only when
+    /// every device is idle.
+    fn computed_presence(&self, user: UserId) -> Status {
+        let mut best: Option<Status> = None;
+        for s in self.by_user.get(&user).into_iter().flatten() {
+            if !s.is_attached() {
+                continue;
+            }
+            let st = s.status();
+            let rank = |x: Status| match x {
+                Status::Invisible => 4,
+                Status::Dnd => 3,
+                Status::Online => 2,
+                Status::Idle => 1,
+                Status::Offline => 0,
+            };
+            if best.is_none_or(|b| rank(st) > rank(b)) {
+                best = Some(st);
+            }
+        }
+        match best {
+            None | Some(Status::Invisible) | Some(Status::Offline) => Status::Offline,
+            Some(s) => s,
+        }
+    }
+
+    fn refresh_presence(&mut self, user: UserId) {
+        let now = self.computed_presence(user);
+        let before = self.shown.insert(user, now).unwrap_or(Status::Offline);
+        if before != now {
+            let p = payload(&Event::PresenceUpdate { presence: Presence { user_id: user, status: now } });
+            self.send_to_all(&p);
+        }
+    }
+
+    fn leave_voice(&mut self, user: UserId) {
+        if let Some((mut state, _)) = self.voice.remove(&user) {
+            state.channel_id = None;
+            state.speaking = false;
+            let p = payload(&Event::VoiceStateUpdate { state });
+            self.send_to_all(&p);
+        }
+    }
+}
+
+/// What a new session's `Ready` is built from, taken in one lock with its registration.
+pub struct Snapshot {
+    pub user: User,
+    pub channels: Vec<Channel>,
+    pub members: Vec<User>,
+    pub presences: Vec<Presence>,
+    pub voice_states: Vec<VoiceState>,
+}
+
+impl Hub {
+    fn read(&self) -> RwLockReadGuard<'_, GroupState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, GroupState> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads the durable state at start.
+    pub fn load(&self, users: Vec<User>, channels: Vec<Channel>, revoked_families: Vec<String>) {
+        let mut s = self.write();
+        s.users = users.into_iter().map(|u| (u.id, u)).collect();
+        s.channels = channels.into_iter().map(|c| (c.id, c)).collect();
+        s.revoked_families = revoked_families.into_iter().collect();
+    }
+
+    // ---- members ----
+
+    pub fn user(&self, id: UserId) -> Option<User> {
+        self.read().users.get(&id).cloned()
+    }
+
+    pub fn members(&self) -> Vec<User> {
+        let mut users: Vec<User> = self.read().users.values().cloned().collect();
+        users.sort_by_key(|u| u.id);
+        users
+    }
+
+    /// A new member joined, or a member's profile changed: everyone hears of it.
+    pub fn upsert_user(&self, user: User) {
+        let mut s = self.write();
+        let event = if s.users.contains_key(&user.id) {
+            Event::MemberUpdate { user: user.clone() }
+        } else {
+            Event::MemberAdd { user: user.clone() }
+        };
+        s.users.insert(user.id, user);
+        s.send_to_all(&payload(&event));
+    }
+
+    /// A member was removed: their sessions end and everyone hears of it.
+    pub fn remove_user(&self, id: UserId) {
+        let mut s = self.write();
+        s.users.remove(&id);
+        if let Some(sessions) = s.by_user.remove(&id) {
+            for session in sessions {
+                session.end();
+                s.sessions.remove(&session.id);
+            }
+        }
+        s.shown.remove(&id);
+        s.leave_voice(id);
+        s.send_to_all(&payload(&Event::MemberRemove { user_id: id }));
+        s.send_to_all(&payload(&Event::PresenceUpdate {
+            presence: Presence { user_id: id, status: Status::Offline },
+        }));
+    }
+
+    // ---- logins ----
+
+    pub fn is_revoked(&self, family: &str) -> bool {
+        self.read().revoked_families.contains(family)
+    }
+
+    /// A login was revoked: its access tokens stop working and its sessions end.
+    pub fn revoke_family(&self, family: &str) {
+        let mut s = self.write();
+        s.revoked_families.insert(family.to_string());
+        let ended: Vec<Arc<GatewaySession>> =
+            s.sessions.values().filter(|x| x.family == family).cloned().collect();
+        for session in ended {
+            session.end();
+            Self::forget_session(&mut s, &session);
+        }
+    }
+
+    // ---- channels ----
+
+    pub fn channel(&self, id: ChannelId) -> Option<Channel> {
+        self.read().channels.get(&id).cloned()
+    }
+
+    /// The channel, if `user` may see it; otherwise `None` (callers answer "not found", so
+    /// private channels do not reveal that they exist).
+    pub fn visible_channel(&self, user: UserId, id: ChannelId) -> Option<Channel> {
+        let s = self.read();
+        s.channels.get(&id).filter(|c| s.can_see(user, c)).cloned()
+    }
+
+    pub fn visible_channels(&self, user: UserId) -> Vec<Channel> {
+        let s = self.read();
+        let mut list: Vec<Channel> = s.channels.values().filter(|c| s.can_see(user, c)).cloned().collect();
+        list.sort_by_key(|c| (c.kind.is_private(), c.position, c.id));
+        list
+    }
+
+    /// The DM between two users, if there is one.
+    pub fn find_dm(&self, a: UserId, b: UserId) -> Option<Channel> {
+        let s = self.read();
+        s.channels
+            .values()
+            .find(|c| c.kind == ChannelKind::Dm && c.members.contains(&a) && c.members.contains(&b))
+            .cloned()
+    }
+
+    /// The next position for a new group channel.
+    pub fn next_position(&self) -> i32 {
+        let s = self.read();
+        s.channels.values().filter(|c| !c.kind.is_private()).map(|c| c.position + 1).max().unwrap_or(0)
+    }
+
+    /// A channel was created or changed: those who can see it hear of it.
+    pub fn upsert_channel(&self, channel: Channel) {
+        let mut s = self.write();
+        let event = if s.channels.contains_key(&channel.id) {
+            Event::ChannelUpdate { channel: channel.clone() }
+        } else {
+            Event::ChannelCreate { channel: channel.clone() }
+        };
+        s.send_to_channel(&channel, &payload(&event));
+        s.channels.insert(channel.id, channel);
+    }
+
+    pub fn delete_channel(&self, id: ChannelId) {
+        let mut s = self.write();
+        if let Some(channel) = s.channels.remove(&id) {
+            s.send_to_channel(&channel, &payload(&Event::ChannelDelete { channel_id: id }));
+            let in_call: Vec<UserId> =
+                s.voice.iter().filter(|(_, (v, _))| v.channel_id == Some(id)).map(|(u, _)| *u).collect();
+            for user in in_call {
+                s.leave_voice(user);
+            }
+        }
+    }
+
+    pub fn set_last_message(&self, channel: ChannelId, id: MessageId) {
+        let mut s = self.write();
+        if let Some(c) = s.channels.get_mut(&channel) {
+            if c.last_message_id.is_none_or(|last| last < id) {
+                c.last_message_id = Some(id);
+            }
+        }
+    }
+
+    // ---- fan-out ----
+
+    /// To every session that may see `channel`.
+    pub fn dispatch_channel(&self, channel: ChannelId, event: &Event) {
+        let s = self.read();
+        if let Some(c) = s.channels.get(&channel) {
+            s.send_to_channel(c, &payload(event));
+        }
+    }
+
+    /// To every session of one user.
+    pub fn dispatch_user(&self, user: UserId, event: &Event) {
+        self.read().send_to_user(user, &payload(event));
+    }
+
+    pub fn dispatch_all(&self, event: &Event) {
+        self.read().send_to_all(&payload(event));
+    }
+
+    // ---- sessions and presence ----
+
+    /// Registers a new, attached session and takes the snapshot for its `Ready` in the same
+    /// critical section, so that every later event reaches it and none is in the snapshot and
+    /// missed.
+    pub fn register(&self, session: Arc<GatewaySession>) -> Option<Snapshot> {
+        let mut s = self.write();
+        let user = s.users.get(&session.user_id).cloned()?;
+        s.sessions.insert(session.id.clone(), session.clone());
+        s.by_user.entry(session.user_id).or_default().push(session.clone());
+        s.refresh_presence(session.user_id);
+        let mut channels: Vec<Channel> =
+            s.channels.values().filter(|c| s.can_see(user.id, c)).cloned().collect();
+        channels.sort_by_key(|c| (c.kind.is_private(), c.position, c.id));
+        let mut members: Vec<User> = s.users.values().cloned().collect();
+        members.sort_by_key(|u| u.id);
+        let presences = members
+            .iter()
+            .map(|u| Presence { user_id: u.id, status: s.shown.get(&u.id).copied().unwrap_or(Status::Offline) })
+            .collect();
+        let voice_states = s.voice.values().map(|(v, _)| v.clone()).collect();
+        Some(Snapshot { user, channels, members, presences, voice_states })
+    }
+
+    pub fn session(&self, id: &str) -> Option<Arc<GatewaySession>> {
+        self.read().sessions.get(id).cloned()
+    }
+
+    /// A session's connection came (back) or went: presence follows; a session that lost its
+    /// connection leaves its voice channel.
+    pub fn connection_changed(&self, session: &GatewaySession) {
+        let mut s = self.write();
+        if !session.is_attached() {
+            let in_voice = s.voice.get(&session.user_id).is_some_and(|(_, sid)| *sid == session.id);
+            if in_voice {
+                s.leave_voice(session.user_id);
+            }
+        }
+        s.refresh_presence(session.user_id);
+    }
+
+    pub fn set_status(&self, session: &GatewaySession, status: Status) {
+        session.set_status(status);
+        self.write().refresh_presence(session.user_id);
+    }
+
+    fn forget_session(s: &mut GroupState, session: &GatewaySession) {
+        s.sessions.remove(&session.id);
+        if let Some(list) = s.by_user.get_mut(&session.user_id) {
+            list.retain(|x| x.id != session.id);
+            if list.is_empty() {
+                s.by_user.remove(&session.user_id);
+            }
+        }
+        let in_voice = s.voice.get(&session.user_id).is_some_and(|(_, sid)| *sid == session.id);
+        if in_voice {
+            s.leave_voice(session.user_id);
+        }
+        s.refresh_presence(session.user_id);
+    }
+
+    /// Drops sessions whose connection has been gone longer than `window`, and ended ones.
+    /// Returns how many were dropped.
+    pub fn reap(&self, window: Duration, now: Instant) -> usize {
+        let mut s = self.write();
+        let expired: Vec<Arc<GatewaySession>> = s
+            .sessions
+            .values()
+            .filter(|x| x.is_ended() || x.detached_at().is_some_and(|t| now.duration_since(t) >= window))
+            .cloned()
+            .collect();
+        for session in &expired {
+            session.end();
+            Self::forget_session(&mut s, session);
+        }
+        expired.len()
+    }
+
+    /// Every live session, e.g. to close them at shutdown.
+    pub fn sessions(&self) -> Vec<Arc<GatewaySession>> {
+        self.read().sessions.values().cloned().collect()
+    }
+
+    /// (sessions with a live connection, distinct users with one).
+    pub fn connected_counts(&self) -> (usize, usize) {
+        let s = self.read();
+        let sessions = s.sessions.values().filter(|x| x.is_attached()).count();
+        let users = s.by_user.values().filter(|l| l.iter().any(|x| x.is_attached())).count();
+        (sessions, users)
+    }
+
+    // ---- voice ----
+
+    /// Joins (or moves to) a voice channel. `None` when the channel is not a voice channel
+    /// the user can see.
+    pub fn voice_join(
+        &self,
+        session: &GatewaySession,
+        channel: ChannelId,
+        muted: bool,
+        deafened: bool,
+    ) -> Option<()> {
+        let mut s = self.write();
+        let c = s.channels.get(&channel)?;
+        if c.kind != ChannelKind::Voice || !s.can_see(session.user_id, c) {
+            return None;
+        }
+        let state = VoiceState {
+            user_id: session.user_id,
+            channel_id: Some(channel),
+            muted,
+            deafened,
+            speaking: false,
+        };
+        s.voice.insert(session.user_id, (state.clone(), session.id.clone()));
+        s.send_to_all(&payload(&Event::VoiceStateUpdate { state }));
+        Some(())
+    }
+
+    pub fn voice_leave(&self, session: &GatewaySession) {
+        let mut s = self.write();
+        let mine = s.voice.get(&session.user_id).is_some_and(|(_, sid)| *sid == session.id);
+        if mine {
+            s.leave_voice(session.user_id);
+        }
+    }
+
+    /// Updates mute/deafen/speaking; `None` when this session is not in a call.
+    pub fn voice_update(&self, session: &GatewaySession, muted: bool, deafened: bool, speaking: bool) -> Option<()> {
+        let mut s = self.write();
+        let (state, sid) = s.voice.get_mut(&session.user_id)?;
+        if *sid != session.id {
+            return None;
+        }
+        state.muted = muted;
+        state.deafened = deafened;
+        state.speaking = speaking && !muted;
+        let p = payload(&Event::VoiceStateUpdate { state: state.clone() });
+        s.send_to_all(&p);
+        Some(())
+    }
+
+    /// Relays signalling to `to`'s session in the call, only if both are in the same voice
+    /// channel. `None` otherwise.
+    pub fn voice_signal(&self, from: &GatewaySession, to: UserId, signal: Signal) -> Option<()> {
+        let s = self.read();
+        let (mine, my_session) = s.voice.get(&from.user_id)?;
+        let (theirs, their_session) = s.voice.get(&to)?;
+        if *my_session != from.id || mine.channel_id.is_none() || mine.channel_id != theirs.channel_id || to == from.user_id {
+            return None;
+        }
+        let target = s.sessions.get(their_session)?;
+        target.dispatch(&payload(&Event::VoiceSignal { from: from.user_id, signal }));
+        Some(())
+    }
+}

@@ -1,0 +1,129 @@
+//! `hearth-server`: the self-hosted home of one group.
+//!
+//! Map of the crate:
+//! - [`config`]: command line, environment and file → [`config::Config`].
+//! - [`db`]: the only module that knows SQL (SQLite or PostgreSQL through sqlx `Any`).
+//! - [`writer`]: the group-commit message writer; a message is acknowledged only once durable.
+//! - [`hub`]: the group's live state in memory and event fan-out to the sessions allowed to
+//!   see each event.
+//! - [`gateway`]: the WebSocket gateway — handshake, sessions with replay for resume, ops.
+//! - [`http`]: the JSON API under `/api/v1`, `/healthz` and `/metrics`.
+//! - [`auth`]: argon2id passwords, JWT access tokens, refresh tokens, the `AuthUser` extractor.
+//! - [`ratelimit`], [`metrics`], [`turn`], [`avatar`], [`secrets`], [`setup`], [`ids`]: small
+//!   single-purpose pieces.
+//!
+//! [`serve`] runs the whole server until its shutdown token fires, then drains connections
+//! and commits every queued message before returning.
+
+pub mod auth;
+pub mod avatar;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod hub;
+pub mod ids;
+pub mod metrics;
+pub mod ratelimit;
+pub mod secrets;
+pub mod setup;
+pub mod state;
+pub mod turn;
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Passwords, Tokens};
+use crate::config::Config;
+use crate::db::Db;
+use crate::hub::Hub;
+use crate::ids::IdGenerator;
+use crate::ratelimit::KeyedLimiter;
+use crate::secrets::Secrets;
+use crate::state::{AppState, Inner};
+use crate::writer::MessageWriter;
+
+/// Runs the server until `shutdown` fires, then shuts down gracefully.
+pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let secrets = Secrets::load_or_create(&config.data_dir)?;
+    let db = Db::connect(&config.database_url).await?;
+    let ids = Arc::new(IdGenerator::new(db.max_id().await?));
+
+    let hub = Hub::default();
+    let revoked_since = db::now_ms() - config.access_token_ttl.as_millis() as i64 - 60_000;
+    hub.load(
+        db.active_users().await?,
+        db.live_channels().await?,
+        db.recently_revoked_families(revoked_since).await?,
+    );
+    let setup_token = setup::prepare(&db, &config.data_dir).await?;
+
+    let (writer, writer_task) = MessageWriter::start(db.clone(), ids.clone(), shutdown.clone());
+    let limits = &config.limits;
+    let state = AppState::new(Inner {
+        passwords: Passwords::new(limits.argon2_concurrency)?,
+        tokens: Tokens::new(secrets.signing_key.as_bytes(), &config.public_url, config.access_token_ttl),
+        login_by_account: KeyedLimiter::per_minute(limits.login_per_account_per_min),
+        login_by_ip: KeyedLimiter::per_minute(limits.login_per_ip_per_min),
+        messages_by_user: KeyedLimiter::new(limits.message_burst, f64::from(limits.messages_per_sec)),
+        setup_token: std::sync::Mutex::new(setup_token),
+        connections: Default::default(),
+        metrics: Default::default(),
+        tasks: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        secrets,
+        writer,
+        hub,
+        ids,
+        db: db.clone(),
+        config: config.clone(),
+    });
+
+    let reaper = tokio::spawn(reap_sessions(state.clone()));
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    secrets::write_private(&config.data_dir.join("server.addr"), addr.to_string().as_bytes())?;
+    tracing::info!(%addr, public_url = %config.public_url, "hearth-server listening");
+
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+
+    // HTTP has stopped; gateway connections saw the same token and are draining.
+    tracing::info!("shutting down: draining gateway connections");
+    state.tasks.close();
+    if tokio::time::timeout(config.shutdown_grace, state.tasks.wait()).await.is_err() {
+        tracing::warn!("some gateway connections did not close in time");
+    }
+    reaper.abort();
+    writer_task.await.context("message writer")?;
+    db.close().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Ends sessions whose connection has been gone longer than the resume window.
+async fn reap_sessions(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5).min(state.config.resume_window.max(Duration::from_millis(100))));
+    loop {
+        tick.tick().await;
+        let dropped = state.hub.reap(state.config.resume_window, Instant::now());
+        if dropped > 0 {
+            tracing::debug!(dropped, "expired gateway sessions");
+        }
+    }
+}
