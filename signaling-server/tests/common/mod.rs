@@ -1,0 +1,480 @@
+//! Test support: the real `hearth-server` binary started on 127.0.0.1:0 with its own data
+//! directory (and its own PostgreSQL database when asked), an HTTP client and a gateway
+//! client that speak the protocol crate's types.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hearth_protocol::api::{Invite, Session};
+use hearth_protocol::gateway::{ClientMsg, Event, Ready, ServerMsg};
+use hearth_protocol::model::Channel;
+use hearth_protocol::{ChannelId, PROTOCOL_VERSION};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const PASSWORD: &str = "correct horse battery";
+/// How long a test waits for something that should happen.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// A database URL of a fresh database made for this test.
+    Postgres(String),
+}
+
+/// Makes a fresh PostgreSQL database for one test from `HEARTH_TEST_PG_URL` (an admin URL).
+/// Without it: fails under CI (where scripts/test.sh always provides it), skips otherwise.
+pub async fn postgres() -> Option<Backend> {
+    let Ok(admin) = std::env::var("HEARTH_TEST_PG_URL") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("HEARTH_TEST_PG_URL is not set; scripts/test.sh starts PostgreSQL and sets it");
+        }
+        eprintln!("HEARTH_TEST_PG_URL not set: skipping the PostgreSQL run of this test");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("hearth_test_{}", random_suffix());
+    let pool = sqlx::AnyPool::connect(&admin).await.expect("connecting to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("creating a test database");
+    pool.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("admin URL has a database");
+    Some(Backend::Postgres(format!("{base}/{name}")))
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{n:016x}")
+}
+
+/// Runs an async test body once per backend: SQLite always, PostgreSQL when available.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::common::postgres().await {
+                        super::$name(backend).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub backend: Backend,
+    pub args: Vec<String>,
+    pub base: String,
+    pub addr: String,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Starts with extra command-line options (e.g. limits).
+    pub async fn start_with(backend: Backend, args: &[&str]) -> TestServer {
+        let data_dir = std::env::temp_dir().join(format!("hearth-test-{}", random_suffix()));
+        std::fs::create_dir_all(&data_dir).expect("creating a data dir");
+        let mut server = TestServer {
+            child: None,
+            data_dir,
+            backend,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            base: String::new(),
+            addr: String::new(),
+        };
+        server.launch().await;
+        server
+    }
+
+    async fn launch(&mut self) {
+        let addr_file = self.data_dir.join("server.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth-server"));
+        cmd.arg("--data-dir").arg(&self.data_dir).arg("--listen").arg("127.0.0.1:0");
+        if let Backend::Postgres(url) = &self.backend {
+            cmd.arg("--database-url").arg(url);
+        }
+        cmd.args(&self.args)
+            .env("HEARTH_LOG", std::env::var("HEARTH_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("starting hearth-server");
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+                self.addr = addr.trim().to_string();
+                break;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("hearth-server exited during start: {status}");
+            }
+            assert!(tokio::time::Instant::now() < deadline, "hearth-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.base = format!("http://{}", self.addr);
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/api/v1/gateway", self.addr)
+    }
+
+    pub fn setup_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("setup-token")).expect("setup token file").trim().to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(|c| c.id()).expect("server running")
+    }
+
+    /// kill -9: no chance to flush or drain.
+    pub async fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().expect("killing the server");
+            child.wait().await.expect("reaping the server");
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly.
+    pub async fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        let pid = child.id().expect("running") as i32;
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("server did not stop after SIGTERM")
+            .expect("waiting for the server");
+        status.success()
+    }
+
+    /// Starts again on the same data directory and database (on a new port).
+    pub async fn restart(&mut self) {
+        if self.child.is_some() {
+            self.kill9().await;
+        }
+        self.launch().await;
+    }
+
+    pub fn client(&self) -> Client {
+        Client { http: reqwest::Client::new(), base: self.base.clone(), token: None, session: None }
+    }
+
+    /// Registers the first account with the setup token: the admin.
+    pub async fn admin(&self) -> Client {
+        let mut c = self.client();
+        c.register(&self.setup_token(), "admin").await;
+        c
+    }
+
+    /// Registers a member with a fresh single-use invite from `admin`.
+    pub async fn member(&self, admin: &Client, username: &str) -> Client {
+        let invite = admin.invite().await;
+        let mut c = self.client();
+        c.register(&invite.code, username).await;
+        c
+    }
+
+    pub async fn gateway(&self, client: &Client) -> Gateway {
+        Gateway::identify(&self.ws_url(), client.token()).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// An HTTP client, optionally logged in.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+    pub session: Option<Session>,
+}
+
+impl Client {
+    pub fn token(&self) -> &str {
+        self.token.as_deref().expect("logged in")
+    }
+
+    pub fn session(&self) -> &Session {
+        self.session.as_ref().expect("logged in")
+    }
+
+    pub fn with_token(&self, token: &str) -> Client {
+        Client { token: Some(token.to_string()), ..self.clone() }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("HTTP request");
+        let status = resp.status();
+        let text = resp.text().await.expect("HTTP body");
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PATCH, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    /// A request that must succeed with `status`, decoded as `T`.
+    pub async fn ok<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>, status: StatusCode) -> T {
+        let (got, value) = self.request(method.clone(), path, body).await;
+        assert_eq!(got, status, "{method} {path} answered {value}");
+        serde_json::from_value(value).expect("response of the expected shape")
+    }
+
+    pub async fn register(&mut self, invite: &str, username: &str) -> Session {
+        let body = serde_json::json!({"invite": invite, "username": username, "password": PASSWORD});
+        let session: Session = self.ok(Method::POST, "/auth/register", Some(body), StatusCode::CREATED).await;
+        self.token = Some(session.access_token.clone());
+        self.session = Some(session.clone());
+        session
+    }
+
+    pub async fn login(&mut self, username: &str, password: &str) -> (StatusCode, Value) {
+        let (status, value) =
+            self.post("/auth/login", serde_json::json!({"username": username, "password": password})).await;
+        if status == StatusCode::OK {
+            let session: Session = serde_json::from_value(value.clone()).expect("session");
+            self.token = Some(session.access_token.clone());
+            self.session = Some(session);
+        }
+        (status, value)
+    }
+
+    pub async fn invite(&self) -> Invite {
+        self.ok(Method::POST, "/invites", Some(serde_json::json!({"max_uses": 1})), StatusCode::CREATED).await
+    }
+
+    pub async fn text_channel(&self, name: &str) -> Channel {
+        let body = serde_json::json!({"name": name, "kind": "text"});
+        self.ok(Method::POST, "/channels", Some(body), StatusCode::CREATED).await
+    }
+
+    pub async fn dm(&self, recipients: &[hearth_protocol::UserId]) -> Channel {
+        let (status, value) = self.post("/dms", serde_json::json!({"recipients": recipients})).await;
+        assert!(status.is_success(), "opening a DM answered {status} {value}");
+        serde_json::from_value(value).expect("channel")
+    }
+
+    pub async fn history(&self, channel: ChannelId, query: &str) -> Vec<hearth_protocol::model::Message> {
+        self.ok(Method::GET, &format!("/channels/{channel}/messages{query}"), None, StatusCode::OK).await
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A gateway connection that keeps track of `seq` like a real client.
+pub struct Gateway {
+    pub ws: Ws,
+    pub ready: Option<Ready>,
+    pub session_id: String,
+    pub last_seq: u64,
+    pub token: String,
+}
+
+/// What the server closed a connection with.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed(pub Option<u16>);
+
+impl Gateway {
+    pub async fn open(url: &str) -> Ws {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("gateway connect");
+        let hello = next_frame(&mut ws).await.expect("hello");
+        assert!(matches!(hello, ServerMsg::Hello { .. }), "first frame was {hello:?}");
+        ws
+    }
+
+    pub async fn identify(url: &str, token: &str) -> Gateway {
+        let mut ws = Self::open(url).await;
+        send_on(&mut ws, &ClientMsg::Identify { token: token.into(), protocol_version: PROTOCOL_VERSION, status: None }).await;
+        match next_frame(&mut ws).await.expect("ready") {
+            ServerMsg::Ready { seq, ready } => Gateway {
+                ws,
+                session_id: ready.session_id.clone(),
+                ready: Some(*ready),
+                last_seq: seq,
+                token: token.to_string(),
+            },
+            other => panic!("expected Ready, got {other:?}"),
+        }
+    }
+
+    /// Resumes this gateway's session on a new connection; returns the replayed events.
+    pub async fn resume(&mut self, url: &str) -> Result<Vec<Event>, ServerMsg> {
+        let mut ws = Self::open(url).await;
+        let msg = ClientMsg::Resume {
+            token: self.token.clone(),
+            session_id: self.session_id.clone(),
+            last_seq: self.last_seq,
+            protocol_version: PROTOCOL_VERSION,
+        };
+        send_on(&mut ws, &msg).await;
+        let mut events = Vec::new();
+        loop {
+            match next_frame(&mut ws).await.expect("resume answer") {
+                ServerMsg::Dispatch { seq, event } => {
+                    assert_eq!(seq, self.last_seq + 1, "replay out of order");
+                    self.last_seq = seq;
+                    events.push(event);
+                }
+                ServerMsg::Resumed { seq, .. } => {
+                    assert_eq!(seq, self.last_seq);
+                    self.ws = ws;
+                    return Ok(events);
+                }
+                other => return Err(other),
+            }
+        }
+    }
+
+    pub async fn send(&mut self, msg: &ClientMsg) {
+        send_on(&mut self.ws, msg).await;
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.ws.send(WsMessage::Text(text.into())).await.expect("sending a frame");
+    }
+
+    /// The next frame; `Dispatch` seqs are checked to be consecutive.
+    pub async fn next(&mut self) -> Result<ServerMsg, Closed> {
+        let msg = next_frame(&mut self.ws).await?;
+        if let ServerMsg::Dispatch { seq, .. } = &msg {
+            assert_eq!(*seq, self.last_seq + 1, "gap or duplicate in the event stream");
+            self.last_seq = *seq;
+        }
+        Ok(msg)
+    }
+
+    /// The next event for which `pick` returns something, skipping others.
+    pub async fn event<T>(&mut self, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+        loop {
+            match self.next().await {
+                Ok(ServerMsg::Dispatch { event, .. }) => {
+                    if let Some(t) = pick(&event) {
+                        return t;
+                    }
+                }
+                Ok(_) => {}
+                Err(closed) => panic!("connection closed while waiting for an event: {closed:?}"),
+            }
+        }
+    }
+
+    /// The next `Error` frame, skipping events.
+    pub async fn error(&mut self) -> ServerMsg {
+        loop {
+            match self.next().await.expect("connection open") {
+                e @ ServerMsg::Error { .. } => return e,
+                ServerMsg::Dispatch { .. } => {}
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
+    }
+
+    /// Events that arrive before the answer to a heartbeat. The server writes every event
+    /// already queued for this session before it answers, so after `sync` nothing
+    /// dispatched earlier is still on its way.
+    pub async fn sync(&mut self) -> Vec<Event> {
+        self.send(&ClientMsg::Heartbeat { last_seq: Some(self.last_seq) }).await;
+        let mut events = Vec::new();
+        loop {
+            match self.next().await.expect("connection open") {
+                ServerMsg::HeartbeatAck => return events,
+                ServerMsg::Dispatch { event, .. } => events.push(event),
+                other => panic!("unexpected frame during sync: {other:?}"),
+            }
+        }
+    }
+
+    /// Waits for the server to close the connection; returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            match self.next().await {
+                Ok(_) => {}
+                Err(Closed(code)) => return code,
+            }
+        }
+    }
+}
+
+pub async fn send_on(ws: &mut Ws, msg: &ClientMsg) {
+    let text = serde_json::to_string(msg).expect("serializing");
+    ws.send(WsMessage::Text(text.into())).await.expect("sending a frame");
+}
+
+pub async fn next_frame(ws: &mut Ws) -> Result<ServerMsg, Closed> {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next()).await.expect("timed out waiting for a frame");
+        match frame {
+            Some(Ok(WsMessage::Text(text))) => {
+                return Ok(serde_json::from_str(text.as_str())
+                    .unwrap_or_else(|e| panic!("server sent a frame we cannot parse ({e}): {text}")));
+            }
+            Some(Ok(WsMessage::Close(frame))) => return Err(Closed(frame.map(|f| u16::from(f.code)))),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(Closed(None)),
+        }
+    }
+}
+
+/// A message to send with a fresh nonce.
+pub fn say(channel: ChannelId, content: &str) -> ClientMsg {
+    ClientMsg::SendMessage { channel_id: channel, nonce: random_suffix(), content: content.into(), reply_to: None }
+}
+
+pub fn json<T: Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).expect("serializing")
+}
