@@ -18,7 +18,8 @@ const MAX_DIMENSION: u32 = 8192;
 
 /// Turns uploaded bytes into the stored PNG and its hash.
 pub fn process(bytes: &[u8]) -> Result<(String, Vec<u8>), AppError> {
-    let not_image = || AppError::new(ErrorCode::UnsupportedMedia, "the file is not a PNG, JPEG, GIF or WebP image");
+    let not_image =
+        || AppError::new(ErrorCode::UnsupportedMedia, "the file is not a PNG, JPEG, GIF or WebP image");
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| not_image())?;
     match reader.format() {
         Some(ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP) => {}
@@ -32,9 +33,7 @@ pub fn process(bytes: &[u8]) -> Result<(String, Vec<u8>), AppError> {
     let image = reader.decode().map_err(|_| not_image())?;
     let square = image.resize_to_fill(SIZE, SIZE, FilterType::Triangle);
     let mut png = Vec::new();
-    square
-        .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
-        .context("encoding avatar")?;
+    square.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).context("encoding avatar")?;
     let hash = hex::encode(&sha2::Sha256::digest(&png)[..16]);
     Ok((hash, png))
 }

@@ -218,17 +218,13 @@ impl Config {
     pub fn resolve(o: Options) -> anyhow::Result<Config> {
         let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("data"));
         let listen = o.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080)));
-        let public_url = o
-            .public_url
-            .unwrap_or_else(|| format!("http://{listen}"))
-            .trim_end_matches('/')
-            .to_string();
+        let public_url =
+            o.public_url.unwrap_or_else(|| format!("http://{listen}")).trim_end_matches('/').to_string();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             bail!("public-url must start with http:// or https://");
         }
-        let database_url = o
-            .database_url
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hearth.db").display()));
+        let database_url =
+            o.database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hearth.db").display()));
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
@@ -242,7 +238,10 @@ impl Config {
         };
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let limits = Limits {
-            login_per_account_per_min: positive(o.limit_login_per_account.unwrap_or(10), "limit-login-per-account")?,
+            login_per_account_per_min: positive(
+                o.limit_login_per_account.unwrap_or(10),
+                "limit-login-per-account",
+            )?,
             login_per_ip_per_min: positive(o.limit_login_per_ip.unwrap_or(30), "limit-login-per-ip")?,
             messages_per_sec: positive(o.limit_messages_per_sec.unwrap_or(5), "limit-messages-per-sec")?,
             message_burst: positive(o.limit_message_burst.unwrap_or(20), "limit-message-burst")?,
@@ -280,8 +279,8 @@ fn positive(n: u32, name: &str) -> anyhow::Result<u32> {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<Options> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
 }
 

@@ -264,10 +264,10 @@ impl Hub {
 
     pub fn set_last_message(&self, channel: ChannelId, id: MessageId) {
         let mut s = self.write();
-        if let Some(c) = s.channels.get_mut(&channel) {
-            if c.last_message_id.is_none_or(|last| last < id) {
-                c.last_message_id = Some(id);
-            }
+        if let Some(c) = s.channels.get_mut(&channel)
+            && c.last_message_id.is_none_or(|last| last < id)
+        {
+            c.last_message_id = Some(id);
         }
     }
 
@@ -308,7 +308,10 @@ impl Hub {
         members.sort_by_key(|u| u.id);
         let presences = members
             .iter()
-            .map(|u| Presence { user_id: u.id, status: s.shown.get(&u.id).copied().unwrap_or(Status::Offline) })
+            .map(|u| Presence {
+                user_id: u.id,
+                status: s.shown.get(&u.id).copied().unwrap_or(Status::Offline),
+            })
             .collect();
         let voice_states = s.voice.values().map(|(v, _)| v.clone()).collect();
         Some(Snapshot { user, channels, members, presences, voice_states })
@@ -418,7 +421,13 @@ impl Hub {
     }
 
     /// Updates mute/deafen/speaking; `None` when this session is not in a call.
-    pub fn voice_update(&self, session: &GatewaySession, muted: bool, deafened: bool, speaking: bool) -> Option<()> {
+    pub fn voice_update(
+        &self,
+        session: &GatewaySession,
+        muted: bool,
+        deafened: bool,
+        speaking: bool,
+    ) -> Option<()> {
         let mut s = self.write();
         let (state, sid) = s.voice.get_mut(&session.user_id)?;
         if *sid != session.id {
@@ -438,7 +447,11 @@ impl Hub {
         let s = self.read();
         let (mine, my_session) = s.voice.get(&from.user_id)?;
         let (theirs, their_session) = s.voice.get(&to)?;
-        if *my_session != from.id || mine.channel_id.is_none() || mine.channel_id != theirs.channel_id || to == from.user_id {
+        if *my_session != from.id
+            || mine.channel_id.is_none()
+            || mine.channel_id != theirs.channel_id
+            || to == from.user_id
+        {
             return None;
         }
         let target = s.sessions.get(their_session)?;

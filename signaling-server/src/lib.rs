@@ -90,9 +90,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     });
 
     let reaper = tokio::spawn(reap_sessions(state.clone()));
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     secrets::write_private(&config.data_dir.join("server.addr"), addr.to_string().as_bytes())?;
     tracing::info!(%addr, public_url = %config.public_url, "hearth-server listening");
@@ -118,7 +117,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
 /// Ends sessions whose connection has been gone longer than the resume window.
 async fn reap_sessions(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5).min(state.config.resume_window.max(Duration::from_millis(100))));
+    let mut tick = tokio::time::interval(
+        Duration::from_secs(5).min(state.config.resume_window.max(Duration::from_millis(100))),
+    );
     loop {
         tick.tick().await;
         let dropped = state.hub.reap(state.config.resume_window, Instant::now());

@@ -10,10 +10,15 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load()?;
     let filter = EnvFilter::try_from_env("HEARTH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
-        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        LogFormat::Text => {
+            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init()
+        }
+        LogFormat::Json => {
+            tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init()
+        }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signal(shutdown.clone()));

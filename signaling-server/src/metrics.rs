@@ -65,17 +65,60 @@ impl Metrics {
         let mut gauge = |name: &str, help: &str, kind: &str, value: String| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
-        gauge("hearth_connected_users", "Users with at least one live gateway connection.", "gauge", users.to_string());
+        gauge(
+            "hearth_connected_users",
+            "Users with at least one live gateway connection.",
+            "gauge",
+            users.to_string(),
+        );
         gauge("hearth_gateway_connections", "Live gateway connections.", "gauge", connections.to_string());
-        gauge("hearth_gateway_sessions", "Gateway sessions, including resumable ones.", "gauge", sessions.to_string());
-        gauge("hearth_messages_total", "Messages stored.", "counter", self.messages.load(Ordering::Relaxed).to_string());
-        gauge("hearth_messages_per_second", "Messages stored per second, averaged over 10 s.", "gauge", format!("{:.2}", self.messages_per_second()));
-        gauge("hearth_logins_total", "Successful logins.", "counter", self.logins.load(Ordering::Relaxed).to_string());
-        gauge("hearth_failed_logins_total", "Failed logins.", "counter", self.failed_logins.load(Ordering::Relaxed).to_string());
-        gauge("hearth_rate_limited_total", "Requests refused by a rate limit.", "counter", self.rate_limited.load(Ordering::Relaxed).to_string());
-        gauge("hearth_gateway_errors_total", "Gateway ops answered with an error.", "counter", self.gateway_errors.load(Ordering::Relaxed).to_string());
+        gauge(
+            "hearth_gateway_sessions",
+            "Gateway sessions, including resumable ones.",
+            "gauge",
+            sessions.to_string(),
+        );
+        gauge(
+            "hearth_messages_total",
+            "Messages stored.",
+            "counter",
+            self.messages.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "hearth_messages_per_second",
+            "Messages stored per second, averaged over 10 s.",
+            "gauge",
+            format!("{:.2}", self.messages_per_second()),
+        );
+        gauge(
+            "hearth_logins_total",
+            "Successful logins.",
+            "counter",
+            self.logins.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "hearth_failed_logins_total",
+            "Failed logins.",
+            "counter",
+            self.failed_logins.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "hearth_rate_limited_total",
+            "Requests refused by a rate limit.",
+            "counter",
+            self.rate_limited.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            "hearth_gateway_errors_total",
+            "Gateway ops answered with an error.",
+            "counter",
+            self.gateway_errors.load(Ordering::Relaxed).to_string(),
+        );
         let name = "hearth_gateway_latency_seconds";
-        let _ = writeln!(out, "# HELP {name} Time from a gateway op arriving to its acknowledgement.\n# TYPE {name} histogram");
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from a gateway op arriving to its acknowledgement.\n# TYPE {name} histogram"
+        );
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BUCKETS_MS.iter().enumerate() {
             cumulative += self.latency_buckets[i].load(Ordering::Relaxed);

@@ -18,7 +18,8 @@ impl Secrets {
     pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Secrets> {
         let path = data_dir.join("secrets.json");
         if path.exists() {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             return serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()));
         }
         let secrets = Secrets { signing_key: random_token(48), turn_secret: random_token(32) };

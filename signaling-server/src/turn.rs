@@ -17,7 +17,13 @@ pub fn credential(secret: &str, username: &str) -> String {
 }
 
 /// ICE servers for `user`: STUN URLs as they are, TURN URLs with fresh credentials.
-pub fn ice_servers(secret: &str, urls: &[String], user: UserId, ttl: Duration, now_secs: u64) -> Vec<IceServer> {
+pub fn ice_servers(
+    secret: &str,
+    urls: &[String],
+    user: UserId,
+    ttl: Duration,
+    now_secs: u64,
+) -> Vec<IceServer> {
     let stun: Vec<String> = urls.iter().filter(|u| u.starts_with("stun:")).cloned().collect();
     let turn: Vec<String> = urls.iter().filter(|u| !u.starts_with("stun:")).cloned().collect();
     let mut servers = Vec::new();

@@ -39,7 +39,11 @@ pub struct MessageWriter {
 impl MessageWriter {
     /// Starts the writer task. It stops once `shutdown` fires and every queued message has
     /// been committed and answered.
-    pub fn start(db: Db, ids: Arc<IdGenerator>, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        db: Db,
+        ids: Arc<IdGenerator>,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
         let task = tokio::spawn(run(db, ids, rx, shutdown));
         (MessageWriter { jobs: tx }, task)

@@ -121,7 +121,6 @@ pub struct HistoryQuery {
     pub limit: Option<u32>,
 }
 
-
 /// `POST /api/v1/channels/{id}/messages` → [`crate::model::Message`] (201 when new, 200 when
 /// the nonce was already used: the message made then). The same as the gateway's
 /// `SendMessage`, for clients without a gateway connection.

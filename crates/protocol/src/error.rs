@@ -48,9 +48,7 @@ impl ErrorCode {
     /// The HTTP status that goes with the code.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::MalformedRequest | ErrorCode::InvalidField | ErrorCode::InvalidInvite => {
-                400
-            }
+            ErrorCode::MalformedRequest | ErrorCode::InvalidField | ErrorCode::InvalidInvite => 400,
             ErrorCode::Unauthorized
             | ErrorCode::InvalidCredentials
             | ErrorCode::InvalidRefreshToken

@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::ids::{ChannelId, MessageId, UserId};
-use crate::model::{
-    Channel, IceServer, Message, Presence, ReadState, Signal, Status, User, VoiceState,
-};
+use crate::model::{Channel, IceServer, Message, Presence, ReadState, Signal, Status, User, VoiceState};
 
 /// Frames from client to server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,14 +44,36 @@ pub enum ClientMsg {
         #[serde(default)]
         reply_to: Option<MessageId>,
     },
-    EditMessage { channel_id: ChannelId, message_id: MessageId, content: String },
-    DeleteMessage { channel_id: ChannelId, message_id: MessageId },
-    AddReaction { channel_id: ChannelId, message_id: MessageId, emoji: String },
-    RemoveReaction { channel_id: ChannelId, message_id: MessageId, emoji: String },
-    Typing { channel_id: ChannelId },
+    EditMessage {
+        channel_id: ChannelId,
+        message_id: MessageId,
+        content: String,
+    },
+    DeleteMessage {
+        channel_id: ChannelId,
+        message_id: MessageId,
+    },
+    AddReaction {
+        channel_id: ChannelId,
+        message_id: MessageId,
+        emoji: String,
+    },
+    RemoveReaction {
+        channel_id: ChannelId,
+        message_id: MessageId,
+        emoji: String,
+    },
+    Typing {
+        channel_id: ChannelId,
+    },
     /// Mark a channel read up to `message_id`.
-    MarkRead { channel_id: ChannelId, message_id: MessageId },
-    SetStatus { status: Status },
+    MarkRead {
+        channel_id: ChannelId,
+        message_id: MessageId,
+    },
+    SetStatus {
+        status: Status,
+    },
     VoiceJoin {
         channel_id: ChannelId,
         #[serde(default)]
@@ -62,9 +82,16 @@ pub enum ClientMsg {
         deafened: bool,
     },
     VoiceLeave,
-    VoiceUpdate { muted: bool, deafened: bool, speaking: bool },
+    VoiceUpdate {
+        muted: bool,
+        deafened: bool,
+        speaking: bool,
+    },
     /// WebRTC signalling for `to`, who must be in the same voice channel.
-    VoiceSignal { to: UserId, signal: Signal },
+    VoiceSignal {
+        to: UserId,
+        signal: Signal,
+    },
 }
 
 impl ClientMsg {
@@ -108,17 +135,30 @@ pub struct Ready {
 #[serde(tag = "op")]
 pub enum ServerMsg {
     /// First frame on every connection.
-    Hello { heartbeat_interval_ms: u64, identify_timeout_ms: u64, protocol_version: u32 },
+    Hello {
+        heartbeat_interval_ms: u64,
+        identify_timeout_ms: u64,
+        protocol_version: u32,
+    },
     /// Answer to `Identify`. Sequence numbers of this session start after `seq`.
-    Ready { seq: u64, ready: Box<Ready> },
+    Ready {
+        seq: u64,
+        ready: Box<Ready>,
+    },
     /// Answer to `Resume`, after the missed events were replayed.
-    Resumed { seq: u64, replayed: u64 },
+    Resumed {
+        seq: u64,
+        replayed: u64,
+    },
     /// The session cannot be resumed (unknown, expired, or events were dropped from the
     /// buffer): identify again and fetch history over HTTP.
     InvalidSession,
     HeartbeatAck,
     /// An event, numbered within the session.
-    Dispatch { seq: u64, event: Event },
+    Dispatch {
+        seq: u64,
+        event: Event,
+    },
     /// An op was refused. `nonce` echoes `SendMessage.nonce` when there was one.
     Error {
         #[serde(flatten)]
@@ -136,23 +176,66 @@ pub enum ServerMsg {
 #[serde(tag = "t")]
 pub enum Event {
     /// A new message. `nonce` is the sender's nonce, so the sender's clients can match it.
-    MessageCreate { message: Message, nonce: Option<String> },
-    MessageUpdate { message: Message },
-    MessageDelete { channel_id: ChannelId, message_id: MessageId },
-    ReactionAdd { channel_id: ChannelId, message_id: MessageId, user_id: UserId, emoji: String },
-    ReactionRemove { channel_id: ChannelId, message_id: MessageId, user_id: UserId, emoji: String },
-    TypingStart { channel_id: ChannelId, user_id: UserId, at: i64 },
-    ChannelCreate { channel: Channel },
-    ChannelUpdate { channel: Channel },
-    ChannelDelete { channel_id: ChannelId },
-    MemberAdd { user: User },
-    MemberUpdate { user: User },
-    MemberRemove { user_id: UserId },
-    PresenceUpdate { presence: Presence },
+    MessageCreate {
+        message: Message,
+        nonce: Option<String>,
+    },
+    MessageUpdate {
+        message: Message,
+    },
+    MessageDelete {
+        channel_id: ChannelId,
+        message_id: MessageId,
+    },
+    ReactionAdd {
+        channel_id: ChannelId,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: String,
+    },
+    ReactionRemove {
+        channel_id: ChannelId,
+        message_id: MessageId,
+        user_id: UserId,
+        emoji: String,
+    },
+    TypingStart {
+        channel_id: ChannelId,
+        user_id: UserId,
+        at: i64,
+    },
+    ChannelCreate {
+        channel: Channel,
+    },
+    ChannelUpdate {
+        channel: Channel,
+    },
+    ChannelDelete {
+        channel_id: ChannelId,
+    },
+    MemberAdd {
+        user: User,
+    },
+    MemberUpdate {
+        user: User,
+    },
+    MemberRemove {
+        user_id: UserId,
+    },
+    PresenceUpdate {
+        presence: Presence,
+    },
     /// Sent to the reader's own sessions, so every device clears the badge.
-    ReadStateUpdate { read_state: ReadState },
-    VoiceStateUpdate { state: VoiceState },
-    VoiceSignal { from: UserId, signal: Signal },
+    ReadStateUpdate {
+        read_state: ReadState,
+    },
+    VoiceStateUpdate {
+        state: VoiceState,
+    },
+    VoiceSignal {
+        from: UserId,
+        signal: Signal,
+    },
 }
 
 /// WebSocket close codes the server uses. 4xxx codes other than `AUTHENTICATION_FAILED`,

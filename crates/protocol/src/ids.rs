@@ -88,17 +88,10 @@ fn deserialize_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
                 .ok_or_else(|| E::custom("id must be a positive decimal integer"))
         }
         fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
-            i64::try_from(v)
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| E::custom("id out of range"))
+            i64::try_from(v).ok().filter(|n| *n > 0).ok_or_else(|| E::custom("id out of range"))
         }
         fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
-            if v > 0 {
-                Ok(v)
-            } else {
-                Err(E::custom("id must be positive"))
-            }
+            if v > 0 { Ok(v) } else { Err(E::custom("id must be positive")) }
         }
     }
     d.deserialize_any(V)

@@ -158,9 +158,5 @@ pub struct IceServer {
 pub enum Signal {
     Offer { sdp: String },
     Answer { sdp: String },
-    Candidate {
-        candidate: String,
-        sdp_mid: Option<String>,
-        sdp_mline_index: Option<u16>,
-    },
+    Candidate { candidate: String, sdp_mid: Option<String>, sdp_mline_index: Option<u16> },
 }

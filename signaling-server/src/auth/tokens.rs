@@ -73,10 +73,7 @@ impl Tokens {
 }
 
 fn unix_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `bytes` random bytes, URL-safe base64 without padding.
@@ -122,19 +119,23 @@ mod tests {
         parts[1] = &forged_payload;
         assert!(t.verify(&parts.join(".")).is_none());
         // alg=none with no signature.
-        let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let none_header =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
         let unsigned = format!("{none_header}.{}.", jwt.split('.').nth(1).unwrap());
         assert!(t.verify(&unsigned).is_none());
         // Signed with another secret, or for another issuer.
-        let other = Tokens::new(b"another secret of enough length!!", "http://hearth.test", Duration::from_secs(60));
+        let other =
+            Tokens::new(b"another secret of enough length!!", "http://hearth.test", Duration::from_secs(60));
         assert!(t.verify(&other.issue(UserId(42), "fam").unwrap()).is_none());
-        let elsewhere = Tokens::new(b"0123456789abcdef0123456789abcdef", "http://other", Duration::from_secs(60));
+        let elsewhere =
+            Tokens::new(b"0123456789abcdef0123456789abcdef", "http://other", Duration::from_secs(60));
         assert!(t.verify(&elsewhere.issue(UserId(42), "fam").unwrap()).is_none());
     }
 
     #[test]
     fn expired_tokens_are_refused() {
-        let t = Tokens::new(b"0123456789abcdef0123456789abcdef", "http://hearth.test", Duration::from_secs(0));
+        let t =
+            Tokens::new(b"0123456789abcdef0123456789abcdef", "http://hearth.test", Duration::from_secs(0));
         let mut claims = Claims {
             sub: "1".into(),
             fam: "f".into(),

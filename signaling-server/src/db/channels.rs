@@ -53,14 +53,16 @@ impl Db {
     /// Creates a channel, and its member list for private ones, in one transaction.
     pub async fn insert_channel(&self, channel: &Channel) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO channels (id, kind, name, position, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(channel.id.0)
-            .bind(channel.kind.as_str())
-            .bind(channel.name.clone())
-            .bind(i64::from(channel.position))
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO channels (id, kind, name, position, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(channel.id.0)
+        .bind(channel.kind.as_str())
+        .bind(channel.name.clone())
+        .bind(i64::from(channel.position))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
         for member in &channel.members {
             sqlx::query("INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)")
                 .bind(channel.id.0)

@@ -30,8 +30,7 @@ pub enum Stored {
     BadReply,
 }
 
-const COLUMNS: &str =
-    "id, channel_id, author_id, content, reply_to, mentions, created_at, edited_at";
+const COLUMNS: &str = "id, channel_id, author_id, content, reply_to, mentions, created_at, edited_at";
 
 fn encode_mentions(mentions: &[UserId]) -> String {
     mentions.iter().map(|m| m.0.to_string()).collect::<Vec<_>>().join(" ")

@@ -31,8 +31,7 @@ pub struct Db {
 
 /// Migrations per backend, applied in order, each once.
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
 
 impl Db {
     /// Connects (creating the SQLite file if needed) and applies pending migrations.
@@ -96,10 +95,7 @@ impl Db {
                 continue;
             }
             tracing::info!(version, "applying database migration");
-            sqlx::raw_sql(sql)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("migration {version}"))?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await.with_context(|| format!("migration {version}"))?;
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(version)
                 .bind(now_ms())
@@ -113,11 +109,9 @@ impl Db {
     /// The largest id stored anywhere, so new ids start above it.
     pub async fn max_id(&self) -> sqlx::Result<i64> {
         let mut max = 0;
-        for sql in [
-            "SELECT MAX(id) FROM users",
-            "SELECT MAX(id) FROM channels",
-            "SELECT MAX(id) FROM messages",
-        ] {
+        for sql in
+            ["SELECT MAX(id) FROM users", "SELECT MAX(id) FROM channels", "SELECT MAX(id) FROM messages"]
+        {
             let id: Option<i64> = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
             max = max.max(id.unwrap_or(0));
         }

@@ -61,13 +61,12 @@ impl Db {
         if row.try_get::<Option<i64>, _>("used_at")?.is_some() {
             return Ok(RefreshLookup::Reused { family, user_id });
         }
-        let done = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(token_hash.to_string())
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+                .bind(now)
+                .bind(token_hash.to_string())
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 1 {
             Ok(RefreshLookup::Fresh { family, user_id })
         } else {

@@ -42,12 +42,7 @@ impl Db {
     }
 
     /// Inserts an account; `Ok(false)` when the username is taken.
-    pub async fn insert_user<'c, E>(
-        &self,
-        exec: E,
-        user: &User,
-        password_hash: &str,
-    ) -> sqlx::Result<bool>
+    pub async fn insert_user<'c, E>(&self, exec: E, user: &User, password_hash: &str) -> sqlx::Result<bool>
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
     {

@@ -10,14 +10,14 @@
 mod ops;
 pub mod session;
 
-pub use ops::{check_content, check_rate, commit, mentions, text_channel};
+pub use ops::{commit, prepare_message, publish, text_channel};
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
@@ -74,7 +74,9 @@ async fn connection(mut socket: WebSocket, state: AppState) {
         return;
     }
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let Some(session) = handshake(&mut socket, &state, &tx).await else { return };
+    let Some(session) = handshake(&mut socket, &state, &tx).await else {
+        return;
+    };
     let mut conn = Connection {
         state: state.clone(),
         frames: TokenBucket::new(
@@ -99,15 +101,19 @@ async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), axum::Error
     socket.send(Message::Text(text.into())).await
 }
 
-async fn send_error(socket: &mut WebSocket, error: ApiError, op: Option<&str>, nonce: Option<String>) -> Result<(), axum::Error> {
+async fn send_error(
+    socket: &mut WebSocket,
+    error: ApiError,
+    op: Option<&str>,
+    nonce: Option<String>,
+) -> Result<(), axum::Error> {
     send(socket, &ServerMsg::Error { error, failed_op: op.map(str::to_string), nonce }).await
 }
 
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
     // The peer may already be gone; there is nothing more to do for it either way.
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) })))
-        .await;
+    let _ =
+        socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
 }
 
 fn dispatch_frame(seq: u64, payload: &str) -> Message {
@@ -125,7 +131,10 @@ struct Refused {
 fn parse(text: &str) -> Result<ClientMsg, Refused> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(Refused {
-            error: ApiError::new(ErrorCode::PayloadTooLarge, format!("frames are limited to {MAX_FRAME_BYTES} bytes")),
+            error: ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
+            ),
             op: None,
             nonce: None,
         });
@@ -228,7 +237,8 @@ async fn handshake(
                     match state.db.read_state(auth.id, c.id, c.kind.is_private(), c.last_message_id).await {
                         Ok(rs) => read_states.push(rs),
                         Err(e) => {
-                            let _ = send_error(socket, AppError::from(e).to_api(), Some("Identify"), None).await;
+                            let _ =
+                                send_error(socket, AppError::from(e).to_api(), Some("Identify"), None).await;
                             close_with(socket, 1011, "internal error").await;
                             session.end();
                             return None;
@@ -293,9 +303,8 @@ impl Connection {
                 biased;
                 _ = shutdown.cancelled(), if !draining => draining = true,
                 Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
-                    if let Some(msg) = reply {
-                        if send(&mut self.socket, &msg).await.is_err() { return; }
-                    }
+                    if let Some(msg) = reply
+                        && send(&mut self.socket, &msg).await.is_err() { return; }
                 }
                 out = rx.recv() => match out {
                     Some(first) => {
@@ -346,12 +355,18 @@ impl Connection {
     }
 
     /// Writes `first` and whatever else is queued, then flushes once.
-    async fn write_events(&mut self, first: Outbound, rx: &mut mpsc::Receiver<Outbound>) -> Result<(), axum::Error> {
+    async fn write_events(
+        &mut self,
+        first: Outbound,
+        rx: &mut mpsc::Receiver<Outbound>,
+    ) -> Result<(), axum::Error> {
         let Outbound::Event { seq, payload } = first;
         self.socket.feed(dispatch_frame(seq, &payload)).await?;
         for _ in 0..64 {
             match rx.try_recv() {
-                Ok(Outbound::Event { seq, payload }) => self.socket.feed(dispatch_frame(seq, &payload)).await?,
+                Ok(Outbound::Event { seq, payload }) => {
+                    self.socket.feed(dispatch_frame(seq, &payload)).await?
+                }
                 Err(_) => break,
             }
         }
@@ -392,7 +407,11 @@ impl Connection {
                     ClientMsg::SendMessage { nonce, .. } => Some(nonce.clone()),
                     _ => None,
                 };
-                let ctx = ops::Ctx { state: self.state.clone(), session: self.session.clone(), received: Instant::now() };
+                let ctx = ops::Ctx {
+                    state: self.state.clone(),
+                    session: self.session.clone(),
+                    received: Instant::now(),
+                };
                 match ops::handle(ctx, op) {
                     ops::Handled::Done(Ok(())) => Ok(()),
                     ops::Handled::Done(Err(e)) => {
@@ -406,7 +425,11 @@ impl Connection {
                                 Ok(()) => None,
                                 Err(e) => {
                                     metrics_state.metrics.gateway_errors.fetch_add(1, Ordering::Relaxed);
-                                    Some(ServerMsg::Error { error: e.to_api(), failed_op: Some(name.to_string()), nonce })
+                                    Some(ServerMsg::Error {
+                                        error: e.to_api(),
+                                        failed_op: Some(name.to_string()),
+                                        nonce,
+                                    })
                                 }
                             }
                         }));

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use hearth_protocol::gateway::{ClientMsg, Event};
-use hearth_protocol::model::{Channel, ChannelKind, Signal, Status};
+use hearth_protocol::model::{Channel, ChannelKind, Message, Signal, Status};
 use hearth_protocol::{ChannelId, ErrorCode, MAX_MESSAGE_CHARS, MessageId, UserId};
 
 use super::session::GatewaySession;
@@ -48,7 +48,9 @@ pub fn handle(ctx: Ctx, op: ClientMsg) -> Handled {
         ClientMsg::EditMessage { channel_id, message_id, content } => {
             later(edit_message(ctx, channel_id, message_id, content))
         }
-        ClientMsg::DeleteMessage { channel_id, message_id } => later(delete_message(ctx, channel_id, message_id)),
+        ClientMsg::DeleteMessage { channel_id, message_id } => {
+            later(delete_message(ctx, channel_id, message_id))
+        }
         ClientMsg::AddReaction { channel_id, message_id, emoji } => {
             later(react(ctx, channel_id, message_id, emoji, true))
         }
@@ -132,9 +134,44 @@ pub fn mentions(state: &AppState, channel: &Channel, content: &str) -> Vec<UserI
     found
 }
 
+/// Checks a message a user wants to post and makes it ready for the writer. Shared by the
+/// gateway's `SendMessage` and `POST /channels/{id}/messages`.
+pub fn prepare_message(
+    state: &AppState,
+    user: UserId,
+    channel_id: ChannelId,
+    nonce: String,
+    content: String,
+    reply_to: Option<MessageId>,
+) -> AppResult<NewMessage> {
+    let channel = text_channel(state, user, channel_id)?;
+    if nonce.is_empty() || nonce.len() > 64 || nonce.chars().any(char::is_control) {
+        return Err(AppError::invalid("nonce must be 1 to 64 printable characters"));
+    }
+    check_content(&content)?;
+    check_rate(state, user)?;
+    Ok(NewMessage {
+        channel_id,
+        author_id: user,
+        nonce,
+        mentions: mentions(state, &channel, &content),
+        content,
+        reply_to,
+    })
+}
+
+/// Tells everyone who can see the channel about a newly stored message.
+pub fn publish(state: &AppState, message: &Message, nonce: &str, received: Instant) {
+    state.hub.set_last_message(message.channel_id, message.id);
+    state.hub.dispatch_channel(
+        message.channel_id,
+        &Event::MessageCreate { message: message.clone(), nonce: Some(nonce.to_string()) },
+    );
+    state.metrics.observe_gateway_latency(received.elapsed());
+}
+
 /// Validates and queues a message; the returned future waits for the commit, then fans out.
-/// Validation and queuing happen before returning so one connection's messages keep their
-/// order.
+/// Validation and queuing happen in call order so one connection's messages keep their order.
 fn send_message(
     ctx: Ctx,
     channel_id: ChannelId,
@@ -142,43 +179,25 @@ fn send_message(
     content: String,
     reply_to: Option<MessageId>,
 ) -> AppResult<BoxFuture<'static, AppResult<()>>> {
-    let user = ctx.session.user_id;
-    let channel = text_channel(&ctx.state, user, channel_id)?;
-    if nonce.is_empty() || nonce.len() > 64 || nonce.chars().any(char::is_control) {
-        return Err(AppError::invalid("nonce must be 1 to 64 printable characters"));
-    }
-    check_content(&content)?;
-    check_rate(&ctx.state, user)?;
-    let message = NewMessage {
-        channel_id,
-        author_id: user,
-        nonce: nonce.clone(),
-        mentions: mentions(&ctx.state, &channel, &content),
-        content,
-        reply_to,
-    };
+    let message = prepare_message(&ctx.state, ctx.session.user_id, channel_id, nonce, content, reply_to)?;
     Ok(Box::pin(async move {
-        let outcome = commit(&ctx.state, message).await?;
-        let state = &ctx.state;
-        match outcome {
-            Stored::Created(message) => {
-                state.hub.set_last_message(channel_id, message.id);
-                state.hub.dispatch_channel(channel_id, &Event::MessageCreate { message, nonce: Some(nonce) });
-            }
+        let nonce = message.nonce.clone();
+        match commit(&ctx.state, message).await? {
+            Stored::Created(message) => publish(&ctx.state, &message, &nonce, ctx.received),
             // A resend: only this session hears of it again, with the original message.
             Stored::Duplicate(message) => {
                 ctx.session.dispatch(&payload(&Event::MessageCreate { message, nonce: Some(nonce) }))
             }
             Stored::BadReply => return Err(AppError::not_found("message to reply to")),
         }
-        state.metrics.observe_gateway_latency(ctx.received.elapsed());
         Ok(())
     }))
 }
 
 /// Queues a message with the writer and waits until it is durable.
 pub async fn commit(state: &AppState, message: NewMessage) -> AppResult<Stored> {
-    let unavailable = || AppError::new(ErrorCode::Unavailable, "the server is shutting down; send again later");
+    let unavailable =
+        || AppError::new(ErrorCode::Unavailable, "the server is shutting down; send again later");
     let reply = state.writer.submit(message).await.map_err(|_| unavailable())?;
     match reply.await {
         Ok(Ok(stored)) => {
@@ -192,19 +211,26 @@ pub async fn commit(state: &AppState, message: NewMessage) -> AppResult<Stored> 
     }
 }
 
-async fn edit_message(ctx: Ctx, channel_id: ChannelId, message_id: MessageId, content: String) -> AppResult<()> {
+async fn edit_message(
+    ctx: Ctx,
+    channel_id: ChannelId,
+    message_id: MessageId,
+    content: String,
+) -> AppResult<()> {
     let state = &ctx.state;
     let user = ctx.session.user_id;
     let channel = text_channel(state, user, channel_id)?;
     check_content(&content)?;
     check_rate(state, user)?;
-    let message = state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    let message =
+        state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
     if message.author_id != user {
         return Err(AppError::new(ErrorCode::Forbidden, "only the author can edit a message"));
     }
     let mentioned = mentions(state, &channel, &content);
     state.db.edit_message(channel_id, message_id, &content, &mentioned).await?;
-    let message = state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    let message =
+        state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
     state.hub.dispatch_channel(channel_id, &Event::MessageUpdate { message });
     Ok(())
 }
@@ -213,7 +239,8 @@ async fn delete_message(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) 
     let state = &ctx.state;
     let user = ctx.session.user_id;
     text_channel(state, user, channel_id)?;
-    let message = state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    let message =
+        state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
     let is_admin = state.hub.user(user).is_some_and(|u| u.is_admin);
     if message.author_id != user && !is_admin {
         return Err(AppError::new(ErrorCode::Forbidden, "only the author or an admin can delete a message"));
@@ -230,23 +257,38 @@ fn check_emoji(emoji: &str) -> AppResult<()> {
     Ok(())
 }
 
-async fn react(ctx: Ctx, channel_id: ChannelId, message_id: MessageId, emoji: String, add: bool) -> AppResult<()> {
+async fn react(
+    ctx: Ctx,
+    channel_id: ChannelId,
+    message_id: MessageId,
+    emoji: String,
+    add: bool,
+) -> AppResult<()> {
     let state = &ctx.state;
     let user = ctx.session.user_id;
     text_channel(state, user, channel_id)?;
     check_emoji(&emoji)?;
     check_rate(state, user)?;
-    let message = state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
+    let message =
+        state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
     if add {
         let known = message.reactions.iter().any(|r| r.emoji == emoji);
         if !known && state.db.distinct_reactions(message_id).await? >= MAX_REACTIONS {
-            return Err(AppError::invalid(format!("a message can carry at most {MAX_REACTIONS} different reactions")));
+            return Err(AppError::invalid(format!(
+                "a message can carry at most {MAX_REACTIONS} different reactions"
+            )));
         }
         if state.db.add_reaction(message_id, &emoji, user).await? {
-            state.hub.dispatch_channel(channel_id, &Event::ReactionAdd { channel_id, message_id, user_id: user, emoji });
+            state.hub.dispatch_channel(
+                channel_id,
+                &Event::ReactionAdd { channel_id, message_id, user_id: user, emoji },
+            );
         }
     } else if state.db.remove_reaction(message_id, &emoji, user).await? {
-        state.hub.dispatch_channel(channel_id, &Event::ReactionRemove { channel_id, message_id, user_id: user, emoji });
+        state.hub.dispatch_channel(
+            channel_id,
+            &Event::ReactionRemove { channel_id, message_id, user_id: user, emoji },
+        );
     }
     Ok(())
 }
@@ -268,7 +310,9 @@ async fn mark_read(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) -> Ap
 fn typing(ctx: &Ctx, channel_id: ChannelId) -> AppResult<()> {
     let user = ctx.session.user_id;
     text_channel(&ctx.state, user, channel_id)?;
-    ctx.state.hub.dispatch_channel(channel_id, &Event::TypingStart { channel_id, user_id: user, at: now_ms() });
+    ctx.state
+        .hub
+        .dispatch_channel(channel_id, &Event::TypingStart { channel_id, user_id: user, at: now_ms() });
     Ok(())
 }
 

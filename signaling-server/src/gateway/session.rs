@@ -82,11 +82,11 @@ impl GatewaySession {
             s.replay.pop_front();
         }
         s.replay.push_back((seq, payload.clone()));
-        if let Some(conn) = &s.conn {
-            if conn.try_send(Outbound::Event { seq, payload: payload.clone() }).is_err() {
-                s.conn = None;
-                s.detached_at = Some(Instant::now());
-            }
+        if let Some(conn) = &s.conn
+            && conn.try_send(Outbound::Event { seq, payload: payload.clone() }).is_err()
+        {
+            s.conn = None;
+            s.detached_at = Some(Instant::now());
         }
     }
 

@@ -84,7 +84,12 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(state.issue_session(user.id, None).await?)))
 }
 
-async fn create_account(state: &AppState, req: &RegisterRequest, display_name: String, admin: bool) -> AppResult<User> {
+async fn create_account(
+    state: &AppState,
+    req: &RegisterRequest,
+    display_name: String,
+    admin: bool,
+) -> AppResult<User> {
     let hash = state.passwords.hash(&req.password).await?;
     let user = User {
         id: UserId(state.ids.next()),
@@ -162,7 +167,8 @@ pub async fn logout(
     let request: LogoutRequest = if body.is_empty() {
         LogoutRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| AppError::new(ErrorCode::MalformedRequest, e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::new(ErrorCode::MalformedRequest, e.to_string()))?
     };
     let everywhere = request.everywhere;
     let families = if everywhere {

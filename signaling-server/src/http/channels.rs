@@ -24,7 +24,11 @@ pub async fn list(State(state): State<AppState>, user: AuthUser) -> Json<Vec<Cha
     Json(state.hub.visible_channels(user.id))
 }
 
-pub async fn get(State(state): State<AppState>, user: AuthUser, Path(id): Path<ChannelId>) -> AppResult<Json<Channel>> {
+pub async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<ChannelId>,
+) -> AppResult<Json<Channel>> {
     state.hub.visible_channel(user.id, id).map(Json).ok_or_else(|| AppError::not_found("channel"))
 }
 
@@ -81,7 +85,11 @@ pub async fn update(
     Ok(Json(channel))
 }
 
-pub async fn remove(State(state): State<AppState>, user: AuthUser, Path(id): Path<ChannelId>) -> AppResult<StatusCode> {
+pub async fn remove(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<ChannelId>,
+) -> AppResult<StatusCode> {
     group_channel(&state, &user, id)?;
     state.db.delete_channel(id).await?;
     state.hub.delete_channel(id);
@@ -99,18 +107,15 @@ pub async fn open_dm(
     others.dedup();
     others.retain(|u| *u != user.id);
     if others.is_empty() || others.len() + 1 > MAX_GROUP_DM_MEMBERS {
-        return Err(AppError::invalid(format!(
-            "a DM needs 1 to {} other members",
-            MAX_GROUP_DM_MEMBERS - 1
-        )));
+        return Err(AppError::invalid(format!("a DM needs 1 to {} other members", MAX_GROUP_DM_MEMBERS - 1)));
     }
     if others.iter().any(|u| state.hub.user(*u).is_none()) {
         return Err(AppError::not_found("member"));
     }
-    if let [other] = others[..] {
-        if let Some(existing) = state.hub.find_dm(user.id, other) {
-            return Ok((StatusCode::OK, Json(existing)));
-        }
+    if let [other] = others[..]
+        && let Some(existing) = state.hub.find_dm(user.id, other)
+    {
+        return Ok((StatusCode::OK, Json(existing)));
     }
     let mut members = others.clone();
     members.push(user.id);

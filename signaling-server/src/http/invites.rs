@@ -41,7 +41,15 @@ pub async fn list(State(state): State<AppState>, user: AuthUser) -> AppResult<Js
     Ok(Json(state.db.usable_invites().await?))
 }
 
-pub async fn revoke(State(state): State<AppState>, user: AuthUser, Path(code): Path<String>) -> AppResult<StatusCode> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(code): Path<String>,
+) -> AppResult<StatusCode> {
     user.require_admin()?;
-    if state.db.revoke_invite(&code).await? { Ok(StatusCode::NO_CONTENT) } else { Err(AppError::not_found("invite")) }
+    if state.db.revoke_invite(&code).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::not_found("invite"))
+    }
 }

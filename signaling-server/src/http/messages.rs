@@ -6,15 +6,14 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hearth_protocol::api::{HistoryQuery, SendMessageRequest};
-use hearth_protocol::gateway::Event;
 use hearth_protocol::model::Message;
 use hearth_protocol::{ChannelId, MessageId};
 
 use super::extract::{Json, Path, Query};
 use crate::auth::AuthUser;
-use crate::db::messages::{NewMessage, Stored};
+use crate::db::messages::Stored;
 use crate::error::{AppError, AppResult};
-use crate::gateway::{check_content, commit, mentions, text_channel};
+use crate::gateway::{commit, prepare_message, publish, text_channel};
 use crate::state::AppState;
 
 pub async fn history(
@@ -47,25 +46,11 @@ pub async fn send(
     Json(req): Json<SendMessageRequest>,
 ) -> AppResult<(StatusCode, Json<Message>)> {
     let received = Instant::now();
-    let channel = text_channel(&state, user.id, id)?;
-    if req.nonce.is_empty() || req.nonce.len() > 64 || req.nonce.chars().any(char::is_control) {
-        return Err(AppError::invalid("nonce must be 1 to 64 printable characters"));
-    }
-    check_content(&req.content)?;
-    crate::gateway::check_rate(&state, user.id)?;
-    let message = NewMessage {
-        channel_id: id,
-        author_id: user.id,
-        nonce: req.nonce.clone(),
-        mentions: mentions(&state, &channel, &req.content),
-        content: req.content,
-        reply_to: req.reply_to,
-    };
+    let nonce = req.nonce.clone();
+    let message = prepare_message(&state, user.id, id, req.nonce, req.content, req.reply_to)?;
     match commit(&state, message).await? {
         Stored::Created(message) => {
-            state.hub.set_last_message(id, message.id);
-            state.hub.dispatch_channel(id, &Event::MessageCreate { message: message.clone(), nonce: Some(req.nonce) });
-            state.metrics.observe_gateway_latency(received.elapsed());
+            publish(&state, &message, &nonce, received);
             Ok((StatusCode::CREATED, Json(message)))
         }
         Stored::Duplicate(message) => Ok((StatusCode::OK, Json(message))),

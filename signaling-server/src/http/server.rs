@@ -35,14 +35,14 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (_, users) = state.hub.connected_counts();
-    let body = state.metrics.render(
-        state.connections.load(Ordering::Relaxed),
-        users,
-        state.hub.sessions().len(),
-    );
+    let body =
+        state.metrics.render(state.connections.load(Ordering::Relaxed), users, state.hub.sessions().len());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 pub async fn turn(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<TurnCredentials>> {
-    Ok(Json(TurnCredentials { ice_servers: state.ice_servers(user.id), ttl_secs: state.config.turn_ttl.as_secs() }))
+    Ok(Json(TurnCredentials {
+        ice_servers: state.ice_servers(user.id),
+        ttl_secs: state.config.turn_ttl.as_secs(),
+    }))
 }

@@ -45,13 +45,14 @@ pub async fn update_me(
 /// The body is the image file itself (PNG, JPEG, GIF or WebP).
 pub async fn put_avatar(State(state): State<AppState>, user: AuthUser, body: Body) -> AppResult<Json<User>> {
     let limit = state.config.limits.max_avatar_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| AppError::new(ErrorCode::PayloadTooLarge, format!("avatars are limited to {limit} bytes")))?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        AppError::new(ErrorCode::PayloadTooLarge, format!("avatars are limited to {limit} bytes"))
+    })?;
     let (hash, png) = tokio::task::spawn_blocking(move || avatar::process(&bytes))
         .await
         .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("avatar task")))??;
-    let path = avatar::path(&state.config.data_dir, &hash).ok_or_else(|| AppError::Internal(anyhow::anyhow!("bad avatar hash")))?;
+    let path = avatar::path(&state.config.data_dir, &hash)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("bad avatar hash")))?;
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await.map_err(|e| AppError::Internal(e.into()))?;
     }
@@ -72,12 +73,19 @@ pub async fn delete_avatar(State(state): State<AppState>, user: AuthUser) -> App
 }
 
 /// `GET /avatars/{hash}.png` (members only).
-pub async fn avatar(State(state): State<AppState>, _user: AuthUser, Path(file): Path<String>) -> AppResult<impl IntoResponse> {
+pub async fn avatar(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(file): Path<String>,
+) -> AppResult<impl IntoResponse> {
     let hash = file.strip_suffix(".png").unwrap_or(&file);
     let path = avatar::path(&state.config.data_dir, hash).ok_or_else(|| AppError::not_found("avatar"))?;
     let bytes = tokio::fs::read(&path).await.map_err(|_| AppError::not_found("avatar"))?;
     Ok((
-        [(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "private, max-age=31536000, immutable")],
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=31536000, immutable"),
+        ],
         bytes,
     ))
 }
@@ -102,7 +110,11 @@ pub async fn change_password(
 }
 
 /// An admin removes a member: their logins end and they can no longer log in.
-pub async fn remove(State(state): State<AppState>, user: AuthUser, Path(id): Path<UserId>) -> AppResult<StatusCode> {
+pub async fn remove(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<UserId>,
+) -> AppResult<StatusCode> {
     user.require_admin()?;
     if id == user.id {
         return Err(AppError::invalid("you cannot remove yourself"));
