@@ -50,7 +50,9 @@ pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Res
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        // Events queued together are written with one syscall at the flush that ends a batch.
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(4 * 1024 * 1024)
         .on_upgrade(move |socket| tasks.track_future(connection(socket, state)))
 }
 
