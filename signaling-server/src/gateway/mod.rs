@@ -31,7 +31,7 @@ use crate::auth::random_token;
 use crate::error::AppError;
 use crate::ratelimit::TokenBucket;
 use crate::state::AppState;
-use session::{GatewaySession, OUTBOUND_QUEUE, Outbound};
+use session::{ConnId, GatewaySession, OUTBOUND_QUEUE, Outbound};
 
 /// Frames above this are refused by the transport itself (close 1009); frames between
 /// [`MAX_FRAME_BYTES`] and this get a `PayloadTooLarge` error and the connection stays.
@@ -75,10 +75,14 @@ async fn connection(mut socket: WebSocket, state: AppState) {
     if send(&mut socket, &hello).await.is_err() {
         return;
     }
+    let conn_id = ConnId::next();
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let Some(session) = handshake(&mut socket, &state, &tx).await else {
+    let Some(session) = handshake(&mut socket, &state, conn_id, &tx).await else {
         return;
     };
+    // From here the session holds the only sender: when it drops it (session ended, resumed
+    // elsewhere, reader too slow) the queue closes and the loop closes the socket.
+    drop(tx);
     let mut conn = Connection {
         state: state.clone(),
         frames: TokenBucket::new(
@@ -92,7 +96,7 @@ async fn connection(mut socket: WebSocket, state: AppState) {
         last_seen: Instant::now(),
     };
     conn.run(rx).await;
-    if session.detach(&tx) {
+    if session.detach(conn_id) {
         state.hub.connection_changed(&session);
     }
 }
@@ -161,6 +165,7 @@ fn parse(text: &str) -> Result<ClientMsg, Refused> {
 async fn handshake(
     socket: &mut WebSocket,
     state: &AppState,
+    conn_id: ConnId,
     tx: &mpsc::Sender<Outbound>,
 ) -> Option<Arc<GatewaySession>> {
     let deadline = tokio::time::Instant::now() + state.config.identify_timeout;
@@ -229,7 +234,7 @@ async fn handshake(
                     status,
                     state.config.replay_buffer,
                 ));
-                session.attach(tx.clone());
+                session.attach(conn_id, tx.clone());
                 let Some(snapshot) = state.hub.register(session.clone()) else {
                     close_with(socket, close::AUTHENTICATION_FAILED, "not a member").await;
                     return None;
@@ -265,7 +270,7 @@ async fn handshake(
                     .hub
                     .session(&session_id)
                     .filter(|s| s.user_id == auth.id && s.family == auth.family)
-                    .and_then(|s| s.resume(last_seq, tx.clone()).ok().map(|missed| (s, missed)));
+                    .and_then(|s| s.resume(last_seq, conn_id, tx.clone()).ok().map(|missed| (s, missed)));
                 let Some((session, missed)) = resumed else {
                     send(socket, &ServerMsg::InvalidSession).await.ok()?;
                     continue;

@@ -37,10 +37,23 @@ struct Inner {
     seq: u64,
     replay: VecDeque<(u64, Arc<str>)>,
     replay_cap: usize,
-    conn: Option<mpsc::Sender<Outbound>>,
+    /// The attached connection: its queue and its id. The session holds the only sender, so
+    /// dropping it here (end, take-over, slow reader) is what tells the connection to close.
+    conn: Option<(ConnId, mpsc::Sender<Outbound>)>,
     status: Status,
     detached_at: Option<Instant>,
     ended: bool,
+}
+
+/// Identifies one WebSocket connection, so that a connection can detach only itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    pub fn next() -> ConnId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// Why a resume was refused.
@@ -82,7 +95,7 @@ impl GatewaySession {
             s.replay.pop_front();
         }
         s.replay.push_back((seq, payload.clone()));
-        if let Some(conn) = &s.conn
+        if let Some((_, conn)) = &s.conn
             && conn.try_send(Outbound::Event { seq, payload: payload.clone() }).is_err()
         {
             s.conn = None;
@@ -91,9 +104,9 @@ impl GatewaySession {
     }
 
     /// Attaches a new connection; events dispatched from now on go to it.
-    pub fn attach(&self, conn: mpsc::Sender<Outbound>) {
+    pub fn attach(&self, id: ConnId, conn: mpsc::Sender<Outbound>) {
         let mut s = self.lock();
-        s.conn = Some(conn);
+        s.conn = Some((id, conn));
         s.detached_at = None;
     }
 
@@ -102,6 +115,7 @@ impl GatewaySession {
     pub fn resume(
         &self,
         last_seq: u64,
+        id: ConnId,
         conn: mpsc::Sender<Outbound>,
     ) -> Result<Vec<(u64, Arc<str>)>, CannotResume> {
         let mut s = self.lock();
@@ -110,15 +124,15 @@ impl GatewaySession {
             return Err(CannotResume);
         }
         let missed = s.replay.iter().filter(|(seq, _)| *seq > last_seq).cloned().collect();
-        s.conn = Some(conn);
+        s.conn = Some((id, conn));
         s.detached_at = None;
         Ok(missed)
     }
 
-    /// Detaches `conn` if it is still the attached one (a resume may have replaced it).
-    pub fn detach(&self, conn: &mpsc::Sender<Outbound>) -> bool {
+    /// Detaches connection `id` if it is still the attached one (a resume may have replaced it).
+    pub fn detach(&self, id: ConnId) -> bool {
         let mut s = self.lock();
-        if s.conn.as_ref().is_some_and(|c| c.same_channel(conn)) {
+        if s.conn.as_ref().is_some_and(|(c, _)| *c == id) {
             s.conn = None;
             s.detached_at = Some(Instant::now());
             true
@@ -181,18 +195,19 @@ mod tests {
     fn resume_replays_exactly_what_was_missed() {
         let s = session(16);
         let (tx, mut rx) = mpsc::channel(16);
-        s.attach(tx.clone());
+        let first = ConnId::next();
+        s.attach(first, tx);
         let ev: Arc<str> = Arc::from("{}");
         for _ in 0..3 {
             s.dispatch(&ev);
         }
         assert_eq!(drain(&mut rx), vec![1, 2, 3]);
         // The client saw up to 2 when the socket dropped.
-        assert!(s.detach(&tx));
+        assert!(s.detach(first));
         s.dispatch(&ev);
         s.dispatch(&ev);
         let (tx2, mut rx2) = mpsc::channel(16);
-        let missed: Vec<u64> = s.resume(2, tx2).unwrap().into_iter().map(|(seq, _)| seq).collect();
+        let missed: Vec<u64> = s.resume(2, ConnId::next(), tx2).unwrap().into_iter().map(|(seq, _)| seq).collect();
         assert_eq!(missed, vec![3, 4, 5]);
         s.dispatch(&ev);
         assert_eq!(drain(&mut rx2), vec![6]);
@@ -206,17 +221,17 @@ mod tests {
             s.dispatch(&ev);
         }
         let (tx, _rx) = mpsc::channel(16);
-        assert_eq!(s.resume(2, tx.clone()), Err(CannotResume));
-        assert_eq!(s.resume(11, tx.clone()), Err(CannotResume));
-        assert_eq!(s.resume(6, tx.clone()).unwrap().len(), 4);
-        assert_eq!(s.resume(10, tx).unwrap().len(), 0);
+        assert_eq!(s.resume(2, ConnId::next(), tx.clone()), Err(CannotResume));
+        assert_eq!(s.resume(11, ConnId::next(), tx.clone()), Err(CannotResume));
+        assert_eq!(s.resume(6, ConnId::next(), tx.clone()).unwrap().len(), 4);
+        assert_eq!(s.resume(10, ConnId::next(), tx).unwrap().len(), 0);
     }
 
     #[test]
     fn a_full_queue_detaches_the_slow_connection_but_keeps_events() {
         let s = session(64);
         let (tx, mut rx) = mpsc::channel(2);
-        s.attach(tx);
+        s.attach(ConnId::next(), tx);
         let ev: Arc<str> = Arc::from("{}");
         for _ in 0..5 {
             s.dispatch(&ev);
@@ -224,7 +239,17 @@ mod tests {
         assert!(!s.is_attached());
         assert_eq!(drain(&mut rx), vec![1, 2]);
         let (tx2, _rx2) = mpsc::channel(16);
-        assert_eq!(s.resume(2, tx2).unwrap().len(), 3);
+        assert_eq!(s.resume(2, ConnId::next(), tx2).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn ending_a_session_closes_its_connection_queue() {
+        let s = session(8);
+        let (tx, mut rx) = mpsc::channel(4);
+        s.attach(ConnId::next(), tx);
+        s.end();
+        // The session held the only sender: the connection sees its queue close.
+        assert!(matches!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
     }
 
     #[test]
@@ -232,9 +257,10 @@ mod tests {
         let s = session(8);
         let (old, _a) = mpsc::channel(4);
         let (new, _b) = mpsc::channel(4);
-        s.attach(old.clone());
-        s.resume(0, new).unwrap();
-        assert!(!s.detach(&old));
+        let old_id = ConnId::next();
+        s.attach(old_id, old);
+        s.resume(0, ConnId::next(), new).unwrap();
+        assert!(!s.detach(old_id));
         assert!(s.is_attached());
     }
 }
