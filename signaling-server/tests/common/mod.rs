@@ -149,7 +149,10 @@ impl TestServer {
     }
 
     pub fn setup_token(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("setup-token")).expect("setup token file").trim().to_string()
+        std::fs::read_to_string(self.data_dir.join("setup-token"))
+            .expect("setup token file")
+            .trim()
+            .to_string()
     }
 
     pub fn pid(&self) -> u32 {
@@ -166,7 +169,9 @@ impl TestServer {
 
     /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly.
     pub async fn terminate(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
         let pid = child.id().expect("running") as i32;
         // SAFETY: sending a signal to our own child process.
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -251,7 +256,11 @@ impl Client {
         let resp = req.send().await.expect("HTTP request");
         let status = resp.status();
         let text = resp.text().await.expect("HTTP body");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
@@ -269,7 +278,13 @@ impl Client {
     }
 
     /// A request that must succeed with `status`, decoded as `T`.
-    pub async fn ok<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>, status: StatusCode) -> T {
+    pub async fn ok<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        status: StatusCode,
+    ) -> T {
         let (got, value) = self.request(method.clone(), path, body).await;
         assert_eq!(got, status, "{method} {path} answered {value}");
         serde_json::from_value(value).expect("response of the expected shape")
@@ -339,7 +354,11 @@ impl Gateway {
 
     pub async fn identify(url: &str, token: &str) -> Gateway {
         let mut ws = Self::open(url).await;
-        send_on(&mut ws, &ClientMsg::Identify { token: token.into(), protocol_version: PROTOCOL_VERSION, status: None }).await;
+        send_on(
+            &mut ws,
+            &ClientMsg::Identify { token: token.into(), protocol_version: PROTOCOL_VERSION, status: None },
+        )
+        .await;
         match next_frame(&mut ws).await.expect("ready") {
             ServerMsg::Ready { seq, ready } => Gateway {
                 ws,
@@ -463,7 +482,9 @@ pub async fn next_frame(ws: &mut Ws) -> Result<ServerMsg, Closed> {
                 return Ok(serde_json::from_str(text.as_str())
                     .unwrap_or_else(|e| panic!("server sent a frame we cannot parse ({e}): {text}")));
             }
-            Some(Ok(WsMessage::Close(frame))) => return Err(Closed(frame.map(|f| u16::from(f.code)))),
+            Some(Ok(WsMessage::Close(frame))) => {
+                return Err(Closed(frame.map(|f| u16::from(f.code))));
+            }
             Some(Ok(_)) => continue,
             Some(Err(_)) | None => return Err(Closed(None)),
         }
@@ -472,9 +493,284 @@ pub async fn next_frame(ws: &mut Ws) -> Result<ServerMsg, Closed> {
 
 /// A message to send with a fresh nonce.
 pub fn say(channel: ChannelId, content: &str) -> ClientMsg {
-    ClientMsg::SendMessage { channel_id: channel, nonce: random_suffix(), content: content.into(), reply_to: None }
+    ClientMsg::SendMessage {
+        channel_id: channel,
+        nonce: random_suffix(),
+        content: content.into(),
+        reply_to: None,
+    }
 }
 
 pub fn json<T: Serialize>(t: &T) -> Value {
     serde_json::to_value(t).expect("serializing")
+}
+
+// ---- Errors, headers, refresh and refused handshakes (tests/auth.rs, tests/authorization.rs) ----
+
+/// Asserts that an HTTP answer is the error `code` with the status that goes with it, and
+/// returns the error.
+pub fn expect_api_error(
+    answer: &(StatusCode, Value),
+    code: hearth_protocol::ErrorCode,
+) -> hearth_protocol::ApiError {
+    let (status, body) = answer;
+    let error: hearth_protocol::ApiError = serde_json::from_value(body.clone())
+        .unwrap_or_else(|e| panic!("expected the error {code:?}, got {status} {body} ({e})"));
+    assert_eq!(error.code, code, "expected {code:?}, got {status} {body}");
+    assert_eq!(status.as_u16(), code.http_status(), "status for {code:?}; body {body}");
+    error
+}
+
+impl Client {
+    /// Like [`Client::request`], but keeps the response headers (e.g. `Retry-After`).
+    pub async fn request_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("HTTP request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("HTTP body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, value)
+    }
+
+    /// `POST /auth/refresh`; on success this client takes the new session.
+    pub async fn refresh_session(&mut self, refresh_token: &str) -> (StatusCode, Value) {
+        let (status, value) =
+            self.post("/auth/refresh", serde_json::json!({"refresh_token": refresh_token})).await;
+        if status == StatusCode::OK {
+            let session: Session = serde_json::from_value(value.clone()).expect("session");
+            self.token = Some(session.access_token.clone());
+            self.session = Some(session);
+        }
+        (status, value)
+    }
+}
+
+impl Gateway {
+    /// Opens a connection and sends `first`, which the server must refuse and then close:
+    /// returns the refusal's error, the op it names, and the close code.
+    pub async fn refused(
+        url: &str,
+        first: &ClientMsg,
+    ) -> (hearth_protocol::ApiError, Option<String>, Option<u16>) {
+        let mut ws = Self::open(url).await;
+        send_on(&mut ws, first).await;
+        let (error, failed_op) = match next_frame(&mut ws).await {
+            Ok(ServerMsg::Error { error, failed_op, .. }) => (error, failed_op),
+            other => panic!("expected an Error frame for {}, got {other:?}", first.op()),
+        };
+        let code = loop {
+            match next_frame(&mut ws).await {
+                Ok(other) => panic!("expected the connection to close, got {other:?}"),
+                Err(Closed(code)) => break code,
+            }
+        };
+        (error, failed_op, code)
+    }
+}
+
+// ---- Resume, raw HTTP, metrics and paging (tests/gateway.rs, tests/durability.rs,
+// ---- tests/dms_presence_voice.rs, tests/operations.rs) ----
+
+/// What a client keeps of a session whose connection is gone, so that it can resume it.
+#[derive(Debug, Clone)]
+pub struct Detached {
+    pub token: String,
+    pub session_id: String,
+    pub last_seq: u64,
+}
+
+impl Gateway {
+    /// Drops the TCP connection without a close frame, as a failing network would.
+    pub fn drop_connection(self) -> Detached {
+        Detached { token: self.token, session_id: self.session_id, last_seq: self.last_seq }
+    }
+
+    /// Identifies on a socket that has already had its `Hello` (e.g. after a refused resume).
+    pub async fn identify_on(mut ws: Ws, token: &str) -> Gateway {
+        send_on(
+            &mut ws,
+            &ClientMsg::Identify { token: token.into(), protocol_version: PROTOCOL_VERSION, status: None },
+        )
+        .await;
+        match next_frame(&mut ws).await.expect("ready") {
+            ServerMsg::Ready { seq, ready } => Gateway {
+                ws,
+                session_id: ready.session_id.clone(),
+                ready: Some(*ready),
+                last_seq: seq,
+                token: token.to_string(),
+            },
+            other => panic!("expected Ready, got {other:?}"),
+        }
+    }
+
+    /// Sends a close frame and waits until the server has let go of the socket. The server
+    /// drops its end only after it has detached the session, so presence and voice state
+    /// already reflect the close when this returns.
+    pub async fn close_and_wait(mut self) {
+        if self.ws.send(WsMessage::Close(None)).await.is_err() {
+            // Already closed by the server: nothing left to wait for.
+            return;
+        }
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await.expect("server did not close the socket") {
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            }
+        }
+    }
+}
+
+impl Detached {
+    /// Resumes on `ws` (which has had its `Hello`). Ok: the gateway and the replayed events,
+    /// checked to be numbered right after `last_seq` and ending at `Resumed.seq`. Err: the
+    /// socket back, with the frame that refused the resume.
+    pub async fn resume_on(self, mut ws: Ws) -> Result<(Gateway, Vec<Event>), (Ws, ServerMsg)> {
+        let msg = ClientMsg::Resume {
+            token: self.token.clone(),
+            session_id: self.session_id.clone(),
+            last_seq: self.last_seq,
+            protocol_version: PROTOCOL_VERSION,
+        };
+        send_on(&mut ws, &msg).await;
+        let mut last_seq = self.last_seq;
+        let mut events = Vec::new();
+        loop {
+            match next_frame(&mut ws).await.expect("resume answer") {
+                ServerMsg::Dispatch { seq, event } => {
+                    assert_eq!(seq, last_seq + 1, "replay has a gap or a duplicate");
+                    last_seq = seq;
+                    events.push(event);
+                }
+                ServerMsg::Resumed { seq, replayed } => {
+                    assert_eq!(seq, last_seq, "Resumed.seq is not the last replayed seq");
+                    assert_eq!(replayed, events.len() as u64, "Resumed.replayed miscounts the replay");
+                    let gateway =
+                        Gateway { ws, ready: None, session_id: self.session_id, last_seq, token: self.token };
+                    return Ok((gateway, events));
+                }
+                other => return Err((ws, other)),
+            }
+        }
+    }
+
+    /// Resumes on a new connection.
+    pub async fn resume(self, url: &str) -> Result<(Gateway, Vec<Event>), ServerMsg> {
+        let ws = Gateway::open(url).await;
+        self.resume_on(ws).await.map_err(|(_, refusal)| refusal)
+    }
+}
+
+impl TestServer {
+    /// A GET outside `/api/v1` (health, metrics): status and body text.
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let resp = reqwest::get(format!("{}{path}", self.base)).await.expect("HTTP request");
+        let status = resp.status();
+        (status, resp.text().await.expect("HTTP body"))
+    }
+
+    /// The value of an unlabelled sample in `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (status, text) = self.get_text("/metrics").await;
+        assert_eq!(status, StatusCode::OK, "/metrics answered {text}");
+        metric_value(&text, name).unwrap_or_else(|| panic!("no sample {name} in /metrics:\n{text}"))
+    }
+}
+
+/// Finds `name value` in the Prometheus text format.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
+impl Client {
+    /// The same login against a restarted server (which listens on a new port).
+    pub fn at(&self, server: &TestServer) -> Client {
+        Client { base: server.base.clone(), ..self.clone() }
+    }
+
+    pub async fn voice_channel(&self, name: &str) -> Channel {
+        let body = serde_json::json!({"name": name, "kind": "voice"});
+        self.ok(Method::POST, "/channels", Some(body), StatusCode::CREATED).await
+    }
+
+    /// Every message of a channel, oldest first, read page by page.
+    pub async fn whole_history(&self, channel: ChannelId) -> Vec<hearth_protocol::model::Message> {
+        let mut all = Vec::new();
+        let mut query = "?limit=100".to_string();
+        loop {
+            let page = self.history(channel, &query).await;
+            let Some(oldest) = page.last() else { break };
+            query = format!("?limit=100&before={}", oldest.id);
+            let full = page.len() == 100;
+            all.extend(page);
+            if !full {
+                break;
+            }
+        }
+        all.reverse();
+        all
+    }
+
+    /// A request with a raw body (e.g. an image upload): status and JSON (or text) answer.
+    pub async fn send_bytes(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base)).body(body);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("HTTP request");
+        let status = resp.status();
+        let text = resp.text().await.expect("HTTP body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    /// A GET whose body is bytes (e.g. an avatar): status, content type and body.
+    pub async fn get_bytes(&self, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+        let mut req = self.http.get(format!("{}/api/v1{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("HTTP request");
+        let status = resp.status();
+        let kind = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, kind, resp.bytes().await.expect("HTTP body").to_vec())
+    }
+}
+
+/// Opens a gateway connection whose socket has a small, fixed receive buffer, so that a
+/// client which stops reading backs the server up quickly (a slow consumer).
+pub async fn open_with_receive_buffer(url: &str, bytes: u32) -> Ws {
+    let addr = url.trim_start_matches("ws://").split('/').next().expect("host:port in the URL");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket.set_recv_buffer_size(bytes).expect("setting SO_RCVBUF");
+    let stream = socket.connect(addr.parse().expect("a socket address")).await.expect("connecting");
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.expect("WebSocket handshake");
+    let hello = next_frame(&mut ws).await.expect("hello");
+    assert!(matches!(hello, ServerMsg::Hello { .. }), "first frame was {hello:?}");
+    ws
 }
