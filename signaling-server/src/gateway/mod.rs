@@ -96,9 +96,10 @@ async fn connection(mut socket: WebSocket, state: AppState) {
         last_seen: Instant::now(),
     };
     conn.run(rx).await;
-    if session.detach(conn_id) {
-        state.hub.connection_changed(&session);
-    }
+    // The session may already have let go of this connection (too slow, resumed elsewhere,
+    // ended); either way presence and voice state follow what is attached now.
+    session.detach(conn_id);
+    state.hub.connection_changed(&session);
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), axum::Error> {

@@ -162,12 +162,12 @@ pub fn prepare_message(
 
 /// Tells everyone who can see the channel about a newly stored message.
 pub fn publish(state: &AppState, message: &Message, nonce: &str, received: Instant) {
+    state.metrics.observe_gateway_latency(received.elapsed());
     state.hub.set_last_message(message.channel_id, message.id);
     state.hub.dispatch_channel(
         message.channel_id,
         &Event::MessageCreate { message: message.clone(), nonce: Some(nonce.to_string()) },
     );
-    state.metrics.observe_gateway_latency(received.elapsed());
 }
 
 /// Validates and queues a message; the returned future waits for the commit, then fans out.

@@ -207,7 +207,8 @@ mod tests {
         s.dispatch(&ev);
         s.dispatch(&ev);
         let (tx2, mut rx2) = mpsc::channel(16);
-        let missed: Vec<u64> = s.resume(2, ConnId::next(), tx2).unwrap().into_iter().map(|(seq, _)| seq).collect();
+        let missed: Vec<u64> =
+            s.resume(2, ConnId::next(), tx2).unwrap().into_iter().map(|(seq, _)| seq).collect();
         assert_eq!(missed, vec![3, 4, 5]);
         s.dispatch(&ev);
         assert_eq!(drain(&mut rx2), vec![6]);

@@ -574,11 +574,9 @@ impl Gateway {
             Ok(ServerMsg::Error { error, failed_op, .. }) => (error, failed_op),
             other => panic!("expected an Error frame for {}, got {other:?}", first.op()),
         };
-        let code = loop {
-            match next_frame(&mut ws).await {
-                Ok(other) => panic!("expected the connection to close, got {other:?}"),
-                Err(Closed(code)) => break code,
-            }
+        let code = match next_frame(&mut ws).await {
+            Ok(other) => panic!("expected the connection to close, got {other:?}"),
+            Err(Closed(code)) => code,
         };
         (error, failed_op, code)
     }
@@ -768,8 +766,9 @@ pub async fn open_with_receive_buffer(url: &str, bytes: u32) -> Ws {
     let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
     socket.set_recv_buffer_size(bytes).expect("setting SO_RCVBUF");
     let stream = socket.connect(addr.parse().expect("a socket address")).await.expect("connecting");
-    let (mut ws, _) =
-        tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.expect("WebSocket handshake");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .expect("WebSocket handshake");
     let hello = next_frame(&mut ws).await.expect("hello");
     assert!(matches!(hello, ServerMsg::Hello { .. }), "first frame was {hello:?}");
     ws
