@@ -30,6 +30,9 @@ pub enum Stored {
     BadReply,
 }
 
+/// Rows per multi-row INSERT (8 parameters each, well under both backends' limits).
+pub const INSERT_CHUNK: usize = 64;
+
 const COLUMNS: &str = "id, channel_id, author_id, content, reply_to, mentions, created_at, edited_at";
 
 fn encode_mentions(mentions: &[UserId]) -> String {
@@ -53,53 +56,98 @@ fn message(row: &AnyRow) -> sqlx::Result<Message> {
 
 impl Db {
     /// Stores a batch in one transaction (the group commit): one fsync for all of them.
-    /// `next_id` hands out ids in commit order.
+    /// `next_id` hands out ids in commit order. Rows go in as multi-row INSERTs of up to
+    /// [`INSERT_CHUNK`], because each statement is a round trip to the database.
     pub async fn store_messages(
         &self,
         batch: &[NewMessage],
         mut next_id: impl FnMut() -> i64,
     ) -> sqlx::Result<Vec<Stored>> {
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(batch.len());
+        // Replies are rare: check each target on its own.
+        let mut out: Vec<Option<Stored>> = Vec::with_capacity(batch.len());
         for m in batch {
-            if let Some(reply_to) = m.reply_to {
-                let found: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM messages WHERE id = $1 AND channel_id = $2 AND deleted = 0",
-                )
-                .bind(reply_to.0)
-                .bind(m.channel_id.0)
-                .fetch_one(&mut *tx)
-                .await?;
-                if found == 0 {
-                    out.push(Stored::BadReply);
-                    continue;
+            let bad_reply = match m.reply_to {
+                Some(reply_to) => {
+                    let found: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM messages WHERE id = $1 AND channel_id = $2 AND deleted = 0",
+                    )
+                    .bind(reply_to.0)
+                    .bind(m.channel_id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    found == 0
                 }
+                None => false,
+            };
+            out.push(bad_reply.then_some(Stored::BadReply));
+        }
+        let rows: Vec<(usize, Message)> = batch
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| out[*i].is_none())
+            .map(|(i, m)| {
+                let message = Message {
+                    id: MessageId(next_id()),
+                    channel_id: m.channel_id,
+                    author_id: m.author_id,
+                    content: m.content.clone(),
+                    created_at: now_ms(),
+                    edited_at: None,
+                    reply_to: m.reply_to,
+                    mentions: m.mentions.clone(),
+                    reactions: Vec::new(),
+                };
+                (i, message)
+            })
+            .collect();
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO messages (id, channel_id, author_id, nonce, content, reply_to, mentions, created_at) VALUES ",
+            );
+            for n in 0..chunk.len() {
+                let p = n * 8;
+                if n > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${},${},${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7,
+                    p + 8
+                ));
             }
-            let id = next_id();
-            let created_at = now_ms();
-            let mentions = encode_mentions(&m.mentions);
-            let done = sqlx::query(
-                "INSERT INTO messages (id, channel_id, author_id, nonce, content, reply_to, mentions, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (author_id, nonce) DO NOTHING",
-            )
-            .bind(id)
-            .bind(m.channel_id.0)
-            .bind(m.author_id.0)
-            .bind(m.nonce.clone())
-            .bind(m.content.clone())
-            .bind(m.reply_to.map(|r| r.0))
-            .bind(mentions)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 0 {
+            sql.push_str(" ON CONFLICT (author_id, nonce) DO NOTHING RETURNING id");
+            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+            for (i, m) in chunk {
+                query = query
+                    .bind(m.id.0)
+                    .bind(m.channel_id.0)
+                    .bind(m.author_id.0)
+                    .bind(batch[*i].nonce.clone())
+                    .bind(m.content.clone())
+                    .bind(m.reply_to.map(|r| r.0))
+                    .bind(encode_mentions(&m.mentions))
+                    .bind(m.created_at);
+            }
+            inserted.extend(query.fetch_all(&mut *tx).await?);
+        }
+        for (i, m) in rows {
+            if !inserted.contains(&m.id.0) {
+                // The author already sent this nonce (before, or earlier in this batch).
                 let sql = format!("SELECT {COLUMNS} FROM messages WHERE author_id = $1 AND nonce = $2");
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(m.author_id.0)
-                    .bind(m.nonce.clone())
+                    .bind(batch[i].nonce.clone())
                     .fetch_one(&mut *tx)
                     .await?;
-                out.push(Stored::Duplicate(message(&row)?));
+                out[i] = Some(Stored::Duplicate(message(&row)?));
                 continue;
             }
             for user in &m.mentions {
@@ -109,24 +157,17 @@ impl Db {
                 )
                 .bind(user.0)
                 .bind(m.channel_id.0)
-                .bind(id)
+                .bind(m.id.0)
                 .execute(&mut *tx)
                 .await?;
             }
-            out.push(Stored::Created(Message {
-                id: MessageId(id),
-                channel_id: m.channel_id,
-                author_id: m.author_id,
-                content: m.content.clone(),
-                created_at,
-                edited_at: None,
-                reply_to: m.reply_to,
-                mentions: m.mentions.clone(),
-                reactions: Vec::new(),
-            }));
+            out[i] = Some(Stored::Created(m));
         }
         tx.commit().await?;
-        Ok(out)
+        // Every slot was filled above: a bad reply, a duplicate or a new message.
+        out.into_iter()
+            .map(|slot| slot.ok_or_else(|| sqlx::Error::Protocol("a message of the batch was not stored".into())))
+            .collect()
     }
 
     /// One message that was not deleted, with its reactions.

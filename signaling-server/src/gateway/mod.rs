@@ -25,7 +25,7 @@ use hearth_protocol::gateway::{ClientMsg, Ready, ServerMsg, close};
 use hearth_protocol::model::{ChannelKind, Status};
 use hearth_protocol::{ApiError, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, timeout_at};
+use tokio::time::timeout_at;
 
 use crate::auth::random_token;
 use crate::error::AppError;
@@ -303,13 +303,18 @@ struct Connection {
 impl Connection {
     async fn run(&mut self, mut rx: mpsc::Receiver<Outbound>) {
         let shutdown = self.state.shutdown.clone();
+        // Made once, not per loop turn: each turn of a busy fan-out would otherwise register
+        // and drop a waiter on the shutdown token and a timer in the runtime's timer wheel.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         let timeout = self.state.config.heartbeat_interval * 2;
+        let mut heartbeat_check = tokio::time::interval(self.state.config.heartbeat_interval / 2);
+        heartbeat_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut draining = false;
         loop {
-            let heartbeat_deadline = tokio::time::Instant::from_std(self.last_seen + timeout);
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled(), if !draining => draining = true,
+                _ = &mut cancelled, if !draining => draining = true,
                 Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
                     if let Some(msg) = reply
                         && send(&mut self.socket, &msg).await.is_err() { return; }
@@ -344,9 +349,11 @@ impl Connection {
                         None => return,
                     }
                 }
-                _ = sleep_until(heartbeat_deadline), if !draining => {
-                    close_with(&mut self.socket, close::HEARTBEAT_TIMEOUT, "heartbeat timeout").await;
-                    return;
+                _ = heartbeat_check.tick(), if !draining => {
+                    if self.last_seen.elapsed() >= timeout {
+                        close_with(&mut self.socket, close::HEARTBEAT_TIMEOUT, "heartbeat timeout").await;
+                        return;
+                    }
                 }
             }
             if draining && self.pending.is_empty() {
