@@ -271,7 +271,43 @@ async fn history_pages_backwards_and_forwards_with_cursors(backend: Backend) {
     assert_eq!(status, 400, "{body}");
 }
 
+async fn a_nonce_resent_before_its_ack_is_still_stored_once(backend: Backend) {
+    let server = TestServer::start_with(backend, &["--limit-message-burst", "100"]).await;
+    let admin = server.admin().await;
+    let general = admin.text_channel("general").await;
+    let mut a = server.gateway(&admin).await;
+    // Pipelined without waiting, so the copies can land in one group commit.
+    let twice = ClientMsg::SendMessage {
+        channel_id: general.id,
+        nonce: "same".into(),
+        content: "twice".into(),
+        reply_to: None,
+    };
+    for i in 0..10 {
+        a.send(&twice).await;
+        a.send(&say(general.id, &format!("other {i}"))).await;
+    }
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let (id, nonce) = a
+            .event(|e| match e {
+                Event::MessageCreate { message, nonce } => Some((message.id, nonce.clone())),
+                _ => None,
+            })
+            .await;
+        if nonce.as_deref() == Some("same") {
+            ids.push(id);
+        }
+    }
+    assert_eq!(ids.len(), 10, "every copy is answered");
+    assert!(ids.iter().all(|id| *id == ids[0]), "every copy is answered with the same message");
+    let history = admin.history(general.id, "?limit=100").await;
+    assert_eq!(history.iter().filter(|m| m.content == "twice").count(), 1);
+    assert_eq!(history.len(), 11);
+}
+
 both_backends!(
+    a_nonce_resent_before_its_ack_is_still_stored_once,
     a_message_reaches_every_member_once_and_is_in_history,
     resending_a_nonce_returns_the_first_message_and_stores_nothing_new,
     edits_deletes_replies_reactions_and_mentions,

@@ -166,7 +166,9 @@ impl Db {
         tx.commit().await?;
         // Every slot was filled above: a bad reply, a duplicate or a new message.
         out.into_iter()
-            .map(|slot| slot.ok_or_else(|| sqlx::Error::Protocol("a message of the batch was not stored".into())))
+            .map(|slot| {
+                slot.ok_or_else(|| sqlx::Error::Protocol("a message of the batch was not stored".into()))
+            })
             .collect()
     }
 
