@@ -2,9 +2,10 @@
 //! human message. The message never carries internal detail (SQL, paths, stack traces).
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// Stable error codes. Clients match on these, never on message text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -67,7 +68,7 @@ impl ErrorCode {
 }
 
 /// The body of every HTTP error response, and the payload of a gateway `Error` frame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,

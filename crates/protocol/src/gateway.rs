@@ -8,13 +8,14 @@
 //! a while and can `Resume` with the last `seq` it saw to receive exactly what it missed.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::error::ApiError;
 use crate::ids::{ChannelId, MessageId, UserId};
 use crate::model::{Channel, IceServer, Message, Presence, ReadState, Signal, Status, User, VoiceState};
 
 /// Frames from client to server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "op")]
 pub enum ClientMsg {
     /// Start a new session with an access token.
@@ -118,7 +119,7 @@ impl ClientMsg {
 }
 
 /// The snapshot a client gets when it identifies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Ready {
     pub session_id: String,
     pub user: User,
@@ -131,7 +132,7 @@ pub struct Ready {
 }
 
 /// Frames from server to client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "op")]
 pub enum ServerMsg {
     /// First frame on every connection.
@@ -172,7 +173,7 @@ pub enum ServerMsg {
 }
 
 /// What happened, as told to the members who may know.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "t")]
 pub enum Event {
     /// A new message. `nonce` is the sender's nonce, so the sender's clients can match it.

@@ -17,7 +17,8 @@ pub const SEQUENCE_BITS: u32 = 22;
 macro_rules! snowflake {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, ts_rs::TS)]
+        #[ts(type = "string")]
         pub struct $name(pub i64);
 
         impl $name {

@@ -1,11 +1,12 @@
 //! The things Hearth is about, as both sides see them.
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::ids::{ChannelId, MessageId, UserId};
 
 /// A member of the group, as others see them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct User {
     pub id: UserId,
     pub username: String,
@@ -15,7 +16,7 @@ pub struct User {
     pub is_admin: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// A text channel every member of the group can read.
@@ -54,7 +55,7 @@ impl ChannelKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Channel {
     pub id: ChannelId,
     pub kind: ChannelKind,
@@ -68,13 +69,13 @@ pub struct Channel {
     pub last_message_id: Option<MessageId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Reaction {
     pub emoji: String,
     pub users: Vec<UserId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Message {
     pub id: MessageId,
     pub channel_id: ChannelId,
@@ -91,7 +92,7 @@ pub struct Message {
 }
 
 /// What a person chose to show. `Invisible` is seen by others as `Offline`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     #[default]
@@ -114,14 +115,14 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Presence {
     pub user_id: UserId,
     pub status: Status,
 }
 
 /// How far a user has read a channel, and what is waiting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ReadState {
     pub channel_id: ChannelId,
     pub last_read: Option<MessageId>,
@@ -132,7 +133,7 @@ pub struct ReadState {
 }
 
 /// Where a user is in voice, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct VoiceState {
     pub user_id: UserId,
     /// `None` once the user has left.
@@ -143,7 +144,7 @@ pub struct VoiceState {
 }
 
 /// A STUN or TURN server for the client's ICE agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,7 +154,7 @@ pub struct IceServer {
 }
 
 /// WebRTC signalling between two members of the same call; the server relays it untouched.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Signal {
     Offer { sdp: String },

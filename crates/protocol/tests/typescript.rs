@@ -1,0 +1,57 @@
+//! The UI's TypeScript types are generated from these Rust types, never written by hand:
+//! this test writes `ui/src/lib/protocol/generated.ts` and fails if the committed file was
+//! stale (so a protocol change without regenerating is caught by CI).
+
+use hearth_protocol::api::*;
+use hearth_protocol::gateway::{ClientMsg, Event, Ready, ServerMsg};
+use hearth_protocol::model::*;
+use hearth_protocol::{ApiError, ChannelId, ErrorCode, MessageId, UserId};
+use ts_rs::{Config, TS};
+
+fn declarations() -> String {
+    // Every 64-bit integer on the wire is a time in ms, a sequence or a count, all far below
+    // 2^53; ids, the only large ones, travel as strings.
+    let cfg = Config::new().with_large_int("number");
+    let mut out = String::from(
+        "// Generated from crates/protocol by `cargo test -p hearth-protocol --test typescript`.\n\
+         // Do not edit: change the Rust types and run the test again.\n\n",
+    );
+    macro_rules! declare {
+        ($($t:ty),* $(,)?) => {$(
+            out.push_str("export ");
+            out.push_str(&<$t as TS>::decl(&cfg));
+            out.push_str("\n\n");
+        )*};
+    }
+    declare!(
+        UserId, ChannelId, MessageId, ErrorCode, ApiError,
+        User, ChannelKind, Channel, Reaction, Message, Status, Presence, ReadState, VoiceState,
+        IceServer, Signal,
+        ClientMsg, Ready, ServerMsg, Event,
+        RegisterRequest, LoginRequest, RefreshRequest, LogoutRequest, Session, UpdateProfileRequest,
+        ChangePasswordRequest, CreateInviteRequest, Invite, CreateChannelRequest, UpdateChannelRequest,
+        CreateDmRequest, HistoryQuery, SendMessageRequest, TurnCredentials, ServerInfo,
+    );
+    out.push_str(&format!(
+        "export const PROTOCOL_VERSION = {};\nexport const MAX_FRAME_BYTES = {};\n\
+         export const MAX_MESSAGE_CHARS = {};\nexport const MAX_GROUP_DM_MEMBERS = {};\n",
+        hearth_protocol::PROTOCOL_VERSION,
+        hearth_protocol::MAX_FRAME_BYTES,
+        hearth_protocol::MAX_MESSAGE_CHARS,
+        hearth_protocol::MAX_GROUP_DM_MEMBERS,
+    ));
+    out
+}
+
+#[test]
+fn typescript_declarations_are_up_to_date() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/lib/protocol/generated.ts");
+    let fresh = declarations();
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != fresh {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &fresh).unwrap();
+        // Under CI a stale file is a failure; locally the file is now regenerated.
+        assert!(std::env::var_os("CI").is_none(), "ui/src/lib/protocol/generated.ts was stale; regenerated it — commit it");
+    }
+}
