@@ -1,21 +1,25 @@
-//! Password hashing with argon2id at OWASP's parameters (19 MiB, t=2, p=1). Hashing takes tens
-//! of milliseconds of CPU and 19 MiB, so it runs on the blocking pool, a bounded number at once.
+//! Password hashing with argon2id at OWASP's parameters (19 MiB, t=2, p=1). A hash takes tens
+//! of milliseconds of CPU and 19 MiB, so hashes run on a small pool of dedicated threads (at
+//! most `concurrency` at once) that run at the lowest CPU priority: a login storm then uses
+//! whatever CPU is left, and the gateway, at normal priority, keeps its latency.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Context;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 /// The shortest password we accept; long passphrases are welcome up to the cap.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+type Job = Box<dyn FnOnce() + Send>;
+
 #[derive(Clone)]
 pub struct Passwords {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     /// A real hash of a random password: verifying against it when the account does not
     /// exist makes "no such user" take as long as "wrong password".
     dummy_hash: Arc<str>,
@@ -38,27 +42,70 @@ fn verify_now(password: &[u8], hash: &str) -> bool {
     }
 }
 
+/// Puts the calling thread at the lowest CPU priority (nice 19), so it only gets CPU that
+/// nothing at normal priority wants. Best effort: without it hashing still works.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority on the calling thread have no memory-safety preconditions.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+            tracing::debug!("could not lower the priority of a password thread");
+        }
+    }
+}
+
 impl Passwords {
+    /// Starts `concurrency` hashing threads; they end when the last handle is dropped.
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        // The threads share one queue; a std mutex held only while taking the next job.
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..concurrency.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    lower_thread_priority();
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .context("starting a password thread")?;
+        }
         let dummy = hash_now(super::random_token(16).as_bytes())?;
-        Ok(Passwords { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into() })
+        Ok(Passwords { jobs, dummy_hash: dummy.into() })
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                // The requester may have gone (client disconnected); the result is not needed then.
+                let _ = tx.send(work());
+            }))
+            .map_err(|_| anyhow::anyhow!("password threads stopped"))?;
+        rx.await.context("password thread dropped the job")
     }
 
     pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await.context("password pool closed")?;
         let password = password.as_bytes().to_vec();
-        tokio::task::spawn_blocking(move || hash_now(&password)).await.context("hashing task")?
+        self.run(move || hash_now(&password)).await?
     }
 
     /// Verifies against `hash`, or against a dummy when there is no account, in equal time.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> anyhow::Result<bool> {
-        let _permit = self.permits.acquire().await.context("password pool closed")?;
         let password = password.as_bytes().to_vec();
         let exists = hash.is_some();
         let hash = hash.map(str::to_string).unwrap_or_else(|| self.dummy_hash.to_string());
-        let ok = tokio::task::spawn_blocking(move || verify_now(&password, &hash))
-            .await
-            .context("verifying task")?;
+        let ok = self.run(move || verify_now(&password, &hash)).await?;
         Ok(ok && exists)
     }
 }
