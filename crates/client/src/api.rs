@@ -1,0 +1,225 @@
+//! The typed HTTP client of the server's `/api/v1`: one method per route, the protocol crate's
+//! bodies in and out, the server's `ApiError` (stable code + message) on refusal.
+
+use std::time::Duration;
+
+use hearth_protocol::api::{
+    CreateChannelRequest, CreateDmRequest, CreateInviteRequest, HistoryQuery, Invite, LoginRequest,
+    LogoutRequest, RefreshRequest, RegisterRequest, SendMessageRequest, ServerInfo, Session, TurnCredentials,
+    UpdateProfileRequest,
+};
+use hearth_protocol::model::{Channel, ChannelKind, Message, User};
+use hearth_protocol::{ApiError, ChannelId, ErrorCode, UserId};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// How long one HTTP request may take, connection included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP client bound to one server. Cheap to clone (reqwest pools connections inside).
+#[derive(Clone, Debug)]
+pub struct Api {
+    http: reqwest::Client,
+    /// `https://host[:port][/prefix]`, no trailing slash.
+    base: String,
+}
+
+impl Api {
+    /// A client for the server at `base` (as given by [`crate::invite::Link::server`]).
+    pub fn new(base: &str) -> Result<Api> {
+        crate::tls::install_provider();
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("hearth-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Network(format!("cannot set up HTTP: {e}")))?;
+        Ok(Api { http, base: base.trim_end_matches('/').to_string() })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The gateway's WebSocket URL (`wss://` for an `https://` server).
+    pub fn gateway_url(&self) -> String {
+        let rest = self
+            .base
+            .strip_prefix("https://")
+            .map(|r| format!("wss://{r}"))
+            .or_else(|| self.base.strip_prefix("http://").map(|r| format!("ws://{r}")))
+            .unwrap_or_else(|| self.base.clone());
+        format!("{rest}/api/v1/gateway")
+    }
+
+    fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let req = self.http.request(method, format!("{}/api/v1{path}", self.base));
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    // ---- Public routes ----
+
+    /// `GET /server`: name, protocol version, whether it still needs its first admin.
+    pub async fn server_info(&self) -> Result<ServerInfo> {
+        json(self.request(Method::GET, "/server", None)).await
+    }
+
+    /// `POST /auth/register` with an invite code (or the server's setup token).
+    pub async fn register(&self, req: &RegisterRequest) -> Result<Session> {
+        json(self.request(Method::POST, "/auth/register", None).json(req)).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session> {
+        let body = LoginRequest { username: username.into(), password: password.into() };
+        json(self.request(Method::POST, "/auth/login", None).json(&body)).await
+    }
+
+    /// Trades a (single-use) refresh token for a new session; the answer holds its successor.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Session> {
+        let body = RefreshRequest { refresh_token: refresh_token.into() };
+        json(self.request(Method::POST, "/auth/refresh", None).json(&body)).await
+    }
+
+    // ---- Authenticated routes ----
+
+    pub async fn logout(&self, token: &str, everywhere: bool) -> Result<()> {
+        empty(self.request(Method::POST, "/auth/logout", Some(token)).json(&LogoutRequest { everywhere }))
+            .await
+    }
+
+    pub async fn me(&self, token: &str) -> Result<User> {
+        json(self.request(Method::GET, "/users/@me", Some(token))).await
+    }
+
+    pub async fn update_profile(&self, token: &str, req: &UpdateProfileRequest) -> Result<User> {
+        json(self.request(Method::PATCH, "/users/@me", Some(token)).json(req)).await
+    }
+
+    /// `PUT /users/@me/avatar` with the image file's bytes (PNG, JPEG, GIF or WebP).
+    pub async fn upload_avatar(&self, token: &str, image: Vec<u8>) -> Result<User> {
+        json(self.request(Method::PUT, "/users/@me/avatar", Some(token)).body(image)).await
+    }
+
+    pub async fn members(&self, token: &str) -> Result<Vec<User>> {
+        json(self.request(Method::GET, "/users", Some(token))).await
+    }
+
+    pub async fn channels(&self, token: &str) -> Result<Vec<Channel>> {
+        json(self.request(Method::GET, "/channels", Some(token))).await
+    }
+
+    /// Admin only.
+    pub async fn create_channel(&self, token: &str, name: &str, kind: ChannelKind) -> Result<Channel> {
+        let body = CreateChannelRequest { name: name.into(), kind };
+        json(self.request(Method::POST, "/channels", Some(token)).json(&body)).await
+    }
+
+    /// Opens (or finds) the DM with one member, or a group DM with several.
+    pub async fn open_dm(&self, token: &str, recipients: Vec<UserId>) -> Result<Channel> {
+        let body = CreateDmRequest { recipients };
+        json(self.request(Method::POST, "/dms", Some(token)).json(&body)).await
+    }
+
+    /// A page of history: newest first with `before` (or no cursor), oldest first with `after`.
+    pub async fn history(
+        &self,
+        token: &str,
+        channel: ChannelId,
+        query: &HistoryQuery,
+    ) -> Result<Vec<Message>> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(b) = query.before {
+            params.push(("before", b.to_string()));
+        }
+        if let Some(a) = query.after {
+            params.push(("after", a.to_string()));
+        }
+        if let Some(l) = query.limit {
+            params.push(("limit", l.to_string()));
+        }
+        json(self.request(Method::GET, &format!("/channels/{channel}/messages"), Some(token)).query(&params))
+            .await
+    }
+
+    /// Sends over HTTP (no gateway needed); the same nonce always yields the same message.
+    pub async fn send_message(
+        &self,
+        token: &str,
+        channel: ChannelId,
+        req: &SendMessageRequest,
+    ) -> Result<Message> {
+        json(self.request(Method::POST, &format!("/channels/{channel}/messages"), Some(token)).json(req))
+            .await
+    }
+
+    /// Admin only.
+    pub async fn create_invite(&self, token: &str, req: &CreateInviteRequest) -> Result<Invite> {
+        json(self.request(Method::POST, "/invites", Some(token)).json(req)).await
+    }
+
+    /// Admin only.
+    pub async fn invites(&self, token: &str) -> Result<Vec<Invite>> {
+        json(self.request(Method::GET, "/invites", Some(token))).await
+    }
+
+    /// Admin only.
+    pub async fn revoke_invite(&self, token: &str, code: &str) -> Result<()> {
+        empty(self.request(Method::DELETE, &format!("/invites/{code}"), Some(token))).await
+    }
+
+    pub async fn turn(&self, token: &str) -> Result<TurnCredentials> {
+        json(self.request(Method::GET, "/turn", Some(token))).await
+    }
+
+    /// The link others paste to join with `code`.
+    pub fn invite_link(&self, code: &str) -> String {
+        let server: String = url::form_urlencoded::byte_serialize(self.base.as_bytes()).collect();
+        format!("hearth://join?server={server}&code={code}")
+    }
+}
+
+async fn send(req: RequestBuilder) -> Result<reqwest::Response> {
+    let resp = req.send().await.map_err(network)?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let body = resp.bytes().await.map_err(network)?;
+    Err(match serde_json::from_slice::<ApiError>(&body) {
+        Ok(e) => Error::Api(e),
+        Err(_) => Error::Api(ApiError::new(code_for_status(status), format!("the server answered {status}"))),
+    })
+}
+
+async fn json<T: DeserializeOwned>(req: RequestBuilder) -> Result<T> {
+    let body = send(req).await?.bytes().await.map_err(network)?;
+    serde_json::from_slice(&body).map_err(|e| Error::Protocol(e.to_string()))
+}
+
+async fn empty(req: RequestBuilder) -> Result<()> {
+    send(req).await.map(|_| ())
+}
+
+fn network(e: reqwest::Error) -> Error {
+    // reqwest's Display can include the URL but never headers or bodies, so no token leaks.
+    Error::Network(e.without_url().to_string())
+}
+
+/// A code for an error answer without an `ApiError` body (e.g. from a proxy in front).
+fn code_for_status(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::Forbidden,
+        404 => ErrorCode::NotFound,
+        413 => ErrorCode::PayloadTooLarge,
+        429 => ErrorCode::RateLimited,
+        502..=504 => ErrorCode::Unavailable,
+        400..=499 => ErrorCode::MalformedRequest,
+        _ => ErrorCode::Internal,
+    }
+}

@@ -1,0 +1,36 @@
+//! `hearth-client`: the Hearth client engine, with no UI in it, so that the desktop app, a
+//! headless test client and a terminal client all drive the same code.
+//!
+//! Map of the crate:
+//! - [`engine`]: [`Engine`], the entry point — saved accounts, login and register, the
+//!   running account's session and cache, history, sending through the outbox.
+//! - [`session`]: the gateway session task (identify/resume, heartbeats, reconnect, token
+//!   refresh, outbox delivery) behind a cheap-clone [`SessionHandle`] and a stream of
+//!   [`SessionEvent`]s.
+//! - [`store`]: the local SQLite cache (messages, channels, members, read states) and the
+//!   outbox of unacknowledged messages.
+//! - [`api`]: the typed HTTP client of `/api/v1`.
+//! - [`credentials`]: the access token and the rotating refresh token.
+//! - [`accounts`]: saved accounts in a private JSON file.
+//! - [`invite`]: parsing pasted invite links, deep links and server addresses.
+//! - [`backoff`]: the reconnect backoff state machine.
+//! - [`error`]: [`Error`], with a stable code for the UI.
+//!
+//! Data flow: the app calls the engine or a session handle; writes go up the gateway (messages
+//! via the outbox), reads come from the cache, which the session task keeps current from
+//! gateway events before it passes them on.
+
+pub mod accounts;
+pub mod api;
+pub mod backoff;
+pub mod credentials;
+pub mod engine;
+pub mod error;
+pub mod invite;
+pub mod session;
+pub mod store;
+mod tls;
+
+pub use engine::{AccountInfo, Engine, EngineOptions};
+pub use error::{Error, Result};
+pub use session::{ConnectionStatus, Session, SessionEvent, SessionHandle};
