@@ -1,0 +1,124 @@
+//! `hearth-bench`: the load generators and measurements behind `bench/run.sh`.
+//!
+//! Each bench starts a fresh `hearth-server` (and its peer, when it has one) on loopback, drives
+//! it from this process, reads the server's CPU and memory from `/proc`, prints a human summary
+//! and ends with one JSON line per metric (see [`report`]).
+//!
+//! - [`fanout`]: channel fan-out to N clients, against a Socket.IO 4 room broadcast.
+//! - [`conn_memory`]: resident memory per idle authenticated connection, against Socket.IO.
+//! - [`persist`]: send → durable → ack throughput and latency, against a raw SQLite writer.
+//! - [`login_storm`]: login rate against a raw argon2id loop, and gateway latency meanwhile.
+//!
+//! Shared parts: [`server`] starts/stops `hearth-server` and bootstraps a group, [`api`] and
+//! [`gateway`] speak Hearth's HTTP and WebSocket, [`socketio`] runs and speaks to the peer,
+//! [`link`] puts either behind one client interface, [`process`] reads `/proc`, [`stats`]
+//! does percentiles.
+
+mod api;
+mod conn_memory;
+mod fanout;
+mod gateway;
+mod link;
+mod login_storm;
+mod persist;
+mod process;
+mod report;
+mod server;
+mod socketio;
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::server::Paths;
+
+#[derive(Debug, Parser)]
+#[command(name = "hearth-bench", about = "Hearth benchmarks; run them through bench/run.sh")]
+struct Cli {
+    /// The server binary under test.
+    #[arg(long, env = "HEARTH_SERVER_BIN")]
+    server_bin: Option<PathBuf>,
+    /// Where server logs go (kept after the run).
+    #[arg(long, env = "HEARTH_BENCH_OUT")]
+    out_dir: Option<PathBuf>,
+    /// The node binary for the Socket.IO peer.
+    #[arg(long, env = "HEARTH_BENCH_NODE", default_value = "node")]
+    node: PathBuf,
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Channel fan-out to N clients vs Socket.IO 4.
+    Fanout(fanout::Args),
+    /// Server memory per idle authenticated connection vs Socket.IO 4.
+    ConnMemory(conn_memory::Args),
+    /// Send → durable → ack through the gateway vs a raw SQLite writer.
+    Persist(persist::Args),
+    /// Login rate vs raw argon2id, and gateway heartbeat latency during the storm.
+    LoginStorm(login_storm::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    match try_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` gives the context chain on one line; a backtrace would bury it.
+            eprintln!("hearth-bench: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main() -> Result<()> {
+    let cli = Cli::parse();
+    stats::start_clock();
+    let limit = process::raise_nofile_limit().context("raising the open-file limit")?;
+    if limit < 12_000 {
+        eprintln!("warning: open-file limit is {limit}; the larger benches need ~2 per connection");
+    }
+    let root = server::workspace_root();
+    let paths = Paths {
+        server_bin: cli.server_bin.clone().unwrap_or_else(|| root.join("target/release/hearth-server")),
+        out_dir: cli.out_dir.clone().unwrap_or_else(|| root.join("bench/out")),
+        node: cli.node.clone(),
+        socketio_dir: root.join("bench/peers/socketio"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let metrics = runtime.block_on(async {
+        tokio::select! {
+            result = run(&paths, &cli.bench) => result,
+            // Returning drops every server handle, which kills the servers.
+            () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+        }
+    })?;
+    report::print_metrics(&metrics)
+}
+
+async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
+    match bench {
+        Bench::Fanout(args) => fanout::run(paths, args).await,
+        Bench::ConnMemory(args) => conn_memory::run(paths, args).await,
+        Bench::Persist(args) => persist::run(paths, args).await,
+        Bench::LoginStorm(args) => login_storm::run(paths, args).await,
+    }
+}
+
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

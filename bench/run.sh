@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs one Hearth benchmark: bench/run.sh NAME [harness options...]
+#
+# Builds what the bench needs (release), runs it, prints a human summary, and ends with one
+# JSON line per metric. The full output is also kept in bench/out/NAME-TIMESTAMP.log.
+# Every process the bench starts is stopped when it ends or is interrupted.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+cd "$root"
+
+usage() {
+    cat >&2 <<'EOF'
+usage: bench/run.sh NAME [options]
+
+  fanout       channel fan-out to N clients vs a Socket.IO 4 room broadcast
+  conn-memory  server memory per idle authenticated connection vs Socket.IO 4
+  persist      send -> durable -> ack through the gateway vs a raw SQLite writer
+  login-storm  login rate vs raw argon2id; gateway heartbeat p99 during the storm
+  all          the four above, one after the other
+
+Options go to the harness: bench/run.sh NAME --help lists them (each also has an env var).
+Set BENCH_NO_SERVER_BUILD=1 to use target/release/hearth-server as it is, BENCH_NO_BUILD=1
+to build nothing (both binaries as they are in target/release).
+EOF
+}
+
+if [[ $# -lt 1 ]]; then
+    usage
+    exit 2
+fi
+name="$1"
+shift
+
+case "$name" in
+    fanout | conn-memory | persist | login-storm) ;;
+    all)
+        status=0
+        for bench in fanout conn-memory persist login-storm; do
+            "$here/run.sh" "$bench" "$@" || status=$?
+        done
+        exit "$status"
+        ;;
+    -h | --help | help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "unknown bench: $name" >&2
+        usage
+        exit 2
+        ;;
+esac
+
+# Thousands of sockets on each side of loopback.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
+    echo "== building (release)" >&2
+    packages=(-p hearth-bench)
+    if [[ "${BENCH_NO_SERVER_BUILD:-0}" != 1 ]]; then
+        packages+=(-p hearth-server)
+    fi
+    cargo build --release --quiet "${packages[@]}" >&2
+fi
+
+case "$name" in
+    fanout | conn-memory)
+        if ! command -v "${HEARTH_BENCH_NODE:-node}" >/dev/null; then
+            echo "node is required for the Socket.IO peer" >&2
+            exit 1
+        fi
+        if [[ ! -d "$root/node_modules/socket.io" ]]; then
+            echo "== installing the Socket.IO peer (npm)" >&2
+            if [[ -f "$root/package-lock.json" ]]; then
+                npm ci --no-audit --no-fund >&2
+            else
+                npm install --no-audit --no-fund >&2
+            fi
+        fi
+        ;;
+esac
+
+mkdir -p "$root/bench/out"
+log="$root/bench/out/$name-$(date +%Y%m%d-%H%M%S).log"
+
+harness_pid=""
+cleanup() {
+    if [[ -n "$harness_pid" ]] && kill -0 "$harness_pid" 2>/dev/null; then
+        # The harness stops its servers on SIGTERM (and they die with it in any case).
+        kill -TERM "$harness_pid" 2>/dev/null || true
+        wait "$harness_pid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+"$root/target/release/hearth-bench" "$name" "$@" > >(tee "$log") &
+harness_pid=$!
+status=0
+wait "$harness_pid" || status=$?
+harness_pid=""
+# Let tee finish writing before we return.
+wait 2>/dev/null || true
+echo "(full output in ${log#"$root"/})" >&2
+exit "$status"
