@@ -15,8 +15,9 @@
 # Packages needed to compile the workspace (C toolchain for bundled SQLite and crypto crates).
 HEARTH_BUILD_PACKAGES=(build-essential pkg-config cmake ca-certificates)
 # Packages needed by the tests: a PostgreSQL 15 server for the Postgres storage backend
-# (Debian's `postgresql` pulls in postgresql-15 and its client tools).
-HEARTH_TEST_PACKAGES=(postgresql)
+# (Debian's `postgresql` pulls in postgresql-15 and its client tools), and Chromium for the UI's
+# browser tests (driven by playwright-core at /usr/bin/chromium; no browser download from npm).
+HEARTH_TEST_PACKAGES=(postgresql chromium)
 # Packages the desktop app (src-tauri) will need go here when it lands.
 # HEARTH_DESKTOP_PACKAGES=(...)
 

@@ -73,9 +73,24 @@ status=0
 # --- Rust tests ---------------------------------------------------------------------------
 cargo test --workspace --all-targets "$@" || status=$?
 
-# --- UI / npm tests (to be added) ---------------------------------------------------------
-# When ui/ and package.json land: install npm packages (npm ci) and run the UI unit and browser
-# tests here, folding their exit code into $status the same way, e.g.
-#   npm ci && npm test || status=$?
+# --- UI / npm tests -----------------------------------------------------------------------
+# npm workspaces (ui, bench peers) from the root lock file; then the UI's unit/component tests
+# (Vitest, jsdom) and its browser tests (the built UI in mock mode, driven through Debian's
+# Chromium by playwright-core). Each step's failure is folded into $status and the rest still run.
+if command -v npm >/dev/null 2>&1; then
+    npm_ok=1
+    if [[ -f package-lock.json ]]; then
+        npm ci --no-audit --no-fund || { status=$?; npm_ok=0; }
+    else
+        npm install --no-audit --no-fund || { status=$?; npm_ok=0; }
+    fi
+    if ((npm_ok)); then
+        npm run test --workspace ui || status=$?
+        npm run test:browser --workspace ui || status=$?
+    fi
+else
+    hearth_log "npm not found: UI tests not run (install Node.js 20.19+ and npm)"
+    status=1
+fi
 
 exit "$status"

@@ -1,0 +1,82 @@
+import { screen, waitFor } from '@testing-library/svelte';
+import { describe, expect, it } from 'vitest';
+import { renderApp } from './testing';
+
+describe('app', () => {
+  it('registers through an invite link and lands in the group', async () => {
+    const { user, backend } = await renderApp({ signedIn: false });
+    const server = await screen.findByLabelText('Invite link or server address');
+    await user.type(server, 'hearth://join?server=https%3A%2F%2Fhearth.example&code=WELCOME{Enter}');
+    await screen.findByText('Create your account on The Hearth');
+    expect((screen.getByLabelText('Invite code') as HTMLInputElement).value).toBe('WELCOME');
+    await user.type(screen.getByLabelText('Username'), 'zoe');
+    await user.type(screen.getByLabelText('Display name (optional)'), 'Zoë');
+    await user.type(screen.getByLabelText('Password'), 'correct horse{Enter}');
+    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
+    expect(screen.getByTestId('me-name').textContent).toBe('Zoë');
+    expect((await backend.activeAccount())?.user.username).toBe('zoe');
+  });
+
+  it('shows a clear error for a bad invite and for unreachable servers', async () => {
+    const { user } = await renderApp({ signedIn: false });
+    await user.type(await screen.findByLabelText('Invite link or server address'), 'https://nowhere.invalid{Enter}');
+    expect((await screen.findByRole('alert')).textContent).toBe('Could not reach that server.');
+    await user.clear(screen.getByLabelText('Invite link or server address'));
+    await user.type(screen.getByLabelText('Invite link or server address'), 'https://hearth.example/invite/EXPIRED{Enter}');
+    await user.type(await screen.findByLabelText('Username'), 'zoe');
+    await user.type(screen.getByLabelText('Password'), 'correct horse{Enter}');
+    expect((await screen.findByRole('alert')).textContent).toBe('This invite is not valid any more.');
+  });
+
+  it('shows the connection state only when not connected', async () => {
+    const { backend } = await renderApp();
+    expect(screen.queryByTestId('connection-status')).toBeNull();
+    backend.simulateStatus('reconnecting');
+    expect((await screen.findByTestId('connection-status')).textContent).toContain('Reconnecting');
+    backend.simulateStatus('connected');
+    await waitFor(() => expect(screen.queryByTestId('connection-status')).toBeNull());
+  });
+
+  it('opens only http(s) links, through the backend, after a click', async () => {
+    const { backend, user } = await renderApp();
+    backend.simulateIncoming('c1', 'u2', 'see https://example.com/page and [bad](javascript:alert(1))');
+    const link = await screen.findByRole('link', { name: 'https://example.com/page' });
+    expect(backend.opened).toEqual([]);
+    await user.click(link);
+    expect(backend.opened).toEqual(['https://example.com/page']);
+    await user.click(screen.getByText(/\[bad\]/));
+    expect(backend.opened).toEqual(['https://example.com/page']);
+  });
+
+  it('changes theme and language from settings, and Esc closes them', async () => {
+    const { backend, user } = await renderApp();
+    await user.click(screen.getByRole('button', { name: 'User settings' }));
+    await user.click(screen.getByLabelText('Light'));
+    expect(document.documentElement.dataset.theme).toBe('light');
+    expect(backend.settings.theme).toBe('light');
+
+    await user.selectOptions(screen.getByRole('combobox', { name: 'Language' }), 'fr');
+    expect(await screen.findByText('Paramètres')).toBeTruthy();
+    expect(backend.settings.language).toBe('fr');
+    await user.keyboard('{Escape}');
+    expect(screen.queryByText('Paramètres')).toBeNull();
+    expect(screen.getByText('Salons textuels')).toBeTruthy();
+  });
+
+  it('Ctrl+/ searches loaded history and jumps to a result', async () => {
+    const { user } = await renderApp();
+    await user.keyboard('{Control>}/{/Control}');
+    await user.type(await screen.findByTestId('search-input'), 'snacks');
+    expect(screen.getByText('1 results')).toBeTruthy();
+    await user.keyboard('{Escape}');
+    expect(screen.queryByTestId('search-input')).toBeNull();
+  });
+
+  it('updates a member’s presence dot', async () => {
+    const { backend } = await renderApp();
+    const dave = () => document.querySelector('.member[data-user-id="u4"] .presence-dot')!;
+    expect(dave().classList.contains('offline')).toBe(true);
+    backend.simulatePresence('u4', 'dnd');
+    await waitFor(() => expect(dave().classList.contains('dnd')).toBe(true));
+  });
+});

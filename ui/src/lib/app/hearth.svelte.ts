@@ -1,0 +1,93 @@
+//! The app's root state: builds one state object per domain over a `Backend` and routes the
+//! backend's snapshots and events to them. The only place that subscribes to the backend.
+
+import type { Backend, Unsubscribe } from '../backend/backend';
+import { ChannelsState } from '../channels/channels.svelte';
+import { I18n } from '../i18n/i18n.svelte';
+import { MembersState } from '../members/members.svelte';
+import { MessagesState } from '../messages/messages.svelte';
+import type { ChannelId, Event, Ready } from '../protocol/generated';
+import { errorKey, SessionState } from '../session/session.svelte';
+import { SettingsState } from '../settings/settings.svelte';
+import { UiState } from './ui.svelte';
+
+export class Hearth {
+  readonly backend: Backend;
+  readonly i18n = new I18n();
+  readonly session: SessionState;
+  readonly channels = new ChannelsState();
+  readonly members: MembersState;
+  readonly messages: MessagesState;
+  readonly settings: SettingsState;
+  readonly ui = new UiState();
+
+  private subscriptions: Unsubscribe[] = [];
+  /** Whether the window has focus: a message in the open channel is read only if it is seen. */
+  focused = $state(true);
+
+  constructor(backend: Backend) {
+    this.backend = backend;
+    this.session = new SessionState(backend);
+    this.members = new MembersState(backend);
+    this.messages = new MessagesState(backend, (err) => {
+      const { key, detail } = errorKey(err);
+      this.ui.notify(this.i18n.t(key, { detail }));
+    });
+    this.settings = new SettingsState(backend, this.i18n);
+  }
+
+  async start() {
+    // Subscribe before reading the snapshot, so nothing falls between the two.
+    this.subscriptions.push(
+      this.backend.onStatus((s) => this.session.setStatus(s)),
+      this.backend.onReady((r) => this.applyReady(r)),
+      this.backend.onEvent((e) => this.applyEvent(e)),
+      this.backend.onSendFailed((f) => this.messages.fail(f.channel_id, f.nonce, f.error.code)),
+    );
+    await Promise.all([this.settings.load(), this.session.init()]);
+    const snapshot = await this.backend.snapshot();
+    if (snapshot) this.applyReady(snapshot);
+  }
+
+  stop() {
+    for (const unsubscribe of this.subscriptions.splice(0)) unsubscribe();
+  }
+
+  /** Opens a channel: loads its first page and marks it read. */
+  async openChannel(id: ChannelId) {
+    this.channels.select(id);
+    this.messages.replyTo = null;
+    this.messages.editing = null;
+    await this.messages.open(id);
+    this.markSeen(id);
+  }
+
+  /** Marks the open channel read up to its newest message, if there is anything unread. */
+  markSeen(id: ChannelId | null = this.channels.selectedId) {
+    if (!id || !this.focused) return;
+    const newest = this.channels.all[id]?.last_message_id ?? this.messages.timeline(id).messages.at(-1)?.id;
+    if (!newest) return;
+    const badge = this.channels.badge(id);
+    if (badge.unread === 0 && badge.mentions === 0 && !this.channels.hasUnreadAfter(id)) return;
+    this.channels.markReadLocally(id, newest);
+    this.backend.markRead(id, newest).catch(() => undefined);
+  }
+
+  private applyReady(ready: Ready) {
+    this.members.reset(ready);
+    this.channels.reset(ready);
+    this.messages.reset();
+    this.session.hasSnapshot = true;
+    if (this.channels.selectedId) void this.openChannel(this.channels.selectedId);
+  }
+
+  private applyEvent(event: Event) {
+    const viewing = this.focused ? this.channels.selectedId : null;
+    this.members.apply(event);
+    this.channels.apply(event, this.members.meId, viewing);
+    this.messages.apply(event);
+    if (event.t === 'MessageCreate' && event.message.channel_id === viewing && event.message.author_id !== this.members.meId) {
+      this.markSeen(viewing);
+    }
+  }
+}

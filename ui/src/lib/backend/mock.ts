@@ -1,0 +1,631 @@
+//! An in-memory `Backend`: a small group (four people, a few channels, some history) that
+//! acknowledges sends after a delay (or when a test says so) and can simulate others' messages,
+//! typing and connection changes. Used by the component tests, the browser tests and
+//! `npm run dev:mock`.
+
+import type {
+  Channel,
+  ChannelId,
+  ErrorCode,
+  Event,
+  LoginRequest,
+  Message,
+  MessageId,
+  Presence,
+  Ready,
+  ReadState,
+  RegisterRequest,
+  ServerInfo,
+  Status,
+  User,
+  UserId,
+} from '../protocol/generated';
+import {
+  type Account,
+  type Backend,
+  BackendError,
+  DEFAULT_SETTINGS,
+  type HistoryPage,
+  isExternalUrl,
+  type SendFailure,
+  type SendMessage,
+  type SessionStatus,
+  type Settings,
+  type Unsubscribe,
+} from './backend';
+import { compareIds } from '../messages/ids';
+
+export interface MockOptions {
+  /** Start with a saved, connected account (tests of the main window). */
+  signedIn?: boolean;
+  /** Delay before a sent message is acknowledged; `'manual'` waits for `ackPending()`. */
+  ackDelayMs?: number | 'manual';
+  /** Delay between login and `Ready`. */
+  connectDelayMs?: number;
+  /** How many filler messages #general has before the recent conversation (for paging). */
+  fillerMessages?: number;
+}
+
+const EPOCH_MS = 1_704_067_200_000; // 2024-01-01, as the server's snowflakes
+export const MOCK_SERVER_URL = 'https://hearth.example';
+export const MOCK_INVITE = 'WELCOME';
+
+interface Queued {
+  message: SendMessage;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+class Emitter<T> {
+  private listeners = new Set<(value: T) => void>();
+  on(listener: (value: T) => void): Unsubscribe {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  emit(value: T) {
+    for (const l of [...this.listeners]) l(value);
+  }
+}
+
+export class MockBackend implements Backend {
+  readonly opened: string[] = [];
+  /** Every `sendMessage` call, in order (tests look at what reached the backend). */
+  readonly sent: SendMessage[] = [];
+  readonly typingCalls: ChannelId[] = [];
+  settings: Settings = structuredClone(DEFAULT_SETTINGS);
+
+  private seq = 0;
+  private lastMs = 0;
+  private accounts: Account[] = [];
+  private active: Account | null = null;
+  private status: SessionStatus = { state: 'offline' };
+  private ready: Ready | null = null;
+  private users: User[] = [];
+  private presences: Presence[] = [];
+  private channels: Channel[] = [];
+  private readStates: ReadState[] = [];
+  private messages = new Map<ChannelId, Message[]>();
+  private queue: Queued[] = [];
+  private options: Required<MockOptions>;
+  private statusEvents = new Emitter<SessionStatus>();
+  private readyEvents = new Emitter<Ready>();
+  private events = new Emitter<Event>();
+  private failures = new Emitter<SendFailure>();
+
+  constructor(options: MockOptions = {}) {
+    this.options = {
+      signedIn: false,
+      ackDelayMs: 250,
+      connectDelayMs: 150,
+      fillerMessages: 60,
+      ...options,
+    };
+    if (this.options.signedIn) {
+      const me = this.makeUser('1', 'ada', 'Ada');
+      this.startSession(me, { delayed: false });
+    }
+  }
+
+  // --- test controls --------------------------------------------------------------------
+
+  get me(): User | null {
+    return this.active?.user ?? null;
+  }
+
+  /** Ids of the seeded group, for tests. */
+  get ids() {
+    return { general: 'c1', random: 'c2', news: 'c3', lounge: 'c4', dmBob: 'c5', bob: 'u2', carol: 'u3', dave: 'u4' };
+  }
+
+  /**
+   * For `npm run dev:mock`: every `everyMs`, someone types for a moment and then says something
+   * in a random text channel or the DM. Returns a function that stops it.
+   */
+  startChatter(everyMs = 20_000): () => void {
+    const lines = ['Anyone up for a game tonight?', 'Just pushed the photos to the shared folder', 'brb ☕', 'lol', 'Did you see `the new build`?'];
+    const timer = setInterval(() => {
+      if (!this.active) return;
+      const channels = ['c1', 'c2', 'c3', 'c5'];
+      const channel = channels[Math.floor(Math.random() * channels.length)];
+      const author = channel === 'c5' ? 'u2' : ['u2', 'u3', 'u4'][Math.floor(Math.random() * 3)];
+      this.simulateTyping(channel, author);
+      setTimeout(() => this.simulateIncoming(channel, author, lines[Math.floor(Math.random() * lines.length)]), 2500);
+    }, everyMs);
+    return () => clearInterval(timer);
+  }
+
+  /** Changes the acknowledgement delay for messages sent from now on. */
+  setAckDelay(delay: number | 'manual') {
+    this.options.ackDelayMs = delay;
+  }
+
+  /** Acknowledges every queued message (for `ackDelayMs: 'manual'`). */
+  ackPending() {
+    for (const q of this.queue.splice(0)) {
+      if (q.timer) clearTimeout(q.timer);
+      this.commit(q.message);
+    }
+  }
+
+  /** Fails every queued message with `code`, as the engine does when it gives up. */
+  failPending(code: ErrorCode = 'unavailable') {
+    for (const q of this.queue.splice(0)) {
+      if (q.timer) clearTimeout(q.timer);
+      this.failures.emit({ channel_id: q.message.channel_id, nonce: q.message.nonce, error: { code, message: code } });
+    }
+  }
+
+  get pendingCount() {
+    return this.queue.length;
+  }
+
+  /** A message from someone else arrives. */
+  simulateIncoming(channelId: ChannelId, authorId: UserId, content: string): Message {
+    const mentions = [...content.matchAll(/<@(\d+|u\d+)>/g)].map((m) => m[1]);
+    const message: Message = {
+      id: this.nextId(),
+      channel_id: channelId,
+      author_id: authorId,
+      content,
+      created_at: Date.now(),
+      edited_at: null,
+      reply_to: null,
+      mentions,
+      reactions: [],
+    };
+    this.store(message);
+    this.emit({ t: 'MessageCreate', message, nonce: null });
+    // Like the server, the mock sends no read-state change here: clients count unread messages
+    // themselves from MessageCreate; the stored counts only matter for the next Ready.
+    const rs = this.readStates.find((r) => r.channel_id === channelId);
+    if (rs && this.me && authorId !== this.me.id) {
+      rs.unread_count += 1;
+      const channel = this.channels.find((c) => c.id === channelId);
+      const isDm = channel?.kind === 'dm' || channel?.kind === 'group_dm';
+      if (isDm || mentions.includes(this.me.id)) rs.mention_count += 1;
+    }
+    return message;
+  }
+
+  simulateTyping(channelId: ChannelId, userId: UserId) {
+    this.emit({ t: 'TypingStart', channel_id: channelId, user_id: userId, at: Date.now() });
+  }
+
+  simulateStatus(state: SessionStatus['state']) {
+    this.setStatusState(state);
+  }
+
+  simulatePresence(userId: UserId, status: Status) {
+    const p = this.presences.find((x) => x.user_id === userId);
+    if (p) p.status = status;
+    this.emit({ t: 'PresenceUpdate', presence: { user_id: userId, status } });
+  }
+
+  // --- accounts -------------------------------------------------------------------------
+
+  async listAccounts() {
+    return this.accounts.map((a) => structuredClone(a));
+  }
+
+  async activeAccount() {
+    return this.active ? structuredClone(this.active) : null;
+  }
+
+  async serverInfo(serverUrl: string): Promise<ServerInfo> {
+    if (!isExternalUrl(serverUrl)) throw new BackendError('invalid_url', 'not an http(s) URL');
+    if (new URL(serverUrl).hostname.endsWith('.invalid')) {
+      throw new BackendError('network', 'could not reach the server');
+    }
+    return { name: 'The Hearth', protocol_version: 1, needs_setup: false };
+  }
+
+  async register(serverUrl: string, request: RegisterRequest): Promise<Account> {
+    await this.serverInfo(serverUrl);
+    if (request.invite.trim() === '' || request.invite === 'EXPIRED') {
+      throw new BackendError('invalid_invite', 'This invite is not valid.');
+    }
+    if (!/^[a-z0-9_.-]{2,32}$/i.test(request.username)) {
+      throw new BackendError('invalid_field', 'username: 2 to 32 letters, digits, _ . -');
+    }
+    if (request.password.length < 8) {
+      throw new BackendError('invalid_field', 'password: at least 8 characters');
+    }
+    const me = this.makeUser('1', request.username, request.display_name || request.username);
+    return this.startSession(me, { delayed: true, serverUrl });
+  }
+
+  async login(serverUrl: string, request: LoginRequest): Promise<Account> {
+    await this.serverInfo(serverUrl);
+    if (request.password === 'wrong' || request.password.length === 0) {
+      throw new BackendError('invalid_credentials', 'Wrong username or password.');
+    }
+    const me = this.makeUser('1', request.username, request.username);
+    return this.startSession(me, { delayed: true, serverUrl });
+  }
+
+  async logout(accountId: string) {
+    this.accounts = this.accounts.filter((a) => a.id !== accountId);
+    if (this.active?.id === accountId) {
+      this.active = null;
+      this.ready = null;
+      this.setStatusState('offline');
+    }
+  }
+
+  async switchAccount(accountId: string) {
+    const account = this.accounts.find((a) => a.id === accountId);
+    if (!account) throw new BackendError('not_found', 'no such account');
+    this.startSession(account.user, { delayed: true, serverUrl: account.server_url });
+  }
+
+  // --- session --------------------------------------------------------------------------
+
+  async sessionStatus() {
+    return { ...this.status };
+  }
+
+  async snapshot() {
+    return this.ready ? this.buildReady() : null;
+  }
+
+  onStatus(listener: (status: SessionStatus) => void) {
+    return this.statusEvents.on(listener);
+  }
+  onReady(listener: (ready: Ready) => void) {
+    return this.readyEvents.on(listener);
+  }
+  onEvent(listener: (event: Event) => void) {
+    return this.events.on(listener);
+  }
+  onSendFailed(listener: (failure: SendFailure) => void) {
+    return this.failures.on(listener);
+  }
+
+  // --- messages -------------------------------------------------------------------------
+
+  async history(channelId: ChannelId, before: MessageId | null, limit: number): Promise<HistoryPage> {
+    this.requireChannel(channelId);
+    const all = this.messages.get(channelId) ?? [];
+    const older = before ? all.filter((m) => compareIds(m.id, before) < 0) : all;
+    const page = older.slice(Math.max(0, older.length - limit));
+    return { messages: structuredClone(page), has_more: older.length > page.length };
+  }
+
+  async sendMessage(message: SendMessage): Promise<string> {
+    this.requireChannel(message.channel_id);
+    this.sent.push({ ...message });
+    if (this.status.state !== 'connected') {
+      // The engine keeps it in the outbox; the mock fails it so the retry path can be seen.
+      queueMicrotask(() =>
+        this.failures.emit({
+          channel_id: message.channel_id,
+          nonce: message.nonce,
+          error: { code: 'unavailable', message: 'offline' },
+        }),
+      );
+      return message.nonce;
+    }
+    const queued: Queued = { message: { ...message }, timer: null };
+    this.queue.push(queued);
+    if (this.options.ackDelayMs !== 'manual') {
+      queued.timer = setTimeout(() => {
+        this.queue = this.queue.filter((q) => q !== queued);
+        this.commit(queued.message);
+      }, this.options.ackDelayMs);
+    }
+    return message.nonce;
+  }
+
+  async editMessage(channelId: ChannelId, messageId: MessageId, content: string) {
+    const m = this.ownMessage(channelId, messageId);
+    m.content = content;
+    m.edited_at = Date.now();
+    this.emit({ t: 'MessageUpdate', message: structuredClone(m) });
+  }
+
+  async deleteMessage(channelId: ChannelId, messageId: MessageId) {
+    this.ownMessage(channelId, messageId);
+    const list = this.messages.get(channelId) ?? [];
+    this.messages.set(
+      channelId,
+      list.filter((m) => m.id !== messageId),
+    );
+    this.emit({ t: 'MessageDelete', channel_id: channelId, message_id: messageId });
+  }
+
+  async addReaction(channelId: ChannelId, messageId: MessageId, emoji: string) {
+    const m = this.findMessage(channelId, messageId);
+    const me = this.requireMe();
+    let r = m.reactions.find((x) => x.emoji === emoji);
+    if (!r) m.reactions.push((r = { emoji, users: [] }));
+    if (r.users.includes(me.id)) return;
+    r.users.push(me.id);
+    this.emit({ t: 'ReactionAdd', channel_id: channelId, message_id: messageId, user_id: me.id, emoji });
+  }
+
+  async removeReaction(channelId: ChannelId, messageId: MessageId, emoji: string) {
+    const m = this.findMessage(channelId, messageId);
+    const me = this.requireMe();
+    const r = m.reactions.find((x) => x.emoji === emoji);
+    if (!r || !r.users.includes(me.id)) return;
+    r.users = r.users.filter((u) => u !== me.id);
+    if (r.users.length === 0) m.reactions = m.reactions.filter((x) => x !== r);
+    this.emit({ t: 'ReactionRemove', channel_id: channelId, message_id: messageId, user_id: me.id, emoji });
+  }
+
+  async typing(channelId: ChannelId) {
+    this.typingCalls.push(channelId);
+  }
+
+  async markRead(channelId: ChannelId, messageId: MessageId) {
+    const rs = this.readStates.find((r) => r.channel_id === channelId);
+    if (!rs) return;
+    rs.last_read = messageId;
+    rs.unread_count = 0;
+    rs.mention_count = 0;
+    this.emit({ t: 'ReadStateUpdate', read_state: { ...rs } });
+  }
+
+  // --- people ---------------------------------------------------------------------------
+
+  async setStatus(status: Status) {
+    const me = this.requireMe();
+    const p = this.presences.find((x) => x.user_id === me.id);
+    if (p) p.status = status;
+    // Others see invisible as offline; the user's own sessions see what they chose.
+    this.emit({ t: 'PresenceUpdate', presence: { user_id: me.id, status } });
+  }
+
+  async openDm(recipients: UserId[]): Promise<Channel> {
+    const me = this.requireMe();
+    const members = [...new Set([me.id, ...recipients])].sort();
+    const existing = this.channels.find(
+      (c) => (c.kind === 'dm' || c.kind === 'group_dm') && [...c.members].sort().join() === members.join(),
+    );
+    if (existing) return structuredClone(existing);
+    const channel: Channel = {
+      id: `c${this.channels.length + 10}`,
+      kind: members.length > 2 ? 'group_dm' : 'dm',
+      name: '',
+      position: 0,
+      members,
+      last_message_id: null,
+    };
+    this.channels.push(channel);
+    this.messages.set(channel.id, []);
+    this.readStates.push({ channel_id: channel.id, last_read: null, unread_count: 0, mention_count: 0 });
+    this.emit({ t: 'ChannelCreate', channel: structuredClone(channel) });
+    return structuredClone(channel);
+  }
+
+  async updateProfile(displayName: string | null): Promise<User> {
+    const me = this.requireMe();
+    const user = this.users.find((u) => u.id === me.id)!;
+    user.display_name = displayName?.trim() || user.username;
+    this.active!.user = structuredClone(user);
+    this.emit({ t: 'MemberUpdate', user: structuredClone(user) });
+    return structuredClone(user);
+  }
+
+  async pickAvatarFile() {
+    return '/home/ada/Pictures/me.png';
+  }
+
+  async setAvatar(path: string): Promise<User> {
+    const me = this.requireMe();
+    if (!/\.(png|jpe?g|gif|webp)$/i.test(path)) {
+      throw new BackendError('unsupported_media', 'not an image');
+    }
+    const user = this.users.find((u) => u.id === me.id)!;
+    user.avatar = `mock${++this.seq}`;
+    this.active!.user = structuredClone(user);
+    this.emit({ t: 'MemberUpdate', user: structuredClone(user) });
+    return structuredClone(user);
+  }
+
+  async avatarUrl(hash: string) {
+    // A coloured square stands in for the resized PNG the server would return.
+    let h = 0;
+    for (const ch of hash) h = (h * 31 + ch.charCodeAt(0)) % 360;
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="hsl(${h},60%,50%)"/><circle cx="32" cy="26" r="12" fill="#fff"/><rect x="14" y="42" width="36" height="22" rx="11" fill="#fff"/></svg>`;
+    return `data:image/svg+xml,${encodeURIComponent(svg)}`;
+  }
+
+  // --- device ---------------------------------------------------------------------------
+
+  async getSettings() {
+    return structuredClone(this.settings);
+  }
+
+  async saveSettings(settings: Settings) {
+    this.settings = structuredClone(settings);
+  }
+
+  async openExternal(url: string) {
+    if (!isExternalUrl(url)) throw new BackendError('invalid_url', 'only http(s) links open');
+    this.opened.push(url);
+  }
+
+  // --- internals ------------------------------------------------------------------------
+
+  private emit(event: Event) {
+    this.events.emit(structuredClone(event));
+  }
+
+  private setStatusState(state: SessionStatus['state']) {
+    this.status = { state, retry_in_ms: state === 'reconnecting' ? 2000 : null };
+    this.statusEvents.emit({ ...this.status });
+  }
+
+  private nextId(ms = Date.now()): MessageId {
+    // Snowflakes as the server makes them: strictly increasing even within one millisecond.
+    const t = Math.max(ms, this.lastMs);
+    this.lastMs = t;
+    return ((BigInt(t - EPOCH_MS) << 22n) | BigInt(++this.seq & 0x3fffff)).toString();
+  }
+
+  private makeUser(id: UserId, username: string, display: string): User {
+    return { id, username, display_name: display, avatar: null, is_admin: false };
+  }
+
+  private startSession(me: User, opts: { delayed: boolean; serverUrl?: string }): Account {
+    this.seed(me);
+    const account: Account = {
+      id: `${opts.serverUrl ?? MOCK_SERVER_URL}#${me.id}`,
+      server_url: opts.serverUrl ?? MOCK_SERVER_URL,
+      server_name: 'The Hearth',
+      user: structuredClone(me),
+    };
+    this.accounts = [account, ...this.accounts.filter((a) => a.id !== account.id)];
+    this.active = account;
+    if (!opts.delayed) {
+      this.status = { state: 'connected' };
+      this.ready = this.buildReady();
+    } else {
+      this.setStatusState('connecting');
+      setTimeout(() => {
+        this.ready = this.buildReady();
+        this.setStatusState('connected');
+        this.readyEvents.emit(this.buildReady());
+      }, this.options.connectDelayMs);
+    }
+    return structuredClone(account);
+  }
+
+  private buildReady(): Ready {
+    const me = this.requireMe();
+    return structuredClone({
+      session_id: 'mock-session',
+      user: this.users.find((u) => u.id === me.id)!,
+      channels: this.channels,
+      members: this.users,
+      presences: this.presences,
+      read_states: this.readStates,
+      voice_states: [{ user_id: 'u4', channel_id: 'c4', muted: false, deafened: false, speaking: true }],
+      ice_servers: [],
+    });
+  }
+
+  private seed(me: User) {
+    this.users = [
+      me,
+      { id: 'u2', username: 'bob', display_name: 'Bob', avatar: 'bob', is_admin: true },
+      { id: 'u3', username: 'carol', display_name: 'Carol', avatar: null, is_admin: false },
+      { id: 'u4', username: 'dave', display_name: 'Dave', avatar: null, is_admin: false },
+    ];
+    this.presences = [
+      { user_id: me.id, status: 'online' },
+      { user_id: 'u2', status: 'online' },
+      { user_id: 'u3', status: 'idle' },
+      { user_id: 'u4', status: 'offline' },
+    ];
+    const chan = (id: string, kind: Channel['kind'], name: string, position: number, members: UserId[] = []): Channel => ({
+      id,
+      kind,
+      name,
+      position,
+      members,
+      last_message_id: null,
+    });
+    this.channels = [
+      chan('c1', 'text', 'general', 0),
+      chan('c2', 'text', 'random', 1),
+      chan('c3', 'text', 'announcements', 2),
+      chan('c4', 'voice', 'Lounge', 3),
+      chan('c5', 'dm', '', 0, [me.id, 'u2']),
+    ];
+    this.messages = new Map(this.channels.map((c) => [c.id, []]));
+    this.seq = 0;
+    this.lastMs = 0;
+
+    const day = 86_400_000;
+    const now = Date.now();
+    const add = (channelId: ChannelId, author: UserId, content: string, at: number, extra: Partial<Message> = {}) => {
+      const m: Message = {
+        id: this.nextId(at),
+        channel_id: channelId,
+        author_id: author,
+        content,
+        created_at: at,
+        edited_at: null,
+        reply_to: null,
+        mentions: [...content.matchAll(/<@(\w+)>/g)].map((x) => x[1]),
+        reactions: [],
+        ...extra,
+      };
+      this.store(m);
+      return m;
+    };
+    const start = now - 3 * day;
+    for (let i = 0; i < this.options.fillerMessages; i++) {
+      add('c1', i % 2 ? 'u2' : 'u3', `Older message ${i + 1}`, start + i * 60_000);
+    }
+    add('c1', 'u2', 'Welcome to **Hearth**, everyone!', now - day - 3_600_000);
+    add('c1', 'u3', 'Glad to be here. The docs are at https://hearth.example/docs', now - day - 3_500_000, {
+      reactions: [{ emoji: '👍', users: ['u2'] }],
+    });
+    const q = add('c1', 'u2', 'Who is bringing snacks on Saturday?', now - 3_600_000);
+    add('c1', me.id, 'I can bring cake 🍰', now - 3_500_000, { reply_to: q.id });
+    add('c1', 'u3', `Great, thanks <@${me.id}>! Here is the list:\n\n\`\`\`\ncake\nchips\njuice\n\`\`\``, now - 3_400_000, {
+      edited_at: now - 3_300_000,
+    });
+    add('c2', 'u4', 'Anyone seen my keys?', now - 7_200_000);
+    add('c2', 'u2', 'Check the couch', now - 7_100_000);
+    add('c3', 'u2', 'Server maintenance on Sunday at 10:00.', now - 2 * day);
+    add('c5', 'u2', `Hey <@${me.id}>, can you call me later?`, now - 600_000);
+
+    const lastOf = (id: ChannelId) => (this.messages.get(id) ?? []).at(-1)?.id ?? null;
+    const rs = (id: ChannelId, unread: number, mentions: number): ReadState => {
+      const list = this.messages.get(id) ?? [];
+      return { channel_id: id, last_read: list.at(-1 - unread)?.id ?? null, unread_count: unread, mention_count: mentions };
+    };
+    this.readStates = [rs('c1', 0, 0), rs('c2', 2, 0), rs('c3', 0, 0), rs('c5', 1, 1)];
+  }
+
+  private store(message: Message) {
+    const list = this.messages.get(message.channel_id);
+    if (!list) return;
+    list.push(message);
+    const channel = this.channels.find((c) => c.id === message.channel_id);
+    if (channel) channel.last_message_id = message.id;
+  }
+
+  private commit(message: SendMessage) {
+    const me = this.requireMe();
+    const stored: Message = {
+      id: this.nextId(),
+      channel_id: message.channel_id,
+      author_id: me.id,
+      content: message.content,
+      created_at: Date.now(),
+      edited_at: null,
+      reply_to: message.reply_to,
+      mentions: [...message.content.matchAll(/<@(\w+)>/g)].map((x) => x[1]),
+      reactions: [],
+    };
+    this.store(stored);
+    this.emit({ t: 'MessageCreate', message: stored, nonce: message.nonce });
+  }
+
+  private requireMe(): User {
+    if (!this.active) throw new BackendError('unauthorized', 'not logged in');
+    return this.active.user;
+  }
+
+  private requireChannel(channelId: ChannelId): Channel {
+    const c = this.channels.find((x) => x.id === channelId);
+    if (!c) throw new BackendError('not_found', 'no such channel');
+    return c;
+  }
+
+  private findMessage(channelId: ChannelId, messageId: MessageId): Message {
+    const m = (this.messages.get(channelId) ?? []).find((x) => x.id === messageId);
+    if (!m) throw new BackendError('not_found', 'no such message');
+    return m;
+  }
+
+  private ownMessage(channelId: ChannelId, messageId: MessageId): Message {
+    const m = this.findMessage(channelId, messageId);
+    if (m.author_id !== this.requireMe().id) throw new BackendError('forbidden', 'not your message');
+    return m;
+  }
+}

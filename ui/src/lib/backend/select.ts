@@ -1,0 +1,21 @@
+//! Picks the backend at startup: the Tauri shell when the page runs inside it, else the mock.
+
+import type { Backend } from './backend';
+
+export function insideTauri(): boolean {
+  return typeof window !== 'undefined' && '__TAURI_INTERNALS__' in window;
+}
+
+export async function createBackend(): Promise<Backend> {
+  if (!__HEARTH_FORCE_MOCK__ && insideTauri()) {
+    const { TauriBackend } = await import('./tauri');
+    return new TauriBackend();
+  }
+  const { MockBackend } = await import('./mock');
+  const mock = new MockBackend();
+  // Only the dev server chats by itself; built mock pages (browser tests) stay deterministic.
+  if (import.meta.env.DEV) mock.startChatter();
+  // The browser tests drive the fake group through this handle; it exists only with the mock.
+  (window as unknown as { __hearthMock?: unknown }).__hearthMock = mock;
+  return mock;
+}

@@ -1,0 +1,94 @@
+// Pins the Tauri command/event names and argument shapes documented in ./README.md, so the
+// contract with src-tauri cannot drift silently.
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+
+const invoke = vi.fn();
+const listen = vi.fn();
+vi.mock('@tauri-apps/api/core', () => ({ invoke: (...args: unknown[]) => invoke(...args) }));
+vi.mock('@tauri-apps/api/event', () => ({ listen: (...args: unknown[]) => listen(...args) }));
+
+const { TauriBackend, EVENTS } = await import('./tauri');
+const { BackendError } = await import('./backend');
+
+describe('TauriBackend', () => {
+  beforeEach(() => {
+    invoke.mockReset().mockResolvedValue(null);
+    listen.mockReset().mockResolvedValue(() => undefined);
+  });
+
+  it('calls the documented commands with camelCase arguments', async () => {
+    const b = new TauriBackend();
+    const settings = { theme: 'dark', language: 'fr', notifications: { level: 'all', channels: {} } } as const;
+    const calls: [() => Promise<unknown>, string, Record<string, unknown> | undefined][] = [
+      [() => b.listAccounts(), 'account_list', undefined],
+      [() => b.activeAccount(), 'account_active', undefined],
+      [() => b.serverInfo('https://h.example'), 'server_info', { serverUrl: 'https://h.example' }],
+      [
+        () => b.register('https://h.example', { invite: 'I', username: 'u', password: 'p', display_name: null }),
+        'account_register',
+        { serverUrl: 'https://h.example', request: { invite: 'I', username: 'u', password: 'p', display_name: null } },
+      ],
+      [() => b.login('https://h.example', { username: 'u', password: 'p' }), 'account_login', { serverUrl: 'https://h.example', request: { username: 'u', password: 'p' } }],
+      [() => b.logout('a1'), 'account_logout', { accountId: 'a1' }],
+      [() => b.switchAccount('a1'), 'account_switch', { accountId: 'a1' }],
+      [() => b.sessionStatus(), 'session_status', undefined],
+      [() => b.snapshot(), 'session_snapshot', undefined],
+      [() => b.history('c', '9', 50), 'message_history', { channelId: 'c', before: '9', limit: 50 }],
+      [
+        () => b.sendMessage({ channel_id: 'c', content: 'hi', reply_to: null, nonce: 'n' }),
+        'message_send',
+        { channelId: 'c', content: 'hi', replyTo: null, nonce: 'n' },
+      ],
+      [() => b.editMessage('c', 'm', 'x'), 'message_edit', { channelId: 'c', messageId: 'm', content: 'x' }],
+      [() => b.deleteMessage('c', 'm'), 'message_delete', { channelId: 'c', messageId: 'm' }],
+      [() => b.addReaction('c', 'm', '👍'), 'reaction_add', { channelId: 'c', messageId: 'm', emoji: '👍' }],
+      [() => b.removeReaction('c', 'm', '👍'), 'reaction_remove', { channelId: 'c', messageId: 'm', emoji: '👍' }],
+      [() => b.typing('c'), 'channel_typing', { channelId: 'c' }],
+      [() => b.markRead('c', 'm'), 'channel_mark_read', { channelId: 'c', messageId: 'm' }],
+      [() => b.setStatus('dnd'), 'presence_set_status', { status: 'dnd' }],
+      [() => b.openDm(['u2']), 'dm_open', { recipients: ['u2'] }],
+      [() => b.updateProfile('Zoë'), 'profile_update', { displayName: 'Zoë' }],
+      [() => b.pickAvatarFile(), 'profile_pick_avatar', undefined],
+      [() => b.setAvatar('/tmp/a.png'), 'profile_set_avatar', { path: '/tmp/a.png' }],
+      [() => b.avatarUrl('h1'), 'avatar_get', { hash: 'h1' }],
+      [() => b.getSettings(), 'settings_get', undefined],
+      [() => b.saveSettings(settings), 'settings_set', { settings }],
+      [() => b.openExternal('https://example.com'), 'link_open', { url: 'https://example.com' }],
+    ];
+    for (const [run, command, args] of calls) {
+      invoke.mockClear();
+      await run();
+      expect(invoke, command).toHaveBeenCalledWith(command, args);
+    }
+  });
+
+  it('refuses non-http links before asking the shell', async () => {
+    const b = new TauriBackend();
+    await expect(b.openExternal('file:///etc/passwd')).rejects.toMatchObject({ code: 'invalid_url' });
+    expect(invoke).not.toHaveBeenCalled();
+  });
+
+  it('turns command errors into BackendErrors with their code', async () => {
+    invoke.mockRejectedValue({ code: 'invalid_credentials', message: 'Wrong username or password.' });
+    const err = await new TauriBackend().login('https://h.example', { username: 'u', password: 'p' }).catch((e) => e);
+    expect(err).toBeInstanceOf(BackendError);
+    expect(err.code).toBe('invalid_credentials');
+  });
+
+  it('listens to the documented events and unlistens', async () => {
+    const unlisten = vi.fn();
+    listen.mockResolvedValue(unlisten);
+    const b = new TauriBackend();
+    const subs = [b.onStatus(() => {}), b.onReady(() => {}), b.onEvent(() => {}), b.onSendFailed(() => {})];
+    expect(listen.mock.calls.map((c) => c[0])).toEqual([
+      'session://status',
+      'session://ready',
+      'session://event',
+      'message://failed',
+    ]);
+    expect(Object.values(EVENTS)).toHaveLength(4);
+    await Promise.resolve();
+    for (const unsubscribe of subs) unsubscribe();
+    expect(unlisten).toHaveBeenCalledTimes(4);
+  });
+});

@@ -1,0 +1,180 @@
+//! `Backend` over the Tauri shell: one `invoke` per command and one `listen` per event stream.
+//! The names and argument shapes are the contract with `src-tauri`, listed in ./README.md.
+//! Tauri maps the camelCase argument keys used here to the commands' snake_case parameters.
+
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type {
+  Channel,
+  ChannelId,
+  Event,
+  LoginRequest,
+  MessageId,
+  Ready,
+  RegisterRequest,
+  ServerInfo,
+  Status,
+  User,
+  UserId,
+} from '../protocol/generated';
+import {
+  type Account,
+  type Backend,
+  BackendError,
+  type HistoryPage,
+  isExternalUrl,
+  type SendFailure,
+  type SendMessage,
+  type SessionStatus,
+  type Settings,
+  type Unsubscribe,
+} from './backend';
+
+/** Event names emitted by the shell. */
+export const EVENTS = {
+  status: 'session://status',
+  ready: 'session://ready',
+  event: 'session://event',
+  sendFailed: 'message://failed',
+} as const;
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (err) {
+    // Commands fail with `{ code, message }`; anything else is a bug in the shell.
+    throw BackendError.from(err);
+  }
+}
+
+/** `listen` is async; this returns a synchronous unsubscribe that also works before it resolves. */
+function subscribe<T>(name: string, listener: (payload: T) => void): Unsubscribe {
+  let unlisten: UnlistenFn | null = null;
+  let cancelled = false;
+  listen<T>(name, (e) => listener(e.payload)).then(
+    (fn) => {
+      if (cancelled) fn();
+      else unlisten = fn;
+    },
+    (err) => console.error(`listen ${name} failed`, err),
+  );
+  return () => {
+    cancelled = true;
+    unlisten?.();
+  };
+}
+
+export class TauriBackend implements Backend {
+  private avatarCache = new Map<string, Promise<string | null>>();
+
+  listAccounts() {
+    return call<Account[]>('account_list');
+  }
+  activeAccount() {
+    return call<Account | null>('account_active');
+  }
+  serverInfo(serverUrl: string) {
+    return call<ServerInfo>('server_info', { serverUrl });
+  }
+  register(serverUrl: string, request: RegisterRequest) {
+    return call<Account>('account_register', { serverUrl, request });
+  }
+  login(serverUrl: string, request: LoginRequest) {
+    return call<Account>('account_login', { serverUrl, request });
+  }
+  logout(accountId: string) {
+    return call<void>('account_logout', { accountId });
+  }
+  switchAccount(accountId: string) {
+    return call<void>('account_switch', { accountId });
+  }
+
+  sessionStatus() {
+    return call<SessionStatus>('session_status');
+  }
+  snapshot() {
+    return call<Ready | null>('session_snapshot');
+  }
+  onStatus(listener: (status: SessionStatus) => void) {
+    return subscribe(EVENTS.status, listener);
+  }
+  onReady(listener: (ready: Ready) => void) {
+    return subscribe(EVENTS.ready, listener);
+  }
+  onEvent(listener: (event: Event) => void) {
+    return subscribe(EVENTS.event, listener);
+  }
+  onSendFailed(listener: (failure: SendFailure) => void) {
+    return subscribe(EVENTS.sendFailed, listener);
+  }
+
+  history(channelId: ChannelId, before: MessageId | null, limit: number) {
+    return call<HistoryPage>('message_history', { channelId, before, limit });
+  }
+  sendMessage(message: SendMessage) {
+    return call<string>('message_send', {
+      channelId: message.channel_id,
+      content: message.content,
+      replyTo: message.reply_to,
+      nonce: message.nonce,
+    });
+  }
+  editMessage(channelId: ChannelId, messageId: MessageId, content: string) {
+    return call<void>('message_edit', { channelId, messageId, content });
+  }
+  deleteMessage(channelId: ChannelId, messageId: MessageId) {
+    return call<void>('message_delete', { channelId, messageId });
+  }
+  addReaction(channelId: ChannelId, messageId: MessageId, emoji: string) {
+    return call<void>('reaction_add', { channelId, messageId, emoji });
+  }
+  removeReaction(channelId: ChannelId, messageId: MessageId, emoji: string) {
+    return call<void>('reaction_remove', { channelId, messageId, emoji });
+  }
+  typing(channelId: ChannelId) {
+    return call<void>('channel_typing', { channelId });
+  }
+  markRead(channelId: ChannelId, messageId: MessageId) {
+    return call<void>('channel_mark_read', { channelId, messageId });
+  }
+
+  setStatus(status: Status) {
+    return call<void>('presence_set_status', { status });
+  }
+  openDm(recipients: UserId[]) {
+    return call<Channel>('dm_open', { recipients });
+  }
+  updateProfile(displayName: string | null) {
+    return call<User>('profile_update', { displayName });
+  }
+  pickAvatarFile() {
+    return call<string | null>('profile_pick_avatar');
+  }
+  setAvatar(path: string) {
+    return call<User>('profile_set_avatar', { path });
+  }
+  avatarUrl(hash: string) {
+    let url = this.avatarCache.get(hash);
+    if (!url) {
+      // The engine fetches (with the session's token) and caches the PNG; the webview gets bytes.
+      url = call<number[] | ArrayBuffer | null>('avatar_get', { hash }).then(
+        (bytes) => (bytes ? URL.createObjectURL(new Blob([new Uint8Array(bytes)], { type: 'image/png' })) : null),
+        () => null,
+      );
+      this.avatarCache.set(hash, url);
+    }
+    return url;
+  }
+
+  getSettings() {
+    return call<Settings>('settings_get');
+  }
+  saveSettings(settings: Settings) {
+    return call<void>('settings_set', { settings });
+  }
+  async openExternal(url: string) {
+    // Checked here and again in Rust: the shell refuses anything but http(s).
+    if (!isExternalUrl(url)) throw new BackendError('invalid_url', 'only http(s) links open');
+    await call<void>('link_open', { url });
+  }
+}

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { plainText, renderMarkdown } from './markdown';
+
+const env = { nameOf: (id: string) => (id === '42' ? 'Zoë <b>' : 'someone'), me: '42' };
+
+function dom(html: string) {
+  const div = document.createElement('div');
+  div.innerHTML = html;
+  return div;
+}
+
+describe('renderMarkdown', () => {
+  it('renders emphasis, code blocks and links', () => {
+    const d = dom(renderMarkdown('**bold** and `x`\n\n```\nlet a = 1 < 2;\n```\nsee https://example.com', env));
+    expect(d.querySelector('strong')?.textContent).toBe('bold');
+    expect(d.querySelector('pre code')?.textContent).toContain('let a = 1 < 2;');
+    expect(d.querySelector('a')?.getAttribute('href')).toBe('https://example.com');
+  });
+
+  it('shows a <script> tag as text and never as an element', () => {
+    const d = dom(renderMarkdown('<script>alert(1)</script>', env));
+    expect(d.querySelector('script')).toBeNull();
+    expect(d.textContent).toContain('<script>alert(1)</script>');
+  });
+
+  it('does not create an <img onerror>', () => {
+    const d = dom(renderMarkdown('<img src=x onerror="alert(1)"> and ![x](https://e.com/a.png)', env));
+    expect(d.querySelector('img')).toBeNull();
+    expect(d.querySelector('[onerror]')).toBeNull();
+    expect(d.textContent).toContain('<img src=x onerror="alert(1)">');
+  });
+
+  it('drops javascript: and data: links', () => {
+    for (const src of ['[click](javascript:alert(1))', '[x](JAVASCRIPT:alert(1))', '[x](data:text/html,hi)', '<javascript:alert(1)>']) {
+      const d = dom(renderMarkdown(src, env));
+      for (const a of d.querySelectorAll('a')) {
+        expect(a.getAttribute('href') ?? '', src).not.toMatch(/^(javascript|data):/i);
+      }
+      expect(d.innerHTML, src).not.toMatch(/href="(javascript|data):/i);
+    }
+  });
+
+  it('turns <@id> into an escaped, highlighted mention', () => {
+    const d = dom(renderMarkdown('hi <@42>', env));
+    const span = d.querySelector('span.mention');
+    expect(span?.textContent).toBe('@Zoë <b>');
+    expect(span?.classList.contains('mention-me')).toBe(true);
+    expect(d.querySelector('b')).toBeNull();
+  });
+});
+
+describe('plainText', () => {
+  it('shows mentions by name without markup', () => {
+    expect(plainText('**hey** <@42>', env)).toBe('hey @Zoë <b>');
+  });
+});

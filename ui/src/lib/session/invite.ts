@@ -1,0 +1,40 @@
+//! Parses what a user pastes on the add-server screen: a server URL, or an invite link
+//! (`hearth://join?server=https://host&code=CODE`, or `https://host/invite/CODE`).
+
+export interface ServerTarget {
+  /** Origin of the server, e.g. `https://hearth.example:8443`. */
+  serverUrl: string;
+  /** The invite code when the text was an invite link. */
+  invite: string | null;
+}
+
+const CODE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Returns `null` when the text is neither an http(s) URL nor an invite link. */
+export function parseServerTarget(text: string): ServerTarget | null {
+  const trimmed = text.trim();
+  if (!trimmed) return null;
+  let url: URL;
+  try {
+    // A bare host ("hearth.example") is taken as https.
+    url = new URL(/^[a-z][a-z0-9+.-]*:/i.test(trimmed) ? trimmed : `https://${trimmed}`);
+  } catch {
+    return null;
+  }
+  if (url.protocol === 'hearth:') {
+    // `hearth://join?...`: URL puts "join" in the host for non-special schemes.
+    const action = (url.host || url.pathname.replace(/^\/+/, '')).toLowerCase();
+    if (action !== 'join') return null;
+    const server = url.searchParams.get('server');
+    const code = url.searchParams.get('code') ?? url.searchParams.get('invite');
+    if (!server) return null;
+    const inner = parseServerTarget(server);
+    if (!inner) return null;
+    return { serverUrl: inner.serverUrl, invite: code && CODE.test(code) ? code : null };
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
+  if (!url.hostname) return null;
+  const match = /^\/(?:invite|join)\/([^/]+)\/?$/.exec(url.pathname);
+  const code = match ? decodeURIComponent(match[1]) : url.searchParams.get('code');
+  return { serverUrl: url.origin, invite: code && CODE.test(code) ? code : null };
+}

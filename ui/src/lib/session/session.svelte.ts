@@ -1,0 +1,104 @@
+//! Saved accounts, the active one, the connection state, and the steps of signing in.
+
+import { type Account, type Backend, BackendError, type SessionStatus } from '../backend/backend';
+import type { ServerInfo } from '../protocol/generated';
+
+/** What the window shows: nothing yet, the sign-in screens, or the group. */
+export type Phase = 'loading' | 'signed-out' | 'waiting' | 'ready';
+
+export class SessionState {
+  accounts = $state<Account[]>([]);
+  active = $state<Account | null>(null);
+  status = $state<SessionStatus>({ state: 'offline' });
+  /** True once a Ready snapshot has been applied for the active account. */
+  hasSnapshot = $state(false);
+
+  private initialised = $state(false);
+
+  phase: Phase = $derived(
+    this.active === null ? (this.initialised ? 'signed-out' : 'loading') : this.hasSnapshot ? 'ready' : 'waiting',
+  );
+
+  private backend: Backend;
+
+  constructor(backend: Backend) {
+    this.backend = backend;
+  }
+
+  async init() {
+    const [accounts, active, status] = await Promise.all([
+      this.backend.listAccounts(),
+      this.backend.activeAccount(),
+      this.backend.sessionStatus(),
+    ]);
+    this.accounts = accounts;
+    this.active = active;
+    this.status = status;
+    this.initialised = true;
+  }
+
+  setStatus(status: SessionStatus) {
+    this.status = status;
+  }
+
+  serverInfo(url: string): Promise<ServerInfo> {
+    return this.backend.serverInfo(url);
+  }
+
+  async register(serverUrl: string, invite: string, username: string, password: string, displayName: string | null) {
+    const account = await this.backend.register(serverUrl, {
+      invite,
+      username,
+      password,
+      display_name: displayName?.trim() || null,
+    });
+    await this.signedIn(account);
+  }
+
+  async login(serverUrl: string, username: string, password: string) {
+    const account = await this.backend.login(serverUrl, { username, password });
+    await this.signedIn(account);
+  }
+
+  async logout() {
+    if (!this.active) return;
+    await this.backend.logout(this.active.id);
+    this.active = null;
+    this.hasSnapshot = false;
+    this.accounts = await this.backend.listAccounts();
+  }
+
+  async switchTo(accountId: string) {
+    await this.backend.switchAccount(accountId);
+    this.hasSnapshot = false;
+    this.active = await this.backend.activeAccount();
+    this.accounts = await this.backend.listAccounts();
+  }
+
+  private async signedIn(account: Account) {
+    this.hasSnapshot = false;
+    this.active = account;
+    this.accounts = await this.backend.listAccounts();
+  }
+}
+
+/** Maps a failure to an i18n key and its parameters, never showing internal text for unknown errors. */
+export function errorKey(err: unknown): { key: 'error.invalid_credentials' | 'error.invalid_invite' | 'error.invalid_field' | 'error.rate_limited' | 'error.network' | 'error.generic'; detail: string } {
+  const e = BackendError.from(err);
+  switch (e.code) {
+    case 'invalid_credentials':
+      return { key: 'error.invalid_credentials', detail: '' };
+    case 'invalid_invite':
+      return { key: 'error.invalid_invite', detail: '' };
+    case 'invalid_field':
+      // The server's message for invalid_field names the field and the rule; it is meant for users.
+      return { key: 'error.invalid_field', detail: e.message };
+    case 'rate_limited':
+      return { key: 'error.rate_limited', detail: '' };
+    case 'network':
+    case 'unavailable':
+      return { key: 'error.network', detail: '' };
+    default:
+      return { key: 'error.generic', detail: '' };
+  }
+}

@@ -1,0 +1,148 @@
+// Browser test of the built UI (mock mode): serves dist-mock with `vite preview`, drives Debian's
+// Chromium through playwright-core, and checks the main flow end to end:
+// register via invite -> channels -> send (pending, then acked) -> receive -> DM -> theme.
+// Screenshots go to ui/test-results/. Exit code 0 when every step passed.
+//
+// Knobs: HEARTH_CHROMIUM (browser binary, default /usr/bin/chromium), HEARTH_BROWSER_HEADED=1.
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { preview } from 'vite';
+
+const uiDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const resultsDir = path.join(uiDir, 'test-results');
+const executablePath = process.env.HEARTH_CHROMIUM ?? '/usr/bin/chromium';
+const TIMEOUT = 15_000;
+
+function check(condition, message) {
+  if (!condition) throw new Error(`check failed: ${message}`);
+}
+
+async function main() {
+  await mkdir(resultsDir, { recursive: true });
+  const server = await preview({
+    root: uiDir,
+    mode: 'mock',
+    logLevel: 'warn',
+    build: { outDir: 'dist-mock' },
+    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
+  });
+  const address = server.httpServer.address();
+  const url = `http://127.0.0.1:${address.port}/`;
+  const browser = await chromium.launch({
+    executablePath,
+    headless: process.env.HEARTH_BROWSER_HEADED !== '1',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  const errors = [];
+  let page;
+  let step = 'start';
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
+    page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+    page.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
+    const mock = (fn, ...args) => page.evaluate(([src, a]) => new Function('m', 'args', src)(window.__hearthMock, a), [fn, args]);
+
+    step = 'register via invite';
+    await page.goto(url);
+    await page.getByLabel('Invite link or server address').fill('hearth://join?server=https%3A%2F%2Fhearth.example&code=WELCOME');
+    await page.keyboard.press('Enter');
+    await page.getByText('Create your account on The Hearth').waitFor();
+    check((await page.getByLabel('Invite code').inputValue()) === 'WELCOME', 'invite code prefilled from the link');
+    await page.getByLabel('Username').fill('zoe');
+    await page.getByLabel('Display name (optional)').fill('Zoë');
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Create account' }).click();
+
+    step = 'see channels';
+    await page.getByTestId('channel-title').filter({ hasText: '#general' }).waitFor();
+    for (const name of ['general', 'random', 'announcements', 'Lounge']) {
+      await page.locator('.channel-list').getByText(name, { exact: true }).waitFor();
+    }
+    check((await page.getByTestId('me-name').textContent()) === 'Zoë', 'display name shown in the user panel');
+    await page.getByText('Here is the list').waitFor();
+
+    step = 'scroll up through history';
+    const pane = page.getByTestId('message-pane');
+    check((await page.getByText('Older message 1', { exact: true }).count()) === 0, 'only the newest page loaded at first');
+    await pane.evaluate((el) => el.scrollTo(0, 0));
+    await page.getByText('Older message 1', { exact: true }).waitFor();
+    await page.getByText('This is the beginning of #general.').waitFor();
+    // The view stays where the reader was instead of jumping to the new top.
+    check((await pane.evaluate((el) => el.scrollTop)) > 0, 'scroll position kept after prepending a page');
+    await pane.evaluate((el) => el.scrollTo(0, el.scrollHeight));
+
+    step = 'send a message and see it acked';
+    await mock('m.setAckDelay("manual")');
+    const composer = page.getByTestId('composer');
+    await composer.fill('Hello from **the browser**');
+    await composer.press('Enter');
+    const pending = page.getByTestId('pending-message');
+    await pending.waitFor();
+    check((await pending.textContent()).includes('Sending…'), 'pending message says Sending…');
+    await mock('m.ackPending()');
+    await pending.waitFor({ state: 'detached' });
+    const sent = page.getByTestId('message').filter({ hasText: 'Hello from the browser' });
+    await sent.waitFor();
+    check((await sent.locator('strong').textContent()) === 'the browser', 'markdown rendered in the acked message');
+
+    step = 'receive a simulated message';
+    await mock('m.simulateTyping("c1", "u2")');
+    await page.getByTestId('typing').filter({ hasText: 'Bob is typing…' }).waitFor();
+    await mock('m.simulateIncoming("c1", "u2", "Welcome aboard, <@1>!")');
+    const incoming = page.getByTestId('message').filter({ hasText: 'Welcome aboard' });
+    await incoming.waitFor();
+    check((await incoming.locator('.mention').textContent()) === '@Zoë', 'mention shown by name');
+    await mock('m.simulateIncoming("c2", "u3", "over in random")');
+    await page.locator('button[data-channel-id="c2"].unread').waitFor();
+    await page.screenshot({ path: path.join(resultsDir, 'main-dark.png') });
+
+    step = 'switch to a DM';
+    await page.locator('button[data-channel-id="c5"]').click();
+    await page.getByTestId('channel-title').filter({ hasText: 'Bob' }).waitFor();
+    await page.getByText('can you call me later?').waitFor();
+
+    step = 'quick switcher';
+    await page.keyboard.press('Control+k');
+    await page.getByTestId('switcher-input').fill('rand');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('channel-title').filter({ hasText: '#random' }).waitFor();
+    await page.getByText('over in random').waitFor();
+
+    step = 'change theme';
+    await page.getByRole('button', { name: 'User settings' }).click();
+    await page.getByLabel('Light').check();
+    await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    check(bg === 'rgb(255, 255, 255)', `light background, got ${bg}`);
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    await page.screenshot({ path: path.join(resultsDir, 'main-light.png') });
+
+    check(errors.length === 0, `no page errors:\n${errors.join('\n')}`);
+    console.log('browser tests: main flow passed (screenshots in ui/test-results/)');
+    return 0;
+  } catch (err) {
+    console.error(`browser tests: FAILED at step "${step}": ${err.message}`);
+    if (errors.length) console.error(errors.join('\n'));
+    if (page) await page.screenshot({ path: path.join(resultsDir, 'failure.png') }).catch(() => undefined);
+    return 1;
+  } finally {
+    await browser.close();
+    await new Promise((resolve) => server.httpServer.close(resolve));
+  }
+}
+
+process.exitCode = await main();
