@@ -4,8 +4,8 @@
 //! 1. The floor: argon2id (m=19456 KiB, t=2, p=1, the OWASP parameters) hashed in a loop on
 //!    one thread per core, nothing else running.
 //! 2. Hearth: K registered users; one extra gateway session sends `Heartbeat` every few ms and
-//!    times each `HeartbeatAck`, first with the server idle, then while C clients log in as
-//!    fast as they can for a fixed time.
+//!    times each `HeartbeatAck` with the server idle, then while C clients log in as fast as
+//!    they can for a fixed time, then idle again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -41,7 +41,7 @@ pub struct Args {
     /// Seconds of storm (and of the raw argon2 loop, split before and after).
     #[arg(long, env = "LOGIN_SECS", default_value_t = 10)]
     pub secs: u64,
-    /// Seconds of idle heartbeat probing before the storm.
+    /// Seconds of idle heartbeat probing before the storm, and again after it.
     #[arg(long, env = "LOGIN_IDLE_SECS", default_value_t = 5)]
     pub idle_secs: u64,
     /// Pause between heartbeat probes.
@@ -293,6 +293,10 @@ async fn hearth(paths: &Paths, args: &Args) -> Result<HearthOutcome> {
     }
     let storm_s = args.secs as f64;
     let cpu1 = server.cpu_seconds()?;
+    // Idle again: the baseline spans both sides of the storm, so a moment of unrelated load
+    // on the machine weighs less on it.
+    phase.store(PHASE_IDLE, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     phase.store(PHASE_DONE, Ordering::Relaxed);
     let (idle, storm, probe_timeouts) = probe.await.context("heartbeat probe panicked")??;
     server.check_alive()?;
