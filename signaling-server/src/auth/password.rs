@@ -6,9 +6,10 @@
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Context;
+use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
 use tokio::sync::oneshot;
 
 /// The shortest password we accept; long passphrases are welcome up to the cap.
@@ -25,17 +26,58 @@ pub struct Passwords {
     dummy_hash: Arc<str>,
 }
 
+/// OWASP's argon2id parameters, as they appear in a PHC string.
+const PARAMS: &str = "m=19456,t=2,p=1";
+const SALT_BYTES: usize = 16;
+const OUTPUT_BYTES: usize = 32;
+
 fn argon2() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    let params = Params::new(19 * 1024, 2, 1, Some(OUTPUT_BYTES)).unwrap_or_default();
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+thread_local! {
+    /// Each hashing thread keeps its 19 MiB of argon2 memory between hashes: allocating,
+    /// zeroing and faulting it in anew each time costs about a tenth of a hash.
+    static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn argon2_into(password: &[u8], salt: &[u8], out: &mut [u8]) -> anyhow::Result<()> {
+    let argon2 = argon2();
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let need = argon2.params().block_count();
+        if blocks.len() != need {
+            *blocks = vec![Block::default(); need];
+        }
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut blocks[..])
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    })
+}
+
+/// A PHC string: `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>` (unpadded base64).
 fn hash_now(password: &[u8]) -> anyhow::Result<String> {
-    let hash = argon2().hash_password(password).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
-    Ok(hash.to_string())
+    let mut salt = [0u8; SALT_BYTES];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
+    let mut out = [0u8; OUTPUT_BYTES];
+    argon2_into(password, &salt, &mut out)?;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    Ok(format!("$argon2id$v=19${PARAMS}${}${}", b64.encode(salt), b64.encode(out)))
 }
 
 fn verify_now(password: &[u8], hash: &str) -> bool {
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let parts: Vec<&str> = hash.split('$').collect();
+    if let ["", "argon2id", "v=19", PARAMS, salt, expected] = parts[..]
+        && let (Ok(salt), Ok(expected)) = (b64.decode(salt), b64.decode(expected))
+        && expected.len() == OUTPUT_BYTES
+    {
+        let mut out = [0u8; OUTPUT_BYTES];
+        return argon2_into(password, &salt, &mut out).is_ok()
+            && out.iter().zip(&expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    }
+    // Any other parameters (a hash from an older configuration): the library's own path.
     match PasswordHash::new(hash) {
         Ok(parsed) => argon2().verify_password(password, &parsed).is_ok(),
         Err(_) => false,
@@ -123,5 +165,22 @@ mod tests {
         assert!(!p.verify("wrong horse", Some(&h)).await.unwrap());
         assert!(!p.verify("correct horse", None).await.unwrap());
         assert!(!p.verify("x", Some("not a hash")).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn hashes_made_by_the_argon2_crate_still_verify_and_vice_versa() {
+        use argon2::password_hash::PasswordHasher;
+        let p = Passwords::new(1).unwrap();
+        let theirs = argon2().hash_password(b"open sesame").unwrap().to_string();
+        assert!(p.verify("open sesame", Some(&theirs)).await.unwrap());
+        assert!(!p.verify("open sesame!", Some(&theirs)).await.unwrap());
+        let ours = p.hash("open sesame").await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2().verify_password(b"open sesame", &parsed).is_ok());
+        // Other parameters go through the library's path.
+        let weak =
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8 * 1024, 1, 1, None).unwrap());
+        let other = weak.hash_password(b"pw12345678").unwrap().to_string();
+        assert!(p.verify("pw12345678", Some(&other)).await.unwrap());
     }
 }

@@ -353,22 +353,7 @@ impl Gateway {
     }
 
     pub async fn identify(url: &str, token: &str) -> Gateway {
-        let mut ws = Self::open(url).await;
-        send_on(
-            &mut ws,
-            &ClientMsg::Identify { token: token.into(), protocol_version: PROTOCOL_VERSION, status: None },
-        )
-        .await;
-        match next_frame(&mut ws).await.expect("ready") {
-            ServerMsg::Ready { seq, ready } => Gateway {
-                ws,
-                session_id: ready.session_id.clone(),
-                ready: Some(*ready),
-                last_seq: seq,
-                token: token.to_string(),
-            },
-            other => panic!("expected Ready, got {other:?}"),
-        }
+        Self::identify_on(Self::open(url).await, token).await
     }
 
     /// Resumes this gateway's session on a new connection; returns the replayed events.
