@@ -208,24 +208,9 @@ impl RawOutcome {
     }
 }
 
-/// The same table and indexes as hearth-server's `messages` (signaling-server/migrations/
-/// sqlite/0001_init.sql): history by channel, idempotency by (author, nonce).
-const RAW_SCHEMA: &str = "
-CREATE TABLE messages (
-    id          BIGINT PRIMARY KEY,
-    channel_id  BIGINT NOT NULL,
-    author_id   BIGINT NOT NULL,
-    nonce       TEXT NOT NULL,
-    content     TEXT NOT NULL,
-    reply_to    BIGINT,
-    mentions    TEXT NOT NULL DEFAULT '',
-    created_at  BIGINT NOT NULL,
-    edited_at   BIGINT,
-    deleted     BIGINT NOT NULL DEFAULT 0
-);
-CREATE UNIQUE INDEX messages_author_nonce ON messages (author_id, nonce);
-CREATE INDEX messages_channel_id ON messages (channel_id, id);
-";
+/// hearth-server's own SQLite schema, so the ceiling writes the same table and indexes
+/// (history by channel, idempotency by (author, nonce)).
+const RAW_SCHEMA: &str = include_str!("../../../signaling-server/migrations/sqlite/0001_init.sql");
 
 /// Inserts rows for `args.raw_secs` in transactions of `args.raw_batch` rows, `rows_per_insert`
 /// rows per INSERT statement, into a fresh database.
