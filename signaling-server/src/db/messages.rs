@@ -7,7 +7,7 @@ use hearth_protocol::{ChannelId, MessageId, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, now_ms};
+use super::{Backend, Db, now_ms};
 
 /// A message on its way into the database; id and time are given by the writer at commit.
 #[derive(Debug, Clone)]
@@ -107,21 +107,28 @@ impl Db {
                 "INSERT INTO messages (id, channel_id, author_id, nonce, content, reply_to, mentions, created_at) VALUES ",
             );
             for n in 0..chunk.len() {
-                let p = n * 8;
                 if n > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!(
-                    "(${},${},${},${},${},${},${},${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7,
-                    p + 8
-                ));
+                match self.backend {
+                    // SQLite looks up each numbered parameter's name by a linear scan, which
+                    // makes hundreds of `$N` in one statement quadratic; `?` is positional.
+                    Backend::Sqlite => sql.push_str("(?,?,?,?,?,?,?,?)"),
+                    Backend::Postgres => {
+                        let p = n * 8;
+                        sql.push_str(&format!(
+                            "(${},${},${},${},${},${},${},${})",
+                            p + 1,
+                            p + 2,
+                            p + 3,
+                            p + 4,
+                            p + 5,
+                            p + 6,
+                            p + 7,
+                            p + 8
+                        ));
+                    }
+                }
             }
             sql.push_str(" ON CONFLICT (author_id, nonce) DO NOTHING RETURNING id");
             let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
