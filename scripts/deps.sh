@@ -18,8 +18,11 @@ HEARTH_BUILD_PACKAGES=(build-essential pkg-config cmake ca-certificates)
 # (Debian's `postgresql` pulls in postgresql-15 and its client tools), and Chromium for the UI's
 # browser tests (driven by playwright-core at /usr/bin/chromium; no browser download from npm).
 HEARTH_TEST_PACKAGES=(postgresql chromium)
-# Packages the desktop app (src-tauri) will need go here when it lands.
-# HEARTH_DESKTOP_PACKAGES=(...)
+# Packages the desktop app (src-tauri, Tauri 2) needs to compile and link on Linux: WebKitGTK 4.1
+# (pulls in GTK 3), libsoup 3, librsvg for icons, Ayatana AppIndicator for the tray icon, and
+# libxdo (linked by the menu code of tauri's muda).
+HEARTH_DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev
+    libayatana-appindicator3-dev libxdo-dev)
 
 hearth_log() {
     printf '[hearth] %s\n' "$*" >&2

@@ -63,6 +63,9 @@ enum Bench {
 }
 
 fn main() -> std::process::ExitCode {
+    // In a whole-workspace build the client engine's reqwest features (rustls with no provider
+    // chosen) apply to the harness's reqwest too; pick one. Err means one is already set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match try_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

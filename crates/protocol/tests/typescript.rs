@@ -24,13 +24,42 @@ fn declarations() -> String {
         )*};
     }
     declare!(
-        UserId, ChannelId, MessageId, ErrorCode, ApiError,
-        User, ChannelKind, Channel, Reaction, Message, Status, Presence, ReadState, VoiceState,
-        IceServer, Signal,
-        ClientMsg, Ready, ServerMsg, Event,
-        RegisterRequest, LoginRequest, RefreshRequest, LogoutRequest, Session, UpdateProfileRequest,
-        ChangePasswordRequest, CreateInviteRequest, Invite, CreateChannelRequest, UpdateChannelRequest,
-        CreateDmRequest, HistoryQuery, SendMessageRequest, TurnCredentials, ServerInfo,
+        UserId,
+        ChannelId,
+        MessageId,
+        ErrorCode,
+        ApiError,
+        User,
+        ChannelKind,
+        Channel,
+        Reaction,
+        Message,
+        Status,
+        Presence,
+        ReadState,
+        VoiceState,
+        IceServer,
+        Signal,
+        ClientMsg,
+        Ready,
+        ServerMsg,
+        Event,
+        RegisterRequest,
+        LoginRequest,
+        RefreshRequest,
+        LogoutRequest,
+        Session,
+        UpdateProfileRequest,
+        ChangePasswordRequest,
+        CreateInviteRequest,
+        Invite,
+        CreateChannelRequest,
+        UpdateChannelRequest,
+        CreateDmRequest,
+        HistoryQuery,
+        SendMessageRequest,
+        TurnCredentials,
+        ServerInfo,
     );
     out.push_str(&format!(
         "export const PROTOCOL_VERSION = {};\nexport const MAX_FRAME_BYTES = {};\n\
@@ -45,13 +74,17 @@ fn declarations() -> String {
 
 #[test]
 fn typescript_declarations_are_up_to_date() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/lib/protocol/generated.ts");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/lib/protocol/generated.ts");
     let fresh = declarations();
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if committed != fresh {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &fresh).unwrap();
         // Under CI a stale file is a failure; locally the file is now regenerated.
-        assert!(std::env::var_os("CI").is_none(), "ui/src/lib/protocol/generated.ts was stale; regenerated it — commit it");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "ui/src/lib/protocol/generated.ts was stale; regenerated it — commit it"
+        );
     }
 }

@@ -21,6 +21,14 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// A reqwest client. The TLS provider is chosen first because, in a whole-workspace build, the
+/// client engine's reqwest features (rustls without a provider) apply here too.
+pub fn http_client() -> reqwest::Client {
+    // Err only means another test already installed it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub const PASSWORD: &str = "correct horse battery";
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -191,7 +199,7 @@ impl TestServer {
     }
 
     pub fn client(&self) -> Client {
-        Client { http: reqwest::Client::new(), base: self.base.clone(), token: None, session: None }
+        Client { http: http_client(), base: self.base.clone(), token: None, session: None }
     }
 
     /// Registers the first account with the setup token: the admin.

@@ -1,0 +1,30 @@
+//! `settings_*` and `link_open`: this computer's preferences and the system browser.
+
+use tauri::{AppHandle, State};
+use tauri_plugin_opener::OpenerExt;
+
+use crate::error::{CommandError, CommandResult};
+use crate::links;
+use crate::settings::Settings;
+use crate::shell::Shell;
+use crate::tray;
+
+#[tauri::command]
+pub fn settings_get(shell: State<'_, Shell>) -> Settings {
+    shell.settings()
+}
+
+#[tauri::command]
+pub fn settings_set(app: AppHandle, shell: State<'_, Shell>, settings: Settings) -> CommandResult<()> {
+    shell.set_settings(settings).map_err(|e| CommandError::internal("saving settings", e))?;
+    // Muting a channel changes the unread count the tray shows.
+    tray::refresh(&app);
+    Ok(())
+}
+
+/// Opens an http(s) link in the system browser; anything else is refused.
+#[tauri::command]
+pub fn link_open(app: AppHandle, url: String) -> CommandResult<()> {
+    let url = links::external_url(&url).ok_or_else(CommandError::invalid_url)?;
+    app.opener().open_url(url.as_str(), None::<&str>).map_err(|e| CommandError::internal("opening a link", e))
+}

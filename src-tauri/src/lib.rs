@@ -1,0 +1,159 @@
+//! `hearth-desktop`: the Tauri 2 shell of Hearth. It owns the window, tray, notifications,
+//! deep links and native dialogs, and exposes the `hearth-client` engine to the UI through the
+//! commands and events of `ui/src/lib/backend/README.md`. It holds no protocol logic itself.
+//!
+//! Map of the crate:
+//! - [`commands`]: the Tauri commands, one file per domain (account, session, message,
+//!   people, device).
+//! - [`shell`]: [`shell::Shell`], the managed state (engine, snapshot, settings, focus).
+//! - [`events`]: the task that forwards a session's events to the window.
+//! - [`snapshot`]: folding events into the last `Ready` (pure).
+//! - [`notify`]: the notification decision (pure) and the [`notify::Notifier`]s.
+//! - [`settings`], [`directory`]: JSON files in the app data directory.
+//! - [`avatar`], [`links`]: checking what comes from files and URLs.
+//! - [`tray`]: the tray icon and its unread count.
+//! - [`error`]: the `{ code, message }` every command fails with.
+
+pub mod avatar;
+pub mod commands;
+pub mod directory;
+pub mod error;
+pub mod events;
+pub mod links;
+pub mod notify;
+pub mod settings;
+pub mod shell;
+pub mod snapshot;
+pub mod tray;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tauri::{AppHandle, Manager, RunEvent, WindowEvent};
+use tauri_plugin_deep_link::DeepLinkExt;
+
+use crate::events::{LINK_JOIN, NOTIFICATION_OPEN, OpenChannel};
+use crate::shell::Shell;
+
+/// Builds and runs the app; returns when it quits.
+pub fn run() -> anyhow::Result<()> {
+    init_logging();
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_deep_link::init())
+        .setup(|app| {
+            setup(app.handle())?;
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::Focused(focused) = event {
+                window.state::<Shell>().set_focused(*focused);
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::account::account_list,
+            commands::account::account_active,
+            commands::account::server_info,
+            commands::account::account_register,
+            commands::account::account_login,
+            commands::account::account_logout,
+            commands::account::account_switch,
+            commands::session::session_status,
+            commands::session::session_snapshot,
+            commands::message::message_history,
+            commands::message::message_send,
+            commands::message::message_edit,
+            commands::message::message_delete,
+            commands::message::reaction_add,
+            commands::message::reaction_remove,
+            commands::message::channel_typing,
+            commands::message::channel_mark_read,
+            commands::people::presence_set_status,
+            commands::people::dm_open,
+            commands::people::profile_update,
+            commands::people::profile_pick_avatar,
+            commands::people::profile_set_avatar,
+            commands::people::avatar_get,
+            commands::device::settings_get,
+            commands::device::settings_set,
+            commands::device::link_open,
+        ])
+        .build(tauri::generate_context!())
+        .context("cannot start the app")?;
+    app.run(|app, event| {
+        if let RunEvent::Exit = event {
+            // Closes the connection cleanly and flushes the cache before the process ends.
+            let engine = app.state::<Shell>().engine.clone();
+            tauri::async_runtime::block_on(async move { engine.shutdown().await });
+        }
+    });
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second initialisation (tests) is harmless.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+fn setup(app: &AppHandle) -> anyhow::Result<()> {
+    let data_dir = app.path().app_data_dir().context("no app data directory")?;
+    let engine = hearth_client::Engine::open(&data_dir)
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    let clicked = app.clone();
+    let notifier = notify::from_env(Arc::new(move |channel_id| {
+        tray::show_window(&clicked);
+        events::emit(&clicked, NOTIFICATION_OPEN, OpenChannel { channel_id });
+    }));
+    app.manage(Shell::new(engine, notifier));
+
+    if let Err(e) = tray::build(app) {
+        // Desktops without a tray still get a working window.
+        tracing::warn!("no tray icon: {e}");
+    }
+    setup_deep_links(app);
+
+    // Go online with the account used last, if any.
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let shell = handle.state::<Shell>();
+        let Some(account) = shell.engine.active_account() else { return };
+        if let Err(e) = commands::account::start_session(&handle, &shell, &account.id).await {
+            tracing::warn!("cannot resume the saved session: {}", e.code);
+        }
+    });
+    Ok(())
+}
+
+/// Passes `hearth://join...` links to the UI (as `link://join` with the URL), whether they
+/// started the app or arrived while it runs.
+fn setup_deep_links(app: &AppHandle) {
+    // Installed builds register the scheme through their desktop entry / installer; a
+    // development build registers itself so that links can be tried.
+    #[cfg(all(debug_assertions, any(target_os = "linux", windows)))]
+    if let Err(e) = app.deep_link().register_all() {
+        tracing::warn!("cannot register the hearth:// scheme: {e}");
+    }
+    let handle = app.clone();
+    app.deep_link().on_open_url(move |event| {
+        for url in event.urls() {
+            forward_link(&handle, &url);
+        }
+    });
+    match app.deep_link().get_current() {
+        Ok(Some(urls)) => urls.iter().for_each(|url| forward_link(app, url)),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("cannot read the start-up link: {e}"),
+    }
+}
+
+fn forward_link(app: &AppHandle, url: &url::Url) {
+    if links::is_join_link(url) {
+        tray::show_window(app);
+        events::emit(app, LINK_JOIN, url.as_str());
+    } else {
+        tracing::info!("ignoring a deep link that is not a join link");
+    }
+}

@@ -1,0 +1,53 @@
+//! Links that leave or enter the app: `link_open` hands only http(s) URLs to the system browser,
+//! and `hearth://join?...` deep links are passed to the UI, which parses and confirms them.
+
+use url::Url;
+
+/// The URL to hand to the system browser, or `None` for anything but `http:`/`https:` (no
+/// `file:`, `javascript:`, custom schemes or local paths).
+pub fn external_url(text: &str) -> Option<Url> {
+    let url = Url::parse(text.trim()).ok()?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Some(url),
+        _ => None,
+    }
+}
+
+/// Whether a deep link is a `hearth://join...` link worth passing to the UI.
+pub fn is_join_link(url: &Url) -> bool {
+    url.scheme() == "hearth" && url.host_str() == Some("join")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_and_https_open() {
+        assert!(external_url("https://example.org/a?b=c").is_some());
+        assert!(external_url(" http://example.org ").is_some());
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        for bad in [
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "hearth://join?x=1",
+            "ftp://example.org",
+            "/usr/bin/xterm",
+            "data:text/html,hi",
+            "https://",
+            "",
+        ] {
+            assert!(external_url(bad).is_none(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn join_links_are_recognized() {
+        assert!(is_join_link(&Url::parse("hearth://join?server=https%3A%2F%2Fa.org&code=x").unwrap()));
+        assert!(!is_join_link(&Url::parse("hearth://other").unwrap()));
+        assert!(!is_join_link(&Url::parse("https://join").unwrap()));
+    }
+}

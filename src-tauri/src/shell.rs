@@ -1,0 +1,152 @@
+//! [`Shell`], the state every command reaches through Tauri's managed state: the engine, the
+//! session snapshot, settings, the account directory, window focus and the notifier.
+//!
+//! Locks here are std mutexes held for short, synchronous sections only (never across an
+//! `.await`): the engine does the slow work behind its own handle.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use hearth_client::{ConnectionStatus, Engine};
+use hearth_protocol::gateway::Ready;
+use serde::Serialize;
+use tauri::async_runtime::JoinHandle;
+
+use crate::directory::Directory;
+use crate::notify::Notifier;
+use crate::settings::{Settings, SettingsFile};
+
+pub struct Shell {
+    pub engine: Arc<Engine>,
+    pub notifier: Box<dyn Notifier>,
+    settings_file: SettingsFile,
+    settings: Mutex<Settings>,
+    /// The last `Ready` with later events applied; `None` until the session's first `Ready`.
+    snapshot: Mutex<Option<Ready>>,
+    directory: Mutex<Directory>,
+    focused: AtomicBool,
+    /// The task forwarding the running session's events to the window.
+    forwarder: Mutex<Option<JoinHandle<()>>>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data whole, so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shell {
+    pub fn new(engine: Engine, notifier: Box<dyn Notifier>) -> Shell {
+        let dir = engine.data_dir().to_path_buf();
+        let settings_file = SettingsFile::in_dir(&dir);
+        let settings = settings_file.load();
+        Shell {
+            engine: Arc::new(engine),
+            notifier,
+            settings_file,
+            settings: Mutex::new(settings),
+            snapshot: Mutex::new(None),
+            directory: Mutex::new(Directory::load(&dir)),
+            focused: AtomicBool::new(true),
+            forwarder: Mutex::new(None),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    pub fn set_settings(&self, settings: Settings) -> std::io::Result<()> {
+        self.settings_file.save(&settings)?;
+        *lock(&self.settings) = settings;
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Option<Ready> {
+        lock(&self.snapshot).clone()
+    }
+
+    pub fn has_snapshot(&self) -> bool {
+        lock(&self.snapshot).is_some()
+    }
+
+    pub fn set_snapshot(&self, ready: Option<Ready>) {
+        *lock(&self.snapshot) = ready;
+    }
+
+    /// Runs `f` on the snapshot, if there is one.
+    pub fn with_snapshot<T>(&self, f: impl FnOnce(&mut Ready) -> T) -> Option<T> {
+        lock(&self.snapshot).as_mut().map(f)
+    }
+
+    pub fn directory(&self) -> MutexGuard<'_, Directory> {
+        lock(&self.directory)
+    }
+
+    pub fn focused(&self) -> bool {
+        self.focused.load(Ordering::Relaxed)
+    }
+
+    pub fn set_focused(&self, focused: bool) {
+        self.focused.store(focused, Ordering::Relaxed);
+    }
+
+    /// Replaces the forwarding task, stopping the previous session's.
+    pub fn set_forwarder(&self, task: Option<JoinHandle<()>>) {
+        if let Some(old) = std::mem::replace(&mut *lock(&self.forwarder), task) {
+            old.abort();
+        }
+    }
+
+    /// The connection state as the UI names it.
+    pub fn status(&self) -> SessionStatus {
+        SessionStatus::from_engine(&self.engine.connection_status(), self.has_snapshot())
+    }
+}
+
+/// `SessionStatus` of `backend.ts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionStatus {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+}
+
+impl SessionStatus {
+    /// Before the first `Ready` a session that is not connected is still `connecting`; after
+    /// it, `reconnecting`.
+    pub fn from_engine(status: &ConnectionStatus, had_ready: bool) -> SessionStatus {
+        match status {
+            ConnectionStatus::Connected => SessionStatus { state: "connected", retry_in_ms: None },
+            ConnectionStatus::Offline => SessionStatus { state: "offline", retry_in_ms: None },
+            ConnectionStatus::Reconnecting { retry_in, .. } => {
+                let ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX);
+                SessionStatus {
+                    state: if had_ready { "reconnecting" } else { "connecting" },
+                    retry_in_ms: (ms > 0).then_some(ms),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn statuses_use_the_uis_names() {
+        let waiting = ConnectionStatus::Reconnecting { attempt: 2, retry_in: Duration::from_millis(1500) };
+        assert_eq!(
+            serde_json::to_value(SessionStatus::from_engine(&waiting, true)).unwrap(),
+            serde_json::json!({"state": "reconnecting", "retry_in_ms": 1500})
+        );
+        let first = ConnectionStatus::Reconnecting { attempt: 0, retry_in: Duration::ZERO };
+        assert_eq!(
+            serde_json::to_value(SessionStatus::from_engine(&first, false)).unwrap(),
+            serde_json::json!({"state": "connecting"})
+        );
+        assert_eq!(SessionStatus::from_engine(&ConnectionStatus::Connected, true).state, "connected");
+        assert_eq!(SessionStatus::from_engine(&ConnectionStatus::Offline, false).state, "offline");
+    }
+}
