@@ -105,6 +105,12 @@ impl Api {
         json(self.request(Method::PUT, "/users/@me/avatar", Some(token)).body(image)).await
     }
 
+    /// The PNG of the avatar with this content hash (members only).
+    pub async fn avatar(&self, token: &str, hash: &str) -> Result<Vec<u8>> {
+        let resp = send(self.request(Method::GET, &format!("/avatars/{hash}.png"), Some(token))).await?;
+        Ok(resp.bytes().await.map_err(network)?.to_vec())
+    }
+
     pub async fn members(&self, token: &str) -> Result<Vec<User>> {
         json(self.request(Method::GET, "/users", Some(token))).await
     }

@@ -415,6 +415,17 @@ impl Engine {
         .await
     }
 
+    /// The avatar PNG with this content hash. Hashes are content addresses, so the bytes
+    /// never change and callers may cache them for good.
+    pub async fn avatar(&self, hash: &str) -> Result<Vec<u8>> {
+        let hash = hash.to_string();
+        self.call(move |api, token| {
+            let hash = hash.clone();
+            async move { api.avatar(&token, &hash).await }
+        })
+        .await
+    }
+
     pub async fn turn(&self) -> Result<TurnCredentials> {
         self.call(|api, token| async move { api.turn(&token).await }).await
     }

@@ -64,6 +64,11 @@ async fn every_route_of_the_http_client_works_against_the_server() {
     assert_eq!(bad.api_code(), Some(ErrorCode::UnsupportedMedia), "{bad}");
     assert_eq!(api.me(&bob.access_token).await.unwrap(), me);
     assert_eq!(api.members(&token).await.unwrap().len(), 2);
+    // Another member downloads it: the server's 256 px PNG re-encoding.
+    let png = api.avatar(&token, me.avatar.as_deref().unwrap()).await.unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let missing = api.avatar(&token, "0123456789abcdef0123456789abcdef").await.unwrap_err();
+    assert_eq!(missing.api_code(), Some(ErrorCode::NotFound), "{missing}");
 
     // Channels, DMs, messages over HTTP, history cursors.
     let general = api.create_channel(&token, "general", ChannelKind::Text).await.unwrap();

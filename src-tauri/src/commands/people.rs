@@ -71,14 +71,17 @@ pub async fn profile_set_avatar(shell: State<'_, Shell>, path: String) -> Comman
     Ok(user)
 }
 
-/// Avatar bytes for `hash`. The engine has no avatar download yet, so this answers `null`
-/// and the UI shows initials.
+/// Avatar bytes for `hash`, fetched with the session's token; `null` when there is none.
 #[tauri::command]
-pub async fn avatar_get(hash: String) -> CommandResult<Option<Vec<u8>>> {
+pub async fn avatar_get(shell: State<'_, Shell>, hash: String) -> CommandResult<Option<Vec<u8>>> {
     if hash.is_empty() || !hash.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(CommandError::invalid_field("hash: letters and digits"));
     }
-    Ok(None)
+    match shell.engine.avatar(&hash).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.code() == "not_found" => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn remember(shell: &Shell, user: &User) {
