@@ -107,6 +107,14 @@ impl GroupState {
         }
     }
 
+    /// Leaves the call only if `session` is the one in it (the user may be in a call from
+    /// another device).
+    fn leave_voice_of(&mut self, session: &GatewaySession) {
+        if self.voice.get(&session.user_id).is_some_and(|(_, sid)| *sid == session.id) {
+            self.leave_voice(session.user_id);
+        }
+    }
+
     fn leave_voice(&mut self, user: UserId) {
         if let Some((mut state, _)) = self.voice.remove(&user) {
             state.channel_id = None;
@@ -326,10 +334,7 @@ impl Hub {
     pub fn connection_changed(&self, session: &GatewaySession) {
         let mut s = self.write();
         if !session.is_attached() {
-            let in_voice = s.voice.get(&session.user_id).is_some_and(|(_, sid)| *sid == session.id);
-            if in_voice {
-                s.leave_voice(session.user_id);
-            }
+            s.leave_voice_of(session);
         }
         s.refresh_presence(session.user_id);
     }
@@ -347,10 +352,7 @@ impl Hub {
                 s.by_user.remove(&session.user_id);
             }
         }
-        let in_voice = s.voice.get(&session.user_id).is_some_and(|(_, sid)| *sid == session.id);
-        if in_voice {
-            s.leave_voice(session.user_id);
-        }
+        s.leave_voice_of(session);
         s.refresh_presence(session.user_id);
     }
 
@@ -413,11 +415,7 @@ impl Hub {
     }
 
     pub fn voice_leave(&self, session: &GatewaySession) {
-        let mut s = self.write();
-        let mine = s.voice.get(&session.user_id).is_some_and(|(_, sid)| *sid == session.id);
-        if mine {
-            s.leave_voice(session.user_id);
-        }
+        self.write().leave_voice_of(session);
     }
 
     /// Updates mute/deafen/speaking; `None` when this session is not in a call.
