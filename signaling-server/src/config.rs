@@ -1,7 +1,7 @@
 //! Server configuration: command line, environment (`HEARTH_*`) and an optional TOML file, in
 //! that order of precedence, over built-in defaults that need no configuration at all.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -71,6 +71,35 @@ pub struct Options {
     /// How long TURN credentials stay valid, in seconds [default: 86400].
     #[arg(long, env = "HEARTH_TURN_TTL_SECS")]
     pub turn_ttl_secs: Option<u64>,
+
+    /// Run the embedded STUN/TURN server (UDP): true or false [default: true, unless
+    /// --turn-urls names an external TURN server].
+    #[arg(long, env = "HEARTH_TURN_EMBEDDED")]
+    pub turn_embedded: Option<bool>,
+
+    /// UDP address of the embedded STUN/TURN server [default: the host of --listen, port 3478;
+    /// a free port when --listen is a loopback address or has port 0]. The bound address is
+    /// written to DATA_DIR/turn.addr.
+    #[arg(long, env = "HEARTH_TURN_LISTEN")]
+    pub turn_listen: Option<SocketAddr>,
+
+    /// Public IP address the embedded TURN server gives clients as their relay address
+    /// [default: the IP of --turn-listen if it is not 0.0.0.0, else the host of --public-url
+    /// (resolved when it is a name), else 127.0.0.1].
+    #[arg(long, env = "HEARTH_TURN_RELAY_ADDRESS")]
+    pub turn_relay_address: Option<IpAddr>,
+
+    /// Lowest UDP port for relays of the embedded TURN server [default: 49152].
+    #[arg(long, env = "HEARTH_TURN_RELAY_PORT_MIN")]
+    pub turn_relay_port_min: Option<u16>,
+
+    /// Highest UDP port for relays of the embedded TURN server [default: 65535].
+    #[arg(long, env = "HEARTH_TURN_RELAY_PORT_MAX")]
+    pub turn_relay_port_max: Option<u16>,
+
+    /// Realm of the embedded TURN server [default: hearth].
+    #[arg(long, env = "HEARTH_TURN_REALM")]
+    pub turn_realm: Option<String>,
 
     /// Lifetime of access tokens, in seconds [default: 900].
     #[arg(long, env = "HEARTH_ACCESS_TOKEN_TTL_SECS")]
@@ -145,6 +174,12 @@ impl Options {
             turn_secret,
             turn_urls,
             turn_ttl_secs,
+            turn_embedded,
+            turn_listen,
+            turn_relay_address,
+            turn_relay_port_min,
+            turn_relay_port_max,
+            turn_realm,
             access_token_ttl_secs,
             refresh_token_ttl_days,
             limit_login_per_account,
@@ -181,6 +216,19 @@ pub struct Limits {
     pub max_avatar_bytes: usize,
 }
 
+/// The embedded STUN/TURN server, when it runs.
+#[derive(Debug, Clone)]
+pub struct TurnListener {
+    /// UDP address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The relay address given to clients; `None` means "derive it at start" (see
+    /// [`crate::turn::server`]), because the host of the public URL may need resolving.
+    pub relay_address: Option<IpAddr>,
+    /// Relay ports, inclusive.
+    pub relay_ports: (u16, u16),
+    pub realm: String,
+}
+
 /// The resolved configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -193,6 +241,8 @@ pub struct Config {
     pub turn_secret: Option<String>,
     pub turn_urls: Vec<String>,
     pub turn_ttl: Duration,
+    /// `None` when the embedded STUN/TURN server is off.
+    pub turn_embedded: Option<TurnListener>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub limits: Limits,
@@ -249,6 +299,30 @@ impl Config {
             argon2_concurrency: o.argon2_concurrency.unwrap_or(cores).max(1),
             max_avatar_bytes: o.max_avatar_bytes.unwrap_or(8 * 1024 * 1024),
         };
+        let turn_urls: Vec<String> =
+            o.turn_urls.unwrap_or_default().into_iter().filter(|u| !u.is_empty()).collect();
+        // With an external TURN server named, the embedded one would only hold a port.
+        let turn_embedded = if o.turn_embedded.unwrap_or(turn_urls.is_empty()) {
+            let relay_ports =
+                (o.turn_relay_port_min.unwrap_or(49152), o.turn_relay_port_max.unwrap_or(65535));
+            if relay_ports.0 == 0 || relay_ports.1 < relay_ports.0 {
+                bail!("turn-relay-port-min must be at least 1 and at most turn-relay-port-max");
+            }
+            // On loopback (development, tests) clients learn the port from the server and no
+            // firewall needs it fixed; a free port lets many servers run side by side.
+            let listen = o.turn_listen.unwrap_or_else(|| {
+                let fixed = listen.port() != 0 && !listen.ip().is_loopback();
+                SocketAddr::new(listen.ip(), if fixed { 3478 } else { 0 })
+            });
+            let realm = o.turn_realm.filter(|r| !r.is_empty()).unwrap_or_else(|| "hearth".to_string());
+            let relay_address = o.turn_relay_address.or_else(|| {
+                let ip = listen.ip();
+                (!ip.is_unspecified()).then_some(ip)
+            });
+            Some(TurnListener { listen, relay_address, relay_ports, realm })
+        } else {
+            None
+        };
         Ok(Config {
             data_dir,
             listen,
@@ -257,8 +331,9 @@ impl Config {
             database_url,
             log_format,
             turn_secret: o.turn_secret.filter(|s| !s.is_empty()),
-            turn_urls: o.turn_urls.unwrap_or_default().into_iter().filter(|u| !u.is_empty()).collect(),
+            turn_urls,
             turn_ttl: Duration::from_secs(o.turn_ttl_secs.unwrap_or(86_400)),
+            turn_embedded,
             access_token_ttl: Duration::from_secs(o.access_token_ttl_secs.unwrap_or(900).max(1)),
             refresh_token_ttl: Duration::from_secs(o.refresh_token_ttl_days.unwrap_or(30).max(1) * 86_400),
             limits,
@@ -286,6 +361,8 @@ fn read_file(path: &Path) -> anyhow::Result<Options> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     #[test]
@@ -294,6 +371,47 @@ mod tests {
         assert_eq!(c.listen.port(), 8080);
         assert!(c.database_url.starts_with("sqlite://"));
         assert_eq!(c.public_url, "http://0.0.0.0:8080");
+        let turn = c.turn_embedded.expect("the embedded TURN server runs by default");
+        assert_eq!(turn.listen, SocketAddr::from(([0, 0, 0, 0], 3478)));
+        assert_eq!(turn.relay_ports, (49152, 65535));
+        assert_eq!(turn.relay_address, None, "derived at start from the public URL");
+    }
+
+    #[test]
+    fn embedded_turn_follows_the_listen_address() {
+        let o = Options { listen: Some("127.0.0.1:0".parse().unwrap()), ..Default::default() };
+        let turn = Config::resolve(o).unwrap().turn_embedded.unwrap();
+        assert_eq!(turn.listen, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), "port 0 stays port 0");
+        assert_eq!(turn.relay_address, Some(IpAddr::from(Ipv4Addr::LOCALHOST)));
+        let o = Options { listen: Some("127.0.0.1:8080".parse().unwrap()), ..Default::default() };
+        let turn = Config::resolve(o).unwrap().turn_embedded.unwrap();
+        assert_eq!(turn.listen.port(), 0, "on loopback any free port will do");
+        let o = Options { listen: Some("192.0.2.1:8080".parse().unwrap()), ..Default::default() };
+        let turn = Config::resolve(o).unwrap().turn_embedded.unwrap();
+        assert_eq!(turn.listen, "192.0.2.1:3478".parse().unwrap());
+    }
+
+    #[test]
+    fn external_turn_urls_turn_the_embedded_server_off_unless_asked() {
+        let urls = Some(vec!["turn:turn.example.org:3478".to_string()]);
+        let o = Options { turn_urls: urls.clone(), ..Default::default() };
+        assert!(Config::resolve(o).unwrap().turn_embedded.is_none());
+        let o = Options { turn_urls: urls, turn_embedded: Some(true), ..Default::default() };
+        assert!(Config::resolve(o).unwrap().turn_embedded.is_some());
+        let o = Options { turn_embedded: Some(false), ..Default::default() };
+        assert!(Config::resolve(o).unwrap().turn_embedded.is_none());
+    }
+
+    #[test]
+    fn relay_port_range_must_be_a_range() {
+        let o = Options {
+            turn_relay_port_min: Some(50000),
+            turn_relay_port_max: Some(40000),
+            ..Default::default()
+        };
+        assert!(Config::resolve(o).is_err());
+        let o = Options { turn_relay_port_min: Some(0), ..Default::default() };
+        assert!(Config::resolve(o).is_err());
     }
 
     #[test]

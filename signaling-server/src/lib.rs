@@ -9,7 +9,9 @@
 //! - [`gateway`]: the WebSocket gateway — handshake, sessions with replay for resume, ops.
 //! - [`http`]: the JSON API under `/api/v1`, `/healthz` and `/metrics`.
 //! - [`auth`]: argon2id passwords, JWT access tokens, refresh tokens, the `AuthUser` extractor.
-//! - [`ratelimit`], [`metrics`], [`turn`], [`avatar`], [`secrets`], [`setup`], [`ids`]: small
+//! - [`turn`]: coturn-REST TURN credentials and the embedded STUN/TURN server
+//!   ([`turn::server`]).
+//! - [`ratelimit`], [`metrics`], [`avatar`], [`secrets`], [`setup`], [`ids`]: small
 //!   single-purpose pieces.
 //!
 //! [`serve`] runs the whole server until its shutdown token fires, then drains connections
@@ -68,6 +70,48 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     let setup_token = setup::prepare(&db, &config.data_dir).await?;
 
+    // The embedded STUN/TURN server binds before HTTP, so that once server.addr exists,
+    // turn.addr does too.
+    let turn_addr_file = config.data_dir.join("turn.addr");
+    let embedded_turn = match &config.turn_embedded {
+        Some(listener) => {
+            let relay_address = turn::server::relay_address(listener, &config.public_url).await;
+            let secret = config.turn_secret.as_deref().unwrap_or(&secrets.turn_secret);
+            let server = turn::server::EmbeddedTurn::start(listener, relay_address, secret).await?;
+            secrets::write_private(&turn_addr_file, server.local_addr().to_string().as_bytes())?;
+            tracing::info!(
+                addr = %server.local_addr(),
+                %relay_address,
+                relay_ports = ?listener.relay_ports,
+                "embedded STUN/TURN server listening (UDP)"
+            );
+            Some(server)
+        }
+        None => {
+            if let Err(e) = std::fs::remove_file(&turn_addr_file)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(error = %e, "removing a stale turn.addr");
+            }
+            None
+        }
+    };
+    // What clients are told: the configured URLs, else the embedded server's, reached by the
+    // public URL's host (or the relay address when the public URL names no reachable host).
+    let ice_urls = match &embedded_turn {
+        Some(server) if config.turn_urls.is_empty() => {
+            let host = match turn::public_host(&config.public_url) {
+                Some(host) => host.to_string(),
+                None => match server.relay_address() {
+                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                    ip => ip.to_string(),
+                },
+            };
+            turn::embedded_urls(&host, server.local_addr().port())
+        }
+        _ => config.turn_urls.clone(),
+    };
+
     let (writer, writer_task) = MessageWriter::start(db.clone(), ids.clone(), shutdown.clone());
     let limits = &config.limits;
     let state = AppState::new(Inner {
@@ -82,6 +126,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         secrets,
+        ice_urls,
         writer,
         hub,
         ids,
@@ -109,6 +154,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::warn!("some gateway connections did not close in time");
     }
     reaper.abort();
+    if let Some(server) = embedded_turn {
+        server.close().await;
+    }
     writer_task.await.context("message writer")?;
     db.close().await;
     tracing::info!("shutdown complete");

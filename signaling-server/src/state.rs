@@ -32,6 +32,8 @@ pub struct Inner {
     pub passwords: Passwords,
     pub tokens: Tokens,
     pub secrets: Secrets,
+    /// STUN/TURN URLs handed to clients: `--turn-urls`, or else the embedded server's.
+    pub ice_urls: Vec<String>,
     pub hub: Hub,
     pub writer: MessageWriter,
     pub metrics: Metrics,
@@ -93,6 +95,6 @@ impl AppState {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let secret = self.config.turn_secret.as_deref().unwrap_or(&self.secrets.turn_secret);
-        crate::turn::ice_servers(secret, &self.config.turn_urls, user, self.config.turn_ttl, now)
+        crate::turn::ice_servers(secret, &self.ice_urls, user, self.config.turn_ttl, now)
     }
 }

@@ -1,6 +1,9 @@
 //! TURN credentials in the coturn REST format: `username = "<expiry>:<user id>"`,
 //! `credential = base64(HMAC-SHA1(secret, username))`. A coturn started with
-//! `use-auth-secret` and the same `static-auth-secret` accepts them until the expiry.
+//! `use-auth-secret` and the same `static-auth-secret` accepts them until the expiry, and so
+//! does the embedded STUN/TURN server in [`server`].
+
+pub mod server;
 
 use std::time::Duration;
 
@@ -14,6 +17,30 @@ pub fn credential(secret: &str, username: &str) -> String {
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC accepts any key length");
     mac.update(username.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The URLs clients use for the embedded server at `host:port`: STUN, and TURN over UDP.
+pub fn embedded_urls(host: &str, port: u16) -> Vec<String> {
+    vec![format!("stun:{host}:{port}"), format!("turn:{host}:{port}?transport=udp")]
+}
+
+/// The host part of an `http(s)://host[:port][/path]` URL, `[v6]` brackets kept; `None` when
+/// it is a wildcard address (0.0.0.0, [::]) that no client can reach.
+pub fn public_host(public_url: &str) -> Option<&str> {
+    let rest = public_url.split_once("://").map_or(public_url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let host = if authority.starts_with('[') {
+        authority.find(']').map_or(authority, |end| &authority[..=end])
+    } else {
+        authority.split(':').next().unwrap_or(authority)
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => None,
+        _ if host.is_empty() => None,
+        _ => Some(host),
+    }
 }
 
 /// ICE servers for `user`: STUN URLs as they are, TURN URLs with fresh credentials.
@@ -57,5 +84,19 @@ mod tests {
         assert!(s[0].username.is_none());
         assert_eq!(s[1].username.as_deref(), Some("1060:7"));
         assert_eq!(s[1].credential.as_deref(), Some(credential("k", "1060:7").as_str()));
+    }
+
+    #[test]
+    fn the_public_host_is_what_clients_can_reach() {
+        assert_eq!(public_host("https://chat.example.org"), Some("chat.example.org"));
+        assert_eq!(public_host("http://10.1.2.3:8080/x"), Some("10.1.2.3"));
+        assert_eq!(public_host("http://[2001:db8::1]:8080"), Some("[2001:db8::1]"));
+        assert_eq!(public_host("http://0.0.0.0:8080"), None);
+        assert_eq!(public_host("http://[::]:8080"), None);
+    }
+
+    #[test]
+    fn embedded_urls_name_stun_and_turn_over_udp() {
+        assert_eq!(embedded_urls("h", 3478), ["stun:h:3478", "turn:h:3478?transport=udp"]);
     }
 }
