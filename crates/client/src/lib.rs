@@ -7,6 +7,8 @@
 //! - [`session`]: the gateway session task (identify/resume, heartbeats, reconnect, token
 //!   refresh, outbox delivery) behind a cheap-clone [`SessionHandle`] and a stream of
 //!   [`SessionEvent`]s.
+//! - [`call`]: [`call::Call`], one voice call — a full mesh of webrtc-rs peer connections
+//!   signalled through the session, Opus RTP out to every peer and in from each.
 //! - [`store`]: the local SQLite cache (messages, channels, members, read states) and the
 //!   outbox of unacknowledged messages.
 //! - [`api`]: the typed HTTP client of `/api/v1`.
@@ -23,6 +25,7 @@
 pub mod accounts;
 pub mod api;
 pub mod backoff;
+pub mod call;
 pub mod credentials;
 pub mod engine;
 pub mod error;
@@ -31,6 +34,7 @@ pub mod session;
 pub mod store;
 mod tls;
 
+pub use call::{Call, CallConfig, CallEvent};
 pub use engine::{AccountInfo, Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use session::{ConnectionStatus, Session, SessionEvent, SessionHandle};
