@@ -12,8 +12,9 @@
 # Only packages that dpkg reports as missing are installed, and `apt-get update` runs only when
 # something is missing, so a warm machine pays one dpkg-query and nothing else.
 
-# Packages needed to compile the workspace (C toolchain for bundled SQLite and crypto crates).
-HEARTH_BUILD_PACKAGES=(build-essential pkg-config cmake ca-certificates)
+# Packages needed to compile the workspace (C toolchain for bundled SQLite and crypto crates;
+# cmake for libopus; ALSA headers for cpal, the audio devices of hearth-voice's `cpal` feature).
+HEARTH_BUILD_PACKAGES=(build-essential pkg-config cmake ca-certificates libasound2-dev)
 # Packages needed by the tests: a PostgreSQL 15 server for the Postgres storage backend
 # (Debian's `postgresql` pulls in postgresql-15 and its client tools), and Chromium for the UI's
 # browser tests (driven by playwright-core at /usr/bin/chromium; no browser download from npm).

@@ -1,0 +1,61 @@
+//! `hearth-voice`: everything in a Hearth call's audio path except the network.
+//!
+//! Audio is 48 kHz mono `f32` in `[-1.0, 1.0]`, moved in 20 ms frames of 960 samples
+//! ([`PcmFrame`]). Float rather than `i16` because every stage between the devices works in
+//! float (RNNoise, the WebRTC echo canceller, Opus's float API, the mixer, which needs headroom
+//! above full scale before its limiter), and the common device formats (WASAPI shared mode,
+//! CoreAudio, PulseAudio/PipeWire) are float too; conversion to integers happens only at a
+//! device that insists on it.
+//!
+//! The two ends the call layer (`crates/client/src/call/`) uses:
+//!
+//! - [`pipeline::Capture`]: microphone frame → echo cancellation → noise suppression → level
+//!   meter → voice activity → mute/push-to-talk gate → Opus → an [`pipeline::EncodedPacket`]
+//!   (payload, RTP timestamp, marker) for the RTP sender, or nothing (silence, DTX, muted).
+//! - [`pipeline::Playback`]: RTP payloads per peer (sequence number, timestamp, arrival time) →
+//!   a [`jitter::JitterBuffer`] and an Opus [`codec::Decoder`] per peer → per-user gain →
+//!   [`mixer::Mixer`] → one frame for the speaker every 20 ms.
+//!
+//! Both are sans-IO: time is passed in (`now`, or the frame count for capture), so tests run
+//! faster than real time. Devices sit behind [`device::AudioInput`]/[`device::AudioOutput`];
+//! [`device::PcmSource`]/[`device::PcmSink`] feed and record PCM in tests and headless
+//! clients, and the `cpal` feature adds real devices.
+//!
+//! The parts: [`device`], [`codec`] (Opus), [`jitter`], [`vad`], [`denoise`] (RNNoise via
+//! `nnnoiseless`), [`echo`] (AEC3 via `sonora`), [`mixer`], [`level`], [`pipeline`], and
+//! [`synth`] (deterministic speech-like signals and alignment for other crates' tests).
+
+pub mod codec;
+pub mod denoise;
+pub mod device;
+pub mod echo;
+pub mod jitter;
+pub mod level;
+pub mod mixer;
+pub mod pipeline;
+pub mod synth;
+pub mod vad;
+
+use std::time::Duration;
+
+/// Sample rate of every stage, and the RTP clock rate of Opus.
+pub const SAMPLE_RATE: u32 = 48_000;
+/// Samples in one 20 ms frame at 48 kHz mono.
+pub const FRAME_SAMPLES: usize = 960;
+/// The length of one frame; capture and playback each run once per frame.
+pub const FRAME_DURATION: Duration = Duration::from_millis(20);
+
+/// One 20 ms frame of 48 kHz mono audio, samples in `[-1.0, 1.0]`.
+pub type PcmFrame = [f32; FRAME_SAMPLES];
+
+/// A frame of digital silence.
+pub const SILENT_FRAME: PcmFrame = [0.0; FRAME_SAMPLES];
+
+pub use codec::{CodecError, Decoder, Encoder, EncoderConfig};
+pub use device::{AudioInput, AudioOutput, DeviceError, PcmSink, PcmSource};
+pub use jitter::{Conceal, JitterBuffer, JitterConfig, JitterStats, Playout};
+pub use mixer::Mixer;
+pub use pipeline::{
+    Capture, CaptureConfig, CaptureOutput, EncodedPacket, PeerAudio, Playback, PlaybackConfig, TransmitMode,
+};
+pub use vad::{Vad, VadConfig};

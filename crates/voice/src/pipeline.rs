@@ -1,0 +1,406 @@
+//! The two ends the call layer drives, once per 20 ms frame each:
+//!
+//! - [`Capture`]: microphone frame → echo cancellation → noise suppression → level meter →
+//!   voice activity → mute / push-to-talk / voice-activity gate → Opus → maybe a packet.
+//! - [`Playback`]: RTP payloads per peer → jitter buffer → Opus decode (FEC/PLC for losses) →
+//!   per-user gain → mixer (deafen, limiter) → one frame for the speaker.
+//!
+//! Neither reads a clock: capture advances one frame (960 RTP timestamp units) per call, and
+//! playback takes `now`, the receiver's clock on the same scale as the arrival times given to
+//! [`Playback::receive`]. The RTP sequence number is the call layer's (its packetizer numbers
+//! what it sends); the timestamp and marker bit come from here, so pauses in sending show up
+//! as timestamp jumps, which the far end's jitter buffer treats as silence, not loss.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
+use std::time::Duration;
+
+use crate::codec::{self, CodecError, Decoder, Encoder, EncoderConfig};
+use crate::denoise::Denoiser;
+use crate::echo::{EchoCanceller, EchoError};
+use crate::jitter::{Conceal, Inserted, JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::level::{FLOOR_DBFS, LevelMeter, rms_dbfs};
+use crate::mixer::{MixSource, Mixer, clamp_gain};
+use crate::vad::{Vad, VadConfig, sensitivity_to_dbfs};
+use crate::{FRAME_SAMPLES, PcmFrame, SILENT_FRAME};
+
+/// Why a pipeline stage failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error(transparent)]
+    Echo(#[from] EchoError),
+}
+
+/// When the microphone is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransmitMode {
+    /// Whenever the VAD hears speech (the default).
+    #[default]
+    VoiceActivity,
+    /// Only while the push-to-talk key is held.
+    PushToTalk,
+}
+
+/// Settings of a [`Capture`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureConfig {
+    pub encoder: EncoderConfig,
+    pub vad: VadConfig,
+    pub mode: TransmitMode,
+    pub noise_suppression: bool,
+    /// Needs the played audio through [`Capture::far_end`].
+    pub echo_cancellation: bool,
+    /// RTP timestamp of the first frame (RFC 3550 wants it random; the call layer picks it).
+    pub initial_timestamp: u32,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            encoder: EncoderConfig::default(),
+            vad: VadConfig::default(),
+            mode: TransmitMode::default(),
+            noise_suppression: true,
+            echo_cancellation: true,
+            initial_timestamp: 0,
+        }
+    }
+}
+
+/// An Opus packet ready for the RTP sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPacket {
+    pub payload: Vec<u8>,
+    /// 48 kHz RTP timestamp of the frame's first sample.
+    pub rtp_timestamp: u32,
+    /// RTP marker bit: the first packet of a talkspurt (after anything not sent).
+    pub marker: bool,
+}
+
+/// What one captured frame produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureOutput {
+    /// The packet to send, if any (nothing while muted, gated, or in DTX silence).
+    pub packet: Option<EncodedPacket>,
+    /// The smoothed level for the microphone meter, after noise suppression (dBFS).
+    pub level_dbfs: f32,
+    /// The VAD hears speech (even when muted: the UI can say "you are muted").
+    pub voice_detected: bool,
+    /// The gate is open: not muted, and voice detected or push-to-talk held.
+    pub transmitting: bool,
+}
+
+impl CaptureOutput {
+    /// What the local speaking ring shows.
+    pub fn speaking(&self) -> bool {
+        self.transmitting && self.voice_detected
+    }
+}
+
+/// The sending half of the voice pipeline. See the module docs.
+#[derive(Debug)]
+pub struct Capture {
+    encoder: Encoder,
+    denoiser: Denoiser,
+    echo: Option<EchoCanceller>,
+    vad: Vad,
+    meter: LevelMeter,
+    mode: TransmitMode,
+    muted: bool,
+    push_to_talk: bool,
+    next_timestamp: u32,
+    sent_last: bool,
+    gate_was_open: bool,
+}
+
+impl Capture {
+    pub fn new(config: CaptureConfig) -> Result<Self, PipelineError> {
+        Ok(Capture {
+            encoder: Encoder::new(&config.encoder)?,
+            denoiser: Denoiser::new(config.noise_suppression),
+            echo: config.echo_cancellation.then(EchoCanceller::new),
+            vad: Vad::new(config.vad),
+            meter: LevelMeter::default(),
+            mode: config.mode,
+            muted: false,
+            push_to_talk: false,
+            next_timestamp: config.initial_timestamp,
+            sent_last: false,
+            gate_was_open: false,
+        })
+    }
+
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.muted
+    }
+
+    pub fn set_mode(&mut self, mode: TransmitMode) {
+        self.mode = mode;
+    }
+
+    /// The push-to-talk key went down (`true`) or up.
+    pub fn set_push_to_talk(&mut self, pressed: bool) {
+        self.push_to_talk = pressed;
+    }
+
+    /// Input sensitivity as a threshold in dBFS.
+    pub fn set_threshold_dbfs(&mut self, dbfs: f32) {
+        self.vad.set_threshold_dbfs(dbfs);
+    }
+
+    /// Input sensitivity as a 0..1 slider (1 = most sensitive).
+    pub fn set_sensitivity(&mut self, sensitivity: f32) {
+        self.vad.set_threshold_dbfs(sensitivity_to_dbfs(sensitivity));
+    }
+
+    pub fn set_noise_suppression(&mut self, enabled: bool) {
+        self.denoiser.set_enabled(enabled);
+    }
+
+    pub fn set_echo_cancellation(&mut self, enabled: bool) {
+        match (enabled, self.echo.is_some()) {
+            (true, false) => self.echo = Some(EchoCanceller::new()),
+            (false, true) => self.echo = None,
+            _ => {}
+        }
+    }
+
+    pub fn set_bitrate(&mut self, bitrate_bps: i32) -> Result<(), PipelineError> {
+        Ok(self.encoder.set_bitrate(bitrate_bps)?)
+    }
+
+    /// The loss rate the far ends report (percent), so FEC is sized for it.
+    pub fn set_expected_loss(&mut self, percent: u8) -> Result<(), PipelineError> {
+        Ok(self.encoder.set_expected_loss(percent)?)
+    }
+
+    /// Feeds the frame that was just played on the speaker, for echo cancellation.
+    pub fn far_end(&mut self, played: &PcmFrame) -> Result<(), PipelineError> {
+        if let Some(echo) = &mut self.echo {
+            echo.render(played)?;
+        }
+        Ok(())
+    }
+
+    /// Processes one microphone frame.
+    pub fn process(&mut self, mic: &PcmFrame) -> Result<CaptureOutput, PipelineError> {
+        let mut pcm = *mic;
+        if let Some(echo) = &mut self.echo {
+            echo.capture(&mut pcm)?;
+        }
+        let speech_probability = self.denoiser.process(&mut pcm);
+        let frame_dbfs = rms_dbfs(&pcm);
+        let level_dbfs = self.meter.update(frame_dbfs);
+        let voice_detected = self.vad.update(frame_dbfs, speech_probability);
+        let transmitting = !self.muted
+            && match self.mode {
+                TransmitMode::VoiceActivity => voice_detected,
+                TransmitMode::PushToTalk => self.push_to_talk,
+            };
+
+        let rtp_timestamp = self.next_timestamp;
+        self.next_timestamp = self.next_timestamp.wrapping_add(FRAME_SAMPLES as u32);
+
+        let mut packet = None;
+        if transmitting {
+            if !self.gate_was_open {
+                // A new talkspurt: do not predict from the end of the last one.
+                self.encoder.reset()?;
+            }
+            let payload = self.encoder.encode(&pcm)?;
+            if !codec::is_dtx_packet(payload) {
+                packet =
+                    Some(EncodedPacket { payload: payload.to_vec(), rtp_timestamp, marker: !self.sent_last });
+            }
+        }
+        self.gate_was_open = transmitting;
+        self.sent_last = packet.is_some();
+        Ok(CaptureOutput { packet, level_dbfs, voice_detected, transmitting })
+    }
+}
+
+/// Settings of a [`Playback`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlaybackConfig {
+    pub jitter: JitterConfig,
+    /// For the remote speaking rings, computed from what is played.
+    pub vad: VadConfig,
+}
+
+/// One remote peer as playback sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerAudio {
+    pub stats: JitterStats,
+    /// Speaking ring, from the VAD on the decoded audio.
+    pub speaking: bool,
+    /// Smoothed level of the decoded audio, before gain (dBFS).
+    pub level_dbfs: f32,
+    pub gain: f32,
+    /// Packets that failed to decode (concealed instead).
+    pub decode_errors: u64,
+}
+
+#[derive(Debug)]
+struct PeerStream {
+    jitter: JitterBuffer,
+    decoder: Decoder,
+    vad: Vad,
+    meter: LevelMeter,
+    pcm: PcmFrame,
+    /// The last tick produced audio (not silence or nothing).
+    audible: bool,
+    applied_gain: f32,
+    decode_errors: u64,
+}
+
+impl PeerStream {
+    fn new(config: &PlaybackConfig, gain: f32) -> Result<Self, CodecError> {
+        Ok(PeerStream {
+            jitter: JitterBuffer::new(config.jitter.clone()),
+            decoder: Decoder::new()?,
+            vad: Vad::new(VadConfig { min_speech_probability: 0.0, ..config.vad.clone() }),
+            meter: LevelMeter::default(),
+            pcm: SILENT_FRAME,
+            audible: false,
+            applied_gain: gain,
+            decode_errors: 0,
+        })
+    }
+
+    /// Pulls this tick's frame from the jitter buffer and decodes it into `self.pcm`.
+    fn tick(&mut self, now: Duration) {
+        let decoded = match self.jitter.pop(now) {
+            Playout::Frame(packet) => Some(self.decoder.decode(&packet, &mut self.pcm)),
+            Playout::Conceal(Conceal::Fec(next)) => Some(self.decoder.decode_fec(&next, &mut self.pcm)),
+            Playout::Conceal(Conceal::Plc) => Some(self.decoder.conceal(&mut self.pcm)),
+            Playout::Silence | Playout::Nothing => None,
+        };
+        self.audible = match decoded {
+            Some(Ok(())) => true,
+            Some(Err(_)) => {
+                // A corrupt packet: conceal it instead; if even that fails, play silence.
+                self.decode_errors += 1;
+                self.decoder.conceal(&mut self.pcm).is_ok()
+            }
+            None => false,
+        };
+        let frame_dbfs = if self.audible { rms_dbfs(&self.pcm) } else { FLOOR_DBFS };
+        self.meter.update(frame_dbfs);
+        self.vad.update(frame_dbfs, None);
+    }
+}
+
+/// The receiving half of the voice pipeline, for every peer of a call. `P` is the call
+/// layer's peer key (a user id). See the module docs.
+#[derive(Debug)]
+pub struct Playback<P> {
+    config: PlaybackConfig,
+    peers: HashMap<P, PeerStream>,
+    /// Per-user volume, kept across a peer leaving and rejoining.
+    gains: HashMap<P, f32>,
+    mixer: Mixer,
+}
+
+impl<P: Eq + Hash + Clone> Playback<P> {
+    pub fn new(config: PlaybackConfig) -> Self {
+        Playback { config, peers: HashMap::new(), gains: HashMap::new(), mixer: Mixer::new() }
+    }
+
+    /// Starts a stream for `peer` (no-op if it has one).
+    pub fn add_peer(&mut self, peer: P) -> Result<(), PipelineError> {
+        if !self.peers.contains_key(&peer) {
+            let gain = self.gain(&peer);
+            self.peers.insert(peer, PeerStream::new(&self.config, gain)?);
+        }
+        Ok(())
+    }
+
+    /// Ends `peer`'s stream (the peer left or its connection is being replaced). Its volume
+    /// setting is kept.
+    pub fn remove_peer(&mut self, peer: &P) -> bool {
+        self.peers.remove(peer).is_some()
+    }
+
+    /// Takes one RTP packet from `peer` (starting a stream if needed). `arrival` is on the
+    /// same clock as `now` in [`Playback::render`].
+    pub fn receive(
+        &mut self,
+        peer: &P,
+        sequence: u16,
+        rtp_timestamp: u32,
+        payload: &[u8],
+        arrival: Duration,
+    ) -> Result<Inserted, PipelineError> {
+        let gain = self.gain(peer);
+        let stream = match self.peers.entry(peer.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(PeerStream::new(&self.config, gain)?),
+        };
+        Ok(stream.jitter.insert(sequence, rtp_timestamp, payload, arrival))
+    }
+
+    /// Per-user volume, 0.0..=2.0 (0–200 %).
+    pub fn set_gain(&mut self, peer: &P, gain: f32) {
+        self.gains.insert(peer.clone(), clamp_gain(gain));
+    }
+
+    pub fn gain(&self, peer: &P) -> f32 {
+        self.gains.get(peer).copied().unwrap_or(1.0)
+    }
+
+    pub fn set_deafened(&mut self, deafened: bool) {
+        self.mixer.set_deafened(deafened);
+    }
+
+    pub fn is_deafened(&self) -> bool {
+        self.mixer.is_deafened()
+    }
+
+    /// Produces the next 20 ms for the speaker. Call once per frame, with the receiver's
+    /// clock. Peers are still decoded while deafened, so their rings and statistics stay
+    /// live and undeafening is instant.
+    pub fn render(&mut self, now: Duration, out: &mut PcmFrame) {
+        for stream in self.peers.values_mut() {
+            stream.tick(now);
+        }
+        let gains = &self.gains;
+        let mut sources = Vec::with_capacity(self.peers.len());
+        for (peer, stream) in &mut self.peers {
+            let gain = gains.get(peer).copied().unwrap_or(1.0);
+            let start = stream.applied_gain;
+            stream.applied_gain = gain;
+            if stream.audible {
+                sources.push(MixSource { pcm: &stream.pcm, gain_start: start, gain_end: gain });
+            }
+        }
+        self.mixer.mix(sources, out);
+    }
+
+    /// The peers with a stream.
+    pub fn peers(&self) -> impl Iterator<Item = &P> {
+        self.peers.keys()
+    }
+
+    /// Statistics, level and speaking state of `peer`.
+    pub fn peer(&self, peer: &P) -> Option<PeerAudio> {
+        self.peers.get(peer).map(|s| PeerAudio {
+            stats: s.jitter.stats(),
+            speaking: s.vad.is_speaking(),
+            level_dbfs: s.meter.level_dbfs(),
+            gain: self.gain(peer),
+            decode_errors: s.decode_errors,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;
