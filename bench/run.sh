@@ -18,6 +18,7 @@ usage: bench/run.sh NAME [options]
   conn-memory  server memory per idle authenticated connection vs Socket.IO 4
   persist      send -> durable -> ack through the gateway vs a raw SQLite writer
   login-storm  login rate vs raw argon2id; gateway heartbeat p99 during the storm
+  voice-cpu    CPU of one client in a 10-person call vs a plain Opus encode/decode loop
   all          the four above, one after the other
 
 Options go to the harness: bench/run.sh NAME --help lists them (each also has an env var).
@@ -35,6 +36,16 @@ shift
 
 case "$name" in
     fanout | conn-memory | persist | login-storm) ;;
+    voice-cpu)
+        # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
+        mkdir -p "$root/bench/out"
+        log="$root/bench/out/$name-$(date +%Y%m%d-%H%M%S).log"
+        echo "== building (release) and running" >&2
+        status=0
+        cargo bench --quiet -p hearth-voice --bench voice_cpu -- "$@" | tee "$log" || status=$?
+        echo "(full output in ${log#"$root"/})" >&2
+        exit "$status"
+        ;;
     all)
         status=0
         for bench in fanout conn-memory persist login-storm; do
