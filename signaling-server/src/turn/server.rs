@@ -100,6 +100,7 @@ impl EmbeddedTurn {
                 listener.listen
             )
         })?;
+        grow_buffers(&socket);
         let local_addr = socket.local_addr()?;
         let (min_port, max_port) = listener.relay_ports;
         let server = Server::new(ServerConfig {
@@ -139,6 +140,29 @@ impl EmbeddedTurn {
     pub async fn close(self) {
         if let Err(e) = self.server.close().await {
             tracing::warn!(error = %e, "closing the embedded TURN server");
+        }
+    }
+}
+
+/// Asks for 4 MiB socket buffers (the kernel caps them at net.core.rmem_max/wmem_max): every
+/// client's packets arrive on this one socket, and the default buffer (208 KiB) overflows in
+/// bursts long before the CPU is busy.
+fn grow_buffers(socket: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4 << 20;
+    for option in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot grow a TURN socket buffer");
         }
     }
 }
