@@ -18,6 +18,7 @@ usage: bench/run.sh NAME [options]
   conn-memory  server memory per idle authenticated connection vs Socket.IO 4
   persist      send -> durable -> ack through the gateway vs a raw SQLite writer
   login-storm  login rate vs raw argon2id; gateway heartbeat p99 during the storm
+  turn-relay   packets the embedded TURN server relays under 1% loss vs coturn
   voice-cpu    CPU of one client in a 10-person call vs a plain Opus encode/decode loop
   all          the four above, one after the other
 
@@ -35,7 +36,7 @@ name="$1"
 shift
 
 case "$name" in
-    fanout | conn-memory | persist | login-storm) ;;
+    fanout | conn-memory | persist | login-storm | turn-relay) ;;
     voice-cpu)
         # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
         mkdir -p "$root/bench/out"
@@ -48,7 +49,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm; do
+        for bench in fanout conn-memory persist login-storm turn-relay; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"
@@ -90,6 +91,16 @@ case "$name" in
                 npm install --no-audit --no-fund >&2
             fi
         fi
+        ;;
+esac
+
+# System packages a bench's peer needs, installed (Debian) when missing.
+case "$name" in
+    turn-relay)
+        # coturn: the TURN server the embedded one is compared with.
+        # shellcheck source=../scripts/deps.sh
+        source "$root/scripts/deps.sh"
+        hearth_install_packages coturn
         ;;
 esac
 

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use hearth_protocol::ApiError;
 use hearth_protocol::api::{
     CreateChannelRequest, CreateInviteRequest, Invite, LoginRequest, RegisterRequest, Session,
+    TurnCredentials,
 };
 use hearth_protocol::model::{Channel, ChannelKind, Message};
 use hearth_protocol::{ChannelId, MessageId};
@@ -91,6 +92,14 @@ impl Api {
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;
+        decode(resp, &url).await
+    }
+
+    /// `GET /turn`: ICE servers with fresh TURN credentials.
+    pub async fn turn_credentials(&self, token: &str) -> Result<TurnCredentials> {
+        let url = format!("{}/turn", self.base);
+        let resp =
+            self.http.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
         decode(resp, &url).await
     }
 

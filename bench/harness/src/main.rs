@@ -8,6 +8,7 @@
 //! - [`conn_memory`]: resident memory per idle authenticated connection, against Socket.IO.
 //! - [`persist`]: send → durable → ack throughput and latency, against a raw SQLite writer.
 //! - [`login_storm`]: login rate against a raw argon2id loop, and gateway latency meanwhile.
+//! - [`turn_relay`]: packets relayed by the embedded TURN server under 1% loss, against coturn.
 //!
 //! Shared parts: [`server`] starts/stops `hearth-server` and bootstraps a group, [`api`] and
 //! [`gateway`] speak Hearth's HTTP and WebSocket, [`socketio`] runs and speaks to the peer,
@@ -26,6 +27,7 @@ mod report;
 mod server;
 mod socketio;
 mod stats;
+mod turn_relay;
 
 use std::path::PathBuf;
 
@@ -60,6 +62,8 @@ enum Bench {
     Persist(persist::Args),
     /// Login rate vs raw argon2id, and gateway heartbeat latency during the storm.
     LoginStorm(login_storm::Args),
+    /// Packets relayed by the embedded TURN server under 1% loss vs coturn.
+    TurnRelay(turn_relay::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -110,6 +114,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::ConnMemory(args) => conn_memory::run(paths, args).await,
         Bench::Persist(args) => persist::run(paths, args).await,
         Bench::LoginStorm(args) => login_storm::run(paths, args).await,
+        Bench::TurnRelay(args) => turn_relay::run(paths, args).await,
     }
 }
 
