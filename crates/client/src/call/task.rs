@@ -219,19 +219,17 @@ impl Worker {
     async fn on_session(&mut self, event: SessionEvent) {
         match event {
             SessionEvent::Event(Event::VoiceStateUpdate { state }) => self.on_voice_state(state).await,
-            SessionEvent::Event(Event::VoiceSignal { from, signal }) => {
-                if self.in_call && !self.link_lost {
-                    self.on_signal(from, signal).await;
-                }
+            SessionEvent::Event(Event::VoiceSignal { from, signal }) if self.in_call && !self.link_lost => {
+                self.on_signal(from, signal).await;
             }
             SessionEvent::OpFailed { op: Some(op), error } if op == "VoiceJoin" && !self.in_call => {
                 self.resolve_join(Err(CallError::Refused(error.message)));
                 self.ended = Some("the server refused the join".into());
             }
-            SessionEvent::ConnectionStatus(ConnectionStatus::Reconnecting { .. }) => {
-                if self.in_call || self.joined.is_none() {
-                    self.lose_link().await;
-                }
+            SessionEvent::ConnectionStatus(ConnectionStatus::Reconnecting { .. })
+                if self.in_call || self.joined.is_none() =>
+            {
+                self.lose_link().await;
             }
             SessionEvent::ConnectionStatus(ConnectionStatus::Connected) if self.link_lost => {
                 match self.session.voice_join(self.channel, self.muted, self.deafened).await {
