@@ -21,7 +21,8 @@ const FRAME: u32 = 960;
 
 /// Creates a voice channel (admin) and waits until every client has seen it.
 async fn voice_channel(admin: &mut TestClient, others: &mut [&mut TestClient]) -> ChannelId {
-    let channel = admin.engine.create_channel("lounge", ChannelKind::Voice).await.expect("create voice channel");
+    let channel =
+        admin.engine.create_channel("lounge", ChannelKind::Voice).await.expect("create voice channel");
     let id = channel.id;
     let created = move |e: &SessionEvent| match e {
         SessionEvent::Event(Event::ChannelCreate { channel }) if channel.id == id => Some(()),
@@ -39,7 +40,9 @@ fn user_id(client: &TestClient) -> UserId {
 }
 
 async fn join(client: &TestClient, channel: ChannelId) -> (Call, CallStreams) {
-    Call::join(client.session.clone(), channel, CallConfig::loopback(Vec::new())).await.expect("join the call")
+    Call::join(client.session.clone(), channel, CallConfig::loopback(Vec::new()))
+        .await
+        .expect("join the call")
 }
 
 /// Waits until `call` has exactly `users` as peers, all connected.
@@ -210,8 +213,10 @@ async fn a_member_who_leaves_is_removed_and_can_rejoin() {
     connected_to(&bob_call, &[a]).await;
 
     bob_call.leave().await;
-    wait_call(&mut admin_streams.events, |e| matches!(e, CallEvent::PeerLeft { user_id } if *user_id == b).then_some(()))
-        .await;
+    wait_call(&mut admin_streams.events, |e| {
+        matches!(e, CallEvent::PeerLeft { user_id } if *user_id == b).then_some(())
+    })
+    .await;
     assert!(admin_call.peers().is_empty(), "bob's connection is gone: {:?}", admin_call.peers());
 
     // Back again: a fresh connection, and audio flows both ways.
@@ -246,7 +251,8 @@ async fn a_member_whose_session_drops_is_removed_on_the_others() {
     // Carol's network dies: no leave, no close frame. The server takes her out of the call.
     carol.session.simulate_outage(Duration::from_secs(3600)).await.expect("outage");
     for events in [&mut admin_streams.events, &mut bob_streams.events] {
-        wait_call(events, |e| matches!(e, CallEvent::PeerLeft { user_id } if *user_id == c).then_some(())).await;
+        wait_call(events, |e| matches!(e, CallEvent::PeerLeft { user_id } if *user_id == c).then_some(()))
+            .await;
     }
     connected_to(&admin_call, &[b]).await;
     connected_to(&bob_call, &[a]).await;
@@ -319,7 +325,11 @@ async fn leaving_frees_every_connection_and_handler() {
     admin_call.leave().await;
     bob_call.leave().await;
     for probe in &probes {
-        assert_eq!(probe.released_within(Duration::from_secs(5)).await, 0, "webrtc objects freed after leave");
+        assert_eq!(
+            probe.released_within(Duration::from_secs(5)).await,
+            0,
+            "webrtc objects freed after leave"
+        );
     }
 }
 
@@ -336,8 +346,10 @@ async fn dropping_a_call_leaves_it() {
     connected_to(&admin_call, &[b]).await;
     let probe = bob_call.probe();
     drop(bob_call);
-    wait_call(&mut admin_streams.events, |e| matches!(e, CallEvent::PeerLeft { user_id } if *user_id == b).then_some(()))
-        .await;
+    wait_call(&mut admin_streams.events, |e| {
+        matches!(e, CallEvent::PeerLeft { user_id } if *user_id == b).then_some(())
+    })
+    .await;
     assert_eq!(probe.released_within(Duration::from_secs(5)).await, 0);
     admin_call.leave().await;
 }

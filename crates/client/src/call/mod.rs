@@ -186,11 +186,21 @@ pub struct PeerInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
     /// A member is in the call with us (a connection to them is being made).
-    PeerJoined { user_id: UserId },
+    PeerJoined {
+        user_id: UserId,
+    },
     /// A member left (or dropped); their connection is closed.
-    PeerLeft { user_id: UserId },
-    PeerState { user_id: UserId, state: PeerState },
-    Quality { user_id: UserId, quality: PeerQuality },
+    PeerLeft {
+        user_id: UserId,
+    },
+    PeerState {
+        user_id: UserId,
+        state: PeerState,
+    },
+    Quality {
+        user_id: UserId,
+        quality: PeerQuality,
+    },
     /// Our gateway connection dropped: the server took us out of the call, every connection
     /// was closed, and we rejoin as soon as the session is back.
     Rejoining,
@@ -198,7 +208,9 @@ pub enum CallEvent {
     Rejoined,
     /// The call is over without us asking (e.g. another device of ours joined voice, or the
     /// session stopped). Every connection is closed.
-    Ended { reason: String },
+    Ended {
+        reason: String,
+    },
 }
 
 /// Receivers handed out once, at join.
@@ -417,11 +429,10 @@ impl Call {
                 })
                 .collect()
         };
-        let results =
-            futures_util::future::join_all(writes.into_iter().map(|(track, packet)| async move {
-                track.write_rtp(packet).await
-            }))
-            .await;
+        let results = futures_util::future::join_all(
+            writes.into_iter().map(|(track, packet)| async move { track.write_rtp(packet).await }),
+        )
+        .await;
         results
             .into_iter()
             .filter(|r| match r {

@@ -117,10 +117,14 @@ pub(crate) enum RecoveryAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Waiting for the connection to come up (new, or after a recovery step).
-    Waiting { deadline: Instant },
+    Waiting {
+        deadline: Instant,
+    },
     Connected,
     /// Disconnected since `since`; it may recover by itself within the grace period.
-    Disconnected { since: Instant },
+    Disconnected {
+        since: Instant,
+    },
     /// Failed and waiting for the next step.
     Failed,
     GaveUp,
@@ -248,7 +252,12 @@ mod tests {
         assert_eq!(on_offer(ctx(false, false, Some("x")), Some("x")), OfferAction::Apply);
         assert_eq!(on_offer(ctx(true, false, Some("x")), Some("y")), OfferAction::Replace);
         assert_eq!(on_offer(ctx(false, false, Some("x")), Some("y")), OfferAction::Replace);
-        let none = OfferContext { polite: false, local_offer_pending: false, has_connection: false, remote_fingerprint: None };
+        let none = OfferContext {
+            polite: false,
+            local_offer_pending: false,
+            has_connection: false,
+            remote_fingerprint: None,
+        };
         assert_eq!(on_offer(none, Some("y")), OfferAction::Replace);
     }
 

@@ -185,8 +185,10 @@ pub(crate) async fn build(
         })
         .collect();
     let policy = if transport.relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
-    let configuration =
-        RTCConfigurationBuilder::new().with_ice_servers(ice_servers).with_ice_transport_policy(policy).build();
+    let configuration = RTCConfigurationBuilder::new()
+        .with_ice_servers(ice_servers)
+        .with_ice_transport_policy(policy)
+        .build();
     // mDNS is off: the default (query-only) binds a multicast socket per connection and waits
     // on lookups that a LAN-less test box or a VPN never answers. Peers reach each other by
     // address, as the server relays real candidates anyway.
@@ -236,7 +238,9 @@ pub(crate) async fn quality(pc: &dyn PeerConnection) -> PeerQuality {
         // only `<id>` in the pair that refers to it, so match on the suffix.
         let kind_of = |local: bool, id: &str| {
             report.iter().find_map(|entry| match entry {
-                RTCStatsReportEntry::LocalCandidate(c) if local && c.stats.id.ends_with(id) => Some(c.candidate_type),
+                RTCStatsReportEntry::LocalCandidate(c) if local && c.stats.id.ends_with(id) => {
+                    Some(c.candidate_type)
+                }
                 RTCStatsReportEntry::RemoteCandidate(c) if !local && c.stats.id.ends_with(id) => {
                     Some(c.candidate_type)
                 }
@@ -246,7 +250,9 @@ pub(crate) async fn quality(pc: &dyn PeerConnection) -> PeerQuality {
         let local = kind_of(true, &pair.local_candidate_id);
         let remote = kind_of(false, &pair.remote_candidate_id);
         q.path = match (local, remote) {
-            (Some(RTCIceCandidateType::Relay), _) | (_, Some(RTCIceCandidateType::Relay)) => PathKind::Relayed,
+            (Some(RTCIceCandidateType::Relay), _) | (_, Some(RTCIceCandidateType::Relay)) => {
+                PathKind::Relayed
+            }
             (Some(_), Some(_)) => PathKind::Direct,
             _ => PathKind::Unknown,
         };

@@ -300,7 +300,14 @@ impl Worker {
         );
         self.peers.insert(
             user,
-            Peer { conn: None, state: PeerState::Connecting, quality: None, recovery, polite, was_connected: false },
+            Peer {
+                conn: None,
+                state: PeerState::Connecting,
+                quality: None,
+                recovery,
+                polite,
+                was_connected: false,
+            },
         );
         // The snapshot first, so whoever hears the event finds it there.
         self.publish();
@@ -424,7 +431,8 @@ impl Worker {
     /// `restart`).
     async fn send_offer(&mut self, user: UserId, restart: bool) {
         let Some(pc) = self.conn_pc(user) else { return };
-        let pending = self.peers.get(&user).and_then(|p| p.conn.as_ref()).is_some_and(|c| c.local_offer_pending);
+        let pending =
+            self.peers.get(&user).and_then(|p| p.conn.as_ref()).is_some_and(|c| c.local_offer_pending);
         let result = async {
             if pending {
                 // Our previous offer went unanswered; replace it.
