@@ -7,6 +7,7 @@ use hearth_protocol::gateway::Event;
 use hearth_protocol::{ApiError, ChannelId};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::notify::{self, Incoming, Notification};
@@ -41,9 +42,9 @@ pub fn emit<S: Serialize + Clone>(app: &AppHandle, name: &str, payload: S) {
     }
 }
 
-/// Starts forwarding `session`'s events, replacing the previous session's forwarder.
-pub fn forward(app: &AppHandle, session: SessionHandle) {
-    let mut events = session.subscribe();
+/// Starts forwarding `session`'s `events` (a subscription made before it connected, so the
+/// first `Ready` is among them), replacing the previous session's forwarder.
+pub fn forward(app: &AppHandle, session: SessionHandle, mut events: broadcast::Receiver<SessionEvent>) {
     let shell = app.state::<Shell>();
     emit(app, STATUS, shell.status());
     let owner = app.clone();
@@ -67,6 +68,7 @@ pub fn forward(app: &AppHandle, session: SessionHandle) {
 }
 
 async fn on_event(app: &AppHandle, session: &SessionHandle, event: SessionEvent) {
+    tracing::debug!(event = event_name(&event), "forwarding a session event");
     let shell = app.state::<Shell>();
     match event {
         SessionEvent::ConnectionStatus(status) => {
@@ -156,4 +158,16 @@ fn notification_for(
         .unwrap_or_else(|| "Hearth".to_string());
     let title = if channel.name.is_empty() { author } else { format!("{author} (#{})", channel.name) };
     Some(Notification::new(channel.id, title, &message.content))
+}
+
+fn event_name(event: &SessionEvent) -> &'static str {
+    match event {
+        SessionEvent::ConnectionStatus(_) => "status",
+        SessionEvent::Ready(_) => "ready",
+        SessionEvent::Resumed { .. } => "resumed",
+        SessionEvent::Event(_) => "event",
+        SessionEvent::MessageFailed { .. } => "message failed",
+        SessionEvent::OpFailed { .. } => "op failed",
+        _ => "other",
+    }
 }

@@ -91,11 +91,23 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Logs to stdout, or appended to the file named by `HEARTH_LOG_FILE` (a started-from-menu app
+/// has no terminal); `HEARTH_LOG` filters (default `info`).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let file = std::env::var_os("HEARTH_LOG_FILE")
+        .filter(|p| !p.is_empty())
+        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
     // A second initialisation (tests) is harmless.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let _ = match file {
+        Some(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init(),
+        None => tracing_subscriber::fmt().with_env_filter(filter).try_init(),
+    };
 }
 
 fn setup(app: &AppHandle) -> anyhow::Result<()> {

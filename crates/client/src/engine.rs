@@ -11,6 +11,7 @@ use hearth_protocol::api::{
 };
 use hearth_protocol::model::{Channel, ChannelKind, Message, ReadState, Status, User};
 use hearth_protocol::{ChannelId, MessageId, UserId};
+use tokio::sync::broadcast;
 
 use crate::accounts::{Account, Accounts};
 use crate::api::Api;
@@ -18,7 +19,7 @@ use crate::backoff::BackoffConfig;
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::invite::{self, Link};
-use crate::session::{ConnectionStatus, Session, SessionConfig, SessionHandle};
+use crate::session::{ConnectionStatus, Session, SessionConfig, SessionEvent, SessionHandle};
 use crate::store::{OutboxEntry, Store};
 
 /// Tuning of an engine.
@@ -178,6 +179,15 @@ impl Engine {
     /// Makes `account_id` the running account: stops the previous session, opens the
     /// account's cache and starts its session (which connects, and delivers the outbox).
     pub async fn activate(&self, account_id: &str) -> Result<SessionHandle> {
+        self.activate_subscribed(account_id).await.map(|(handle, _)| handle)
+    }
+
+    /// [`Engine::activate`], also returning a subscription to the new session's events that
+    /// started before it connected (so its first `Ready` cannot be missed).
+    pub async fn activate_subscribed(
+        &self,
+        account_id: &str,
+    ) -> Result<(SessionHandle, broadcast::Receiver<SessionEvent>)> {
         let account = lock(&self.accounts)
             .get(account_id)
             .cloned()
@@ -199,10 +209,11 @@ impl Engine {
         config.status = self.options.status;
         let session = Session::start(config);
         let handle = session.handle();
+        let events = session.take_events().expect("a new session's first subscription");
         lock(&self.accounts).set_active(account_id)?;
         let active = Arc::new(Active { account, api, credentials, store, session });
         *lock(&self.active) = Some(active);
-        Ok(handle)
+        Ok((handle, events))
     }
 
     /// Activates the account marked active in the saved file, if any.

@@ -118,6 +118,8 @@ enum Command {
 /// The owner of a running session: dropping it stops the task.
 pub struct Session {
     handle: SessionHandle,
+    /// Subscribed before the task started, so it has every event; see [`Session::take_events`].
+    first_events: Mutex<Option<broadcast::Receiver<SessionEvent>>>,
     task: Mutex<Option<JoinHandle<()>>>,
     _stop_on_drop: DropGuard,
 }
@@ -126,7 +128,7 @@ impl Session {
     /// Spawns the session task on the current tokio runtime; it connects at once.
     pub fn start(config: SessionConfig) -> Session {
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (events, first_events) = broadcast::channel(EVENT_BUFFER);
         let initial = ConnectionStatus::Reconnecting { attempt: 0, retry_in: Duration::ZERO };
         let (status_tx, status_rx) = watch::channel(initial);
         let (user_tx, user_rx) = watch::channel(None);
@@ -158,7 +160,19 @@ impl Session {
             in_flight: HashSet::new(),
         };
         let task = tokio::spawn(worker.run());
-        Session { handle, task: Mutex::new(Some(task)), _stop_on_drop: cancel.drop_guard() }
+        Session {
+            handle,
+            first_events: Mutex::new(Some(first_events)),
+            task: Mutex::new(Some(task)),
+            _stop_on_drop: cancel.drop_guard(),
+        }
+    }
+
+    /// The one subscription that starts before the session connected: it misses nothing, not
+    /// even a `Ready` that came before the caller got round to [`SessionHandle::subscribe`].
+    /// `None` once taken.
+    pub fn take_events(&self) -> Option<broadcast::Receiver<SessionEvent>> {
+        self.first_events.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     pub fn handle(&self) -> SessionHandle {
@@ -578,6 +592,7 @@ impl Worker {
             self.emit(SessionEvent::Ready(ready));
         }
         self.backoff.connected(std::time::Instant::now());
+        tracing::info!(session = ?self.session_id, seq = self.last_seq, "connected to the gateway");
         self.set_status(ConnectionStatus::Connected);
         let ended = self.live(&mut ws, heartbeat, &access).await;
         if matches!(ended, Ended::Shutdown) {

@@ -82,3 +82,23 @@ async fn the_saved_accounts_file_is_readable_only_by_its_owner() {
     assert_eq!(mode & 0o777, 0o600);
     admin.engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_from_activation_has_the_first_ready_however_late_it_is_read() {
+    let server = TestServer::start().await;
+    let admin = TestClient::admin(&server).await;
+    let account = admin.engine.active_account().unwrap();
+    admin.engine.deactivate().await;
+
+    let (session, mut events) = admin.engine.activate_subscribed(&account.id).await.unwrap();
+    // By now the session has connected and sent its Ready; a subscribe() now would miss it.
+    session.connected().await.unwrap();
+    let first_ready = loop {
+        match events.try_recv() {
+            Ok(hearth_client::SessionEvent::Ready(ready)) => break ready,
+            Ok(_) => continue,
+            Err(e) => panic!("no Ready in the early subscription: {e}"),
+        }
+    };
+    assert_eq!(first_ready.user.username, "admin");
+}

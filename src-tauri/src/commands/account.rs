@@ -100,8 +100,8 @@ pub async fn account_switch(
 pub async fn start_session(app: &AppHandle, shell: &Shell, account_id: &str) -> CommandResult<()> {
     shell.set_forwarder(None);
     shell.set_snapshot(None);
-    let session = shell.engine.activate(account_id).await?;
-    events::forward(app, session);
+    let (session, events) = shell.engine.activate_subscribed(account_id).await?;
+    events::forward(app, session, events);
     tray::refresh(app);
     Ok(())
 }

@@ -1,4 +1,5 @@
 import { screen, waitFor } from '@testing-library/svelte';
+import { tick } from 'svelte';
 import { describe, expect, it } from 'vitest';
 import { renderApp } from './testing';
 
@@ -15,6 +16,29 @@ describe('app', () => {
     await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
     expect(screen.getByTestId('me-name').textContent).toBe('Zoë');
     expect((await backend.activeAccount())?.user.username).toBe('zoe');
+  });
+
+  it('lands in the group when the Ready beats the reply to register', async () => {
+    const { user } = await renderApp({ signedIn: false, readyBeforeReply: true });
+    await user.type(
+      await screen.findByLabelText('Invite link or server address'),
+      'hearth://join?server=https%3A%2F%2Fhearth.example&code=WELCOME{Enter}',
+    );
+    await user.type(await screen.findByLabelText('Username'), 'zoe');
+    await user.type(screen.getByLabelText('Password'), 'correct horse{Enter}');
+    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
+  });
+
+  it('keeps the open channel on screen through a fresh Ready and shows what came in the gap', async () => {
+    const { backend } = await renderApp();
+    backend.offlineGap = true;
+    backend.simulateIncoming('c1', 'u2', 'sent while we were away');
+    backend.simulateFreshReady();
+    await tick();
+    // Not emptied while the newest page is fetched again.
+    expect(screen.queryByText(/Here is the list/)).not.toBeNull();
+    await screen.findByText('sent while we were away');
+    expect(screen.queryByText(/Here is the list/)).not.toBeNull();
   });
 
   it('shows a clear error for a bad invite and for unreachable servers', async () => {

@@ -76,9 +76,10 @@ export class Hearth {
   private applyReady(ready: Ready) {
     this.members.reset(ready);
     this.channels.reset(ready);
-    this.messages.reset();
+    const open = this.channels.selectedId;
+    this.messages.reset(open);
     this.session.hasSnapshot = true;
-    if (this.channels.selectedId) void this.openChannel(this.channels.selectedId);
+    if (open) void this.messages.reload(open).then(() => this.markSeen(open));
   }
 
   private applyEvent(event: Event) {

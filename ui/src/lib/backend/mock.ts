@@ -42,6 +42,8 @@ export interface MockOptions {
   ackDelayMs?: number | 'manual';
   /** Delay between login and `Ready`. */
   connectDelayMs?: number;
+  /** Deliver `Ready` before the login/register call returns (a fast server: the real app can). */
+  readyBeforeReply?: boolean;
   /** How many filler messages #general has before the recent conversation (for paging). */
   fillerMessages?: number;
 }
@@ -96,6 +98,7 @@ export class MockBackend implements Backend {
       signedIn: false,
       ackDelayMs: 250,
       connectDelayMs: 150,
+      readyBeforeReply: false,
       fillerMessages: 60,
       ...options,
     };
@@ -173,6 +176,7 @@ export class MockBackend implements Backend {
       reactions: [],
     };
     this.store(message);
+    if (this.offlineGap) return message;
     this.emit({ t: 'MessageCreate', message, nonce: null });
     // Like the server, the mock sends no read-state change here: clients count unread messages
     // themselves from MessageCreate; the stored counts only matter for the next Ready.
@@ -184,6 +188,16 @@ export class MockBackend implements Backend {
       if (isDm || mentions.includes(this.me.id)) rs.mention_count += 1;
     }
     return message;
+  }
+
+  /** While true, incoming messages are stored but not sent as events (a connection gap). */
+  offlineGap = false;
+
+  /** The connection comes back with a fresh `Ready` (a refused resume after a gap). */
+  simulateFreshReady() {
+    this.offlineGap = false;
+    this.ready = this.buildReady();
+    this.readyEvents.emit(this.buildReady());
   }
 
   simulateTyping(channelId: ChannelId, userId: UserId) {
@@ -480,6 +494,10 @@ export class MockBackend implements Backend {
     if (!opts.delayed) {
       this.status = { state: 'connected' };
       this.ready = this.buildReady();
+    } else if (this.options.readyBeforeReply) {
+      this.ready = this.buildReady();
+      this.setStatusState('connected');
+      this.readyEvents.emit(this.buildReady());
     } else {
       this.setStatusState('connecting');
       setTimeout(() => {

@@ -72,17 +72,32 @@ export class MessagesState {
 
   /**
    * Drops everything loaded (a new Ready may follow a gap), but keeps unacknowledged sends: they
-   * are still in the engine's outbox and their acknowledgements will arrive.
+   * are still in the engine's outbox and their acknowledgements will arrive. The channel on
+   * screen (`keep`) stays as it is until [`reload`] replaces it, so the view does not flash empty.
    */
-  reset() {
+  reset(keep: ChannelId | null = null) {
     const kept: Record<ChannelId, Timeline> = {};
     for (const [id, t] of Object.entries(this.timelines)) {
-      if (t.pending.length) kept[id] = { ...emptyTimeline(), pending: t.pending };
+      if (id === keep) kept[id] = t;
+      else if (t.pending.length) kept[id] = { ...emptyTimeline(), pending: t.pending };
     }
     this.timelines = kept;
     this.typing = {};
     this.replyTo = null;
     this.editing = null;
+  }
+
+  /** Replaces a channel's loaded messages with its newest page, in one step. */
+  async reload(channelId: ChannelId) {
+    try {
+      const page = await this.backend.history(channelId, null, PAGE_SIZE);
+      const t = this.ensure(channelId);
+      t.messages = [...page.messages].sort((a, b) => compareIds(a.id, b.id));
+      t.hasMore = page.has_more;
+      t.loaded = true;
+    } catch (err) {
+      console.error('history page failed', BackendError.from(err).code);
+    }
   }
 
   private ensure(channelId: ChannelId): Timeline {

@@ -46,18 +46,13 @@ export class SessionState {
   }
 
   async register(serverUrl: string, invite: string, username: string, password: string, displayName: string | null) {
-    const account = await this.backend.register(serverUrl, {
-      invite,
-      username,
-      password,
-      display_name: displayName?.trim() || null,
-    });
-    await this.signedIn(account);
+    await this.signIn(() =>
+      this.backend.register(serverUrl, { invite, username, password, display_name: displayName?.trim() || null }),
+    );
   }
 
   async login(serverUrl: string, username: string, password: string) {
-    const account = await this.backend.login(serverUrl, { username, password });
-    await this.signedIn(account);
+    await this.signIn(() => this.backend.login(serverUrl, { username, password }));
   }
 
   async logout() {
@@ -69,14 +64,29 @@ export class SessionState {
   }
 
   async switchTo(accountId: string) {
-    await this.backend.switchAccount(accountId);
-    this.hasSnapshot = false;
-    this.active = await this.backend.activeAccount();
-    this.accounts = await this.backend.listAccounts();
+    await this.signIn(async () => {
+      await this.backend.switchAccount(accountId);
+      const active = await this.backend.activeAccount();
+      if (!active) throw new BackendError('not_found', 'no active account after switching');
+      return active;
+    });
   }
 
-  private async signedIn(account: Account) {
+  /**
+   * Starts another account's session. The new session's `Ready` may arrive before the call
+   * returns, so the old snapshot is dropped before the call, not after (which would lose it);
+   * if the call fails, the running session and its snapshot stay.
+   */
+  private async signIn(start: () => Promise<Account>) {
+    const hadSnapshot = this.hasSnapshot;
     this.hasSnapshot = false;
+    let account: Account;
+    try {
+      account = await start();
+    } catch (err) {
+      this.hasSnapshot = hadSnapshot;
+      throw err;
+    }
     this.active = account;
     this.accounts = await this.backend.listAccounts();
   }
