@@ -25,6 +25,10 @@ HEARTH_TEST_PACKAGES=(postgresql chromium)
 HEARTH_DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev
     libayatana-appindicator3-dev libxdo-dev)
 
+# Packages the desktop end-to-end test needs: a virtual X server, WebKitGTK's WebDriver (driven
+# through tauri-driver), and a second X window plus xdotool to move the focus away from the app.
+HEARTH_E2E_PACKAGES=(xvfb webkit2gtk-driver x11-apps xdotool)
+
 hearth_log() {
     printf '[hearth] %s\n' "$*" >&2
 }

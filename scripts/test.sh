@@ -103,6 +103,7 @@ fi
 # npm workspaces (ui, bench peers) from the root lock file; then the UI's unit/component tests
 # (Vitest, jsdom) and its browser tests (the built UI in mock mode, driven through Debian's
 # Chromium by playwright-core). Each step's failure is folded into $status and the rest still run.
+npm_ok=0
 if command -v npm >/dev/null 2>&1; then
     npm_ok=1
     if [[ -f package-lock.json ]]; then
@@ -117,6 +118,33 @@ if command -v npm >/dev/null 2>&1; then
 else
     hearth_log "npm not found: UI tests not run (install Node.js 20.19+ and npm)"
     status=1
+fi
+
+# --- Desktop end to end -------------------------------------------------------------------
+# The real app (embedded UI) under Xvfb, driven by tauri-driver + WebKitWebDriver against the
+# real server, with the engine as the second participant (src-tauri/tests/desktop_e2e.rs).
+# Screenshots are kept in target/e2e-artifacts/. HEARTH_SKIP_DESKTOP_E2E=1 skips it.
+if [[ ${HEARTH_SKIP_DESKTOP_E2E:-0} != 1 ]]; then
+    e2e_ok=1
+    hearth_install_packages "${HEARTH_E2E_PACKAGES[@]}" || e2e_ok=0
+    tauri_driver="$root/target/tools/bin/tauri-driver"
+    if ((e2e_ok)) && [[ ! -x $tauri_driver ]]; then
+        cargo install tauri-driver --version "^2.1" --locked --root "$root/target/tools" || e2e_ok=0
+    fi
+    if ((e2e_ok)) && ((npm_ok)); then
+        npm run build --workspace ui || e2e_ok=0
+    fi
+    # The app with the UI built into it, copied aside: the next cargo command builds the crate
+    # again without the feature into the same target/debug/hearth.
+    if ((e2e_ok)) && cargo build -p hearth-desktop --features custom-protocol; then
+        mkdir -p "$root/target/e2e"
+        cp "$root/target/debug/hearth" "$root/target/e2e/hearth"
+        HEARTH_E2E_APP="$root/target/e2e/hearth" HEARTH_TAURI_DRIVER="$tauri_driver" \
+            cargo test -p hearth-desktop --test desktop_e2e -- --ignored || status=$?
+    else
+        hearth_log "desktop end-to-end test could not be prepared"
+        status=1
+    fi
 fi
 
 exit "$status"

@@ -1,0 +1,522 @@
+//! The desktop app end to end: the real `hearth` binary (built with the embedded UI) in a real
+//! window under Xvfb, driven through tauri-driver + WebKitWebDriver, against the real server on
+//! loopback, with a second participant ("bob", the server's admin) played by the engine.
+//!
+//! Steps: register through an invite link in the app; send a message and see it arrive at bob;
+//! receive bob's message; no notification while the window has focus, a recorded one for a
+//! mention and a DM once another window has taken the focus; quit, let bob write meanwhile,
+//! start the app again and find the whole history (the session is remembered).
+//! A screenshot of the main window is kept in `target/e2e-artifacts/` (or
+//! `$HEARTH_E2E_ARTIFACTS`).
+//!
+//! Needs: `HEARTH_E2E_APP` (the app built with `--features custom-protocol` after
+//! `npm run build -w ui`), `tauri-driver` (`$HEARTH_TAURI_DRIVER` or on PATH), Debian's
+//! `webkit2gtk-driver`, `xvfb`, `x11-apps` (xclock) and `xdotool`. `scripts/test.sh` provides all
+//! of them and runs this test; a plain `cargo test` skips it (ignored).
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hearth_client::{Engine, SessionEvent};
+use hearth_protocol::ChannelId;
+use hearth_protocol::gateway::Event;
+use hearth_protocol::model::{ChannelKind, Message};
+use hearth_server::config::{Config, Options};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "correct horse battery";
+/// How long a step may take; the first start of a debug WebKit build is slow on 2 cores.
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the app built with the embedded UI, Xvfb and tauri-driver: scripts/test.sh runs it"]
+async fn desktop_app_end_to_end() {
+    let app = PathBuf::from(std::env::var_os("HEARTH_E2E_APP").expect(
+        "HEARTH_E2E_APP must name the app built with `--features custom-protocol` (scripts/test.sh sets it)",
+    ));
+    assert!(app.is_file(), "HEARTH_E2E_APP={} is not a file", app.display());
+    let root = TempDir::new("e2e");
+    let artifacts = artifacts_dir();
+
+    // The server and bob.
+    let server = Server::start(&root.0.join("server")).await;
+    let bob_engine = Engine::open(root.0.join("bob")).expect("bob's engine");
+    let bob_account = bob_engine
+        .register(&server.url(), &server.setup_token(), "bob", PASSWORD)
+        .await
+        .expect("bob registers with the setup token");
+    let bob = bob_engine.activate(&bob_account.id).await.expect("bob online");
+    let mut bob_events = bob.subscribe();
+    tokio::time::timeout(WAIT, bob.connected()).await.expect("bob connects in time").expect("bob connected");
+    let general = bob_engine.create_channel("general", ChannelKind::Text).await.expect("create #general").id;
+    let (_, invite) = bob_engine.create_invite(Some(1), None).await.expect("invite");
+
+    // The app, in its own X display with its own home directory.
+    let display = Xvfb::start();
+    let home = root.0.join("home");
+    let notes = root.0.join("notifications.jsonl");
+    let driver = TauriDriver::start(&display.name, &home, &notes);
+
+    // --- First run: register through the invite link.
+    let ui = driver.open(&app).await;
+    ui.fill("input[name=server]", &invite).await;
+    ui.click("form button[type=submit]").await;
+    ui.wait_js("return document.querySelector('input[name=username]') !== null", "the register form").await;
+    let prefilled = ui.js("return document.querySelector('input[name=invite]').value").await;
+    assert!(
+        prefilled.as_str().is_some_and(|code| !code.is_empty() && invite.contains(code)),
+        "the invite code is taken from the link, got {prefilled}"
+    );
+    ui.fill("input[name=username]", "alice").await;
+    ui.fill("input[name=display-name]", "Alice").await;
+    ui.fill("input[name=password]", PASSWORD).await;
+    ui.click("form button[type=submit]").await;
+    ui.wait_js(
+        "return document.querySelector('[data-testid=me-name]')?.textContent === 'Alice'",
+        "the main view",
+    )
+    .await;
+    let alice = wait_event(&mut bob_events, |e| match e {
+        SessionEvent::Event(Event::MemberAdd { user }) if user.username == "alice" => Some(user.id),
+        _ => None,
+    })
+    .await;
+
+    // --- Send: what alice types reaches bob.
+    open_channel(&ui, general, "#general").await;
+    ui.type_into("[data-testid=composer]", "Hello from the desktop app\u{E007}").await;
+    let sent = wait_message(&mut bob_events, "Hello from the desktop app").await;
+    assert_eq!(sent.author_id, alice, "the message arrives as alice's");
+    assert_eq!(sent.channel_id, general);
+
+    // --- Receive: bob's message shows up; no notification while the window has the focus.
+    ui.wait_js(
+        "return document.querySelector('[data-testid=pending-message]') === null",
+        "the sent message to be acknowledged",
+    )
+    .await;
+    bob.send_message(general, "Hi Alice, this is the engine speaking", None).await.expect("bob sends");
+    wait_text(&ui, "Hi Alice, this is the engine speaking").await;
+    ui.screenshot(&artifacts.join("desktop-main.png")).await;
+
+    // --- Notifications while another window has the focus: a mention and a DM.
+    let _other_window = display.steal_focus();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bob.send_message(general, &format!("<@{}> dinner is ready", alice.0), None).await.expect("mention");
+    let dm = bob_engine.open_dm(vec![alice]).await.expect("bob opens a DM with alice");
+    bob.send_message(dm.id, "psst, bring the cake", None).await.expect("dm");
+    let recorded = wait_notifications(&notes, 2).await;
+    assert!(
+        recorded.iter().any(|n| n["channel_id"] == json!(general.to_string())
+            && n["body"].as_str().is_some_and(|b| b.contains("dinner is ready"))),
+        "a notification for the mention in #general: {recorded:?}"
+    );
+    assert!(
+        recorded.iter().any(|n| n["channel_id"] == json!(dm.id.to_string())
+            && n["body"].as_str().is_some_and(|b| b.contains("bring the cake"))),
+        "a notification for the DM: {recorded:?}"
+    );
+    assert!(
+        recorded.iter().all(|n| !n["body"].as_str().unwrap_or_default().contains("engine speaking")),
+        "no notification for the message received while the window had the focus: {recorded:?}"
+    );
+    drop(_other_window);
+
+    // --- Restart: quit the app, bob writes meanwhile, the app comes back logged in with history.
+    ui.close().await;
+    bob.send_message(general, "Written while you were away", None).await.expect("bob sends");
+    wait_message(&mut bob_events, "Written while you were away").await;
+    let ui = driver.open(&app).await;
+    ui.wait_js(
+        "return document.querySelector('[data-testid=me-name]')?.textContent === 'Alice'",
+        "the saved session after a restart",
+    )
+    .await;
+    open_channel(&ui, general, "#general").await;
+    for text in [
+        "Hello from the desktop app",
+        "Hi Alice, this is the engine speaking",
+        "dinner is ready",
+        "Written while you were away",
+    ] {
+        wait_text(&ui, text).await;
+    }
+    ui.screenshot(&artifacts.join("desktop-after-restart.png")).await;
+    ui.close().await;
+    bob.shutdown();
+    server.stop().await;
+}
+
+async fn open_channel(ui: &WebDriverSession, channel: ChannelId, title: &str) {
+    let button = format!("button[data-channel-id=\"{channel}\"]");
+    ui.wait_js(&format!("return document.querySelector('{button}') !== null"), "the channel in the list")
+        .await;
+    ui.click(&button).await;
+    ui.wait_js(
+        &format!(
+            "return document.querySelector('[data-testid=channel-title]')?.textContent.includes({})",
+            json!(title)
+        ),
+        title,
+    )
+    .await;
+}
+
+async fn wait_text(ui: &WebDriverSession, text: &str) {
+    ui.wait_js(
+        &format!(
+            "return [...document.querySelectorAll('[data-testid=message]')].some(m => m.textContent.includes({}))",
+            json!(text)
+        ),
+        text,
+    )
+    .await;
+}
+
+async fn wait_message(events: &mut broadcast::Receiver<SessionEvent>, content: &str) -> Message {
+    wait_event(events, |e| match e {
+        SessionEvent::Event(Event::MessageCreate { message, .. }) if message.content == content => {
+            Some(message.clone())
+        }
+        _ => None,
+    })
+    .await
+}
+
+async fn wait_event<T>(
+    events: &mut broadcast::Receiver<SessionEvent>,
+    mut pred: impl FnMut(&SessionEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => panic!("timed out waiting for an event at bob"),
+            Ok(Ok(event)) => {
+                if let Some(t) = pred(&event) {
+                    return t;
+                }
+            }
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("bob's session ended"),
+        }
+    }
+}
+
+/// Waits until the notification log has at least `count` entries and returns them.
+async fn wait_notifications(path: &Path, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lines: Vec<Value> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a notification record is JSON"))
+            .collect();
+        if lines.len() >= count {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "expected {count} notifications, got {lines:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("HEARTH_E2E_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-artifacts"));
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("hearth-{what}-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _best_effort = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process in a process group of its own; the whole group is killed when dropped
+/// (tauri-driver's WebKitWebDriver and the app with it).
+struct Process(Child);
+
+impl Process {
+    fn spawn(command: &mut Command) -> std::io::Result<Process> {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0).spawn().map(Process)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _best_effort = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _already_gone = self.0.kill();
+        let _reaped = self.0.wait();
+    }
+}
+
+/// The real server, in-process on loopback.
+struct Server {
+    data_dir: PathBuf,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    async fn start(data_dir: &Path) -> Server {
+        let options = Options {
+            data_dir: Some(data_dir.to_path_buf()),
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            argon2_concurrency: Some(2),
+            ..Options::default()
+        };
+        let config = Config::resolve(options).expect("server config");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(hearth_server::serve(config, shutdown.clone()));
+        let deadline = Instant::now() + WAIT;
+        let addr = loop {
+            if let Ok(text) = std::fs::read_to_string(data_dir.join("server.addr"))
+                && let Ok(addr) = text.trim().parse()
+            {
+                break addr;
+            }
+            assert!(!task.is_finished(), "the server ended during start");
+            assert!(Instant::now() < deadline, "the server did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        Server { data_dir: data_dir.to_path_buf(), addr, shutdown, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn setup_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("setup-token")).expect("setup token").trim().to_string()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("server task").expect("server ran");
+    }
+}
+
+/// A virtual X display of its own (Xvfb picks a free display number).
+struct Xvfb {
+    name: String,
+    _process: Process,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        let mut process = Process::spawn(
+            Command::new("Xvfb")
+                .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .expect("Xvfb (Debian package xvfb)");
+        let mut line = String::new();
+        BufReader::new(process.0.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("display number");
+        let number: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb printed {line:?}"));
+        Xvfb { name: format!(":{number}"), _process: process }
+    }
+
+    /// Opens another window and gives it the keyboard focus, as when the user switches to
+    /// another program. The window closes when the returned process is dropped.
+    fn steal_focus(&self) -> Process {
+        let clock = Process::spawn(
+            Command::new("xclock")
+                .args(["-name", "hearth-e2e-other"])
+                .env("DISPLAY", &self.name)
+                .stderr(Stdio::null()),
+        )
+        .expect("xclock (Debian package x11-apps)");
+        let status = Command::new("xdotool")
+            .args(["search", "--sync", "--classname", "hearth-e2e-other", "windowfocus", "--sync"])
+            .env("DISPLAY", &self.name)
+            .status()
+            .expect("xdotool (Debian package xdotool)");
+        assert!(status.success(), "xdotool could not focus the other window");
+        clock
+    }
+}
+
+/// tauri-driver (which runs WebKitWebDriver, which runs the app) with the app's environment:
+/// the display, a home directory of its own and the notification log.
+struct TauriDriver {
+    url: String,
+    http: reqwest::Client,
+    _process: Process,
+}
+
+impl TauriDriver {
+    fn start(display: &str, home: &Path, notes: &Path) -> TauriDriver {
+        let program = std::env::var_os("HEARTH_TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
+        let port = free_port();
+        // The app's log is kept beside the screenshots.
+        let log = artifacts_dir().join("desktop-app.log");
+        let _fresh = std::fs::remove_file(&log);
+        let process = Process::spawn(
+            Command::new(&program)
+                .args(["--port", &port.to_string(), "--native-port", &free_port().to_string()])
+                .env("DISPLAY", display)
+                .env("HOME", home)
+                .env("XDG_DATA_HOME", home.join(".local/share"))
+                .env("XDG_CONFIG_HOME", home.join(".config"))
+                .env("XDG_CACHE_HOME", home.join(".cache"))
+                .env("HEARTH_NOTIFY_RECORD", notes)
+                .env_remove("WAYLAND_DISPLAY")
+                .env("HEARTH_LOG", std::env::var("HEARTH_LOG").unwrap_or_else(|_| "info".into()))
+                .env("HEARTH_LOG_FILE", &log)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {} (cargo install tauri-driver): {e}", program.display()));
+        TauriDriver {
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            _process: process,
+        }
+    }
+
+    /// Starts the app and returns its WebDriver session once the UI has loaded.
+    async fn open(&self, app: &Path) -> WebDriverSession {
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "tauri:options": { "application": app }
+        }}});
+        let deadline = Instant::now() + WAIT;
+        let value = loop {
+            match self.http.post(format!("{}/session", self.url)).json(&capabilities).send().await {
+                Ok(response) => break response_value(response).await.expect("a new WebDriver session"),
+                // tauri-driver is still starting.
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => panic!("tauri-driver: {e}"),
+            }
+        };
+        let id = value["sessionId"].as_str().expect("sessionId").to_string();
+        let session =
+            WebDriverSession { base: format!("{}/session/{id}", self.url), http: self.http.clone() };
+        session
+            .wait_js(
+                "return document.readyState === 'complete' && !!document.querySelector('#app, body > *')",
+                "the UI to load",
+            )
+            .await;
+        session
+    }
+}
+
+async fn response_value(response: reqwest::Response) -> Result<Value, String> {
+    let status = response.status();
+    let body: Value = response.json().await.map_err(|e| format!("WebDriver reply: {e}"))?;
+    if status.is_success() { Ok(body["value"].clone()) } else { Err(format!("WebDriver {status}: {body}")) }
+}
+
+/// One W3C WebDriver session: just the commands this test needs.
+struct WebDriverSession {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl WebDriverSession {
+    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+        let response = self.http.post(format!("{}{path}", self.base)).json(&body).send().await;
+        response_value(response.map_err(|e| e.to_string())?).await
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": [] })).await.expect("script runs")
+    }
+
+    /// Polls `script` until it returns true.
+    async fn wait_js(&self, script: &str, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Value::Bool(true)) =
+                self.post("/execute/sync", json!({ "script": script, "args": [] })).await
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let path = artifacts_dir().join("desktop-failure.png");
+                self.screenshot(&path).await;
+                let text = self.js("return document.body.innerText").await;
+                panic!("timed out waiting for {what}; screen in {}; text:\n{text}", path.display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The element `css` selects, waiting for it to appear.
+    async fn element(&self, css: &str) -> String {
+        self.wait_js(&format!("return document.querySelector({}) !== null", json!(css)), css).await;
+        let found = self
+            .post("/element", json!({ "using": "css selector", "value": css }))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"));
+        let (_, id) = found.as_object().and_then(|o| o.iter().next()).expect("an element reference");
+        id.as_str().expect("element id").to_string()
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.post(&format!("/element/{id}/click"), json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Types `text` (WebDriver key codes such as U+E007 Enter allowed) into the element.
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.post(&format!("/element/{id}/value"), json!({ "text": text }))
+            .await
+            .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.post(&format!("/element/{id}/clear"), json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        self.type_into(css, text).await;
+    }
+
+    async fn screenshot(&self, path: &Path) {
+        let response = self.http.get(format!("{}/screenshot", self.base)).send().await.expect("screenshot");
+        let value = response_value(response).await.expect("screenshot");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().expect("base64 PNG"))
+            .expect("screenshot is base64");
+        assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+        std::fs::write(path, png).expect("writing the screenshot");
+    }
+
+    /// Ends the session, which quits the app.
+    async fn close(self) {
+        let response = self.http.delete(&self.base).send().await.expect("delete session");
+        response_value(response).await.expect("the session ends");
+    }
+}
