@@ -39,6 +39,11 @@ use crate::shell::Shell;
 pub fn run() -> anyhow::Result<()> {
     init_logging();
     let app = tauri::Builder::default()
+        // First, so that a second start hands over before anything else runs. With the
+        // `deep-link` feature the second start's `hearth://` link reaches `on_open_url` below;
+        // here the running window comes to the front. (Linux finds the first instance on the
+        // D-Bus session bus; without one, every start runs on its own.)
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| tray::show_window(app)))
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_deep_link::init())
