@@ -90,8 +90,121 @@ export const DEFAULT_SETTINGS: Settings = {
 
 export type Unsubscribe = () => void;
 
+// --- voice ------------------------------------------------------------------------------------
+// Who is in which voice channel, muted or deafened, comes from the protocol (`VoiceState` in
+// `Ready.voice_states` and `VoiceStateUpdate` events). What follows is what only this device
+// knows: its own call, what it hears and measures, and its audio settings.
+
+/** This device's call. `disconnected` always has `channel_id: null`. */
+export type VoiceConnection = 'disconnected' | 'connecting' | 'connected' | 'reconnecting';
+
+/** Payload of `voice://state` and the answer of `voice_status` / `voice_join`. */
+export interface VoiceCall {
+  channel_id: ChannelId | null;
+  state: VoiceConnection;
+  /** Own microphone muted (also true while deafened). Kept outside calls: the next join uses it. */
+  muted: boolean;
+  /** Own playback deafened. Kept outside calls like `muted`. */
+  deafened: boolean;
+}
+
+export const NO_CALL: VoiceCall = { channel_id: null, state: 'disconnected', muted: false, deafened: false };
+
+/** Levels are dBFS of 20 ms frames after noise suppression: -100 (silence) to 0 (full scale). */
+export const LEVEL_FLOOR_DBFS = -100;
+
+/** One member's speaking state as this device hears it (the local user included). */
+export interface SpeakingUpdate {
+  user_id: UserId;
+  speaking: boolean;
+  /** Smoothed level of the member's voice, dBFS (see `LEVEL_FLOOR_DBFS`). */
+  level_dbfs: number;
+}
+
+export type PeerPath = 'direct' | 'relayed' | 'unknown';
+export type PeerLinkState = 'connecting' | 'connected' | 'reconnecting' | 'failed';
+
+/** The link from this device to one other member of the call (payload of `voice://quality`). */
+export interface PeerQuality {
+  user_id: UserId;
+  state: PeerLinkState;
+  /** Round-trip time; `null` until measured. */
+  rtt_ms: number | null;
+  /** Fraction 0..1 of the peer's packets that did not arrive (over the last report interval). */
+  loss: number;
+  /** Interarrival jitter of the peer's audio (RFC 3550); `null` until measured. */
+  jitter_ms: number | null;
+  path: PeerPath;
+}
+
+/** A microphone or output as the system names it. */
+export interface AudioDevice {
+  /** Stable identifier passed back in `VoiceSettings` (the engine may use the device name). */
+  id: string;
+  /** What the user sees. */
+  name: string;
+  /** The system's current default device. */
+  is_default: boolean;
+}
+
+export interface AudioDevices {
+  inputs: AudioDevice[];
+  outputs: AudioDevice[];
+}
+
+export type InputMode = 'voice_activity' | 'push_to_talk';
+
+/** Per-device audio preferences, stored by the engine (not on the server). */
+export interface VoiceSettings {
+  /** `AudioDevice.id`, or `null` to follow the system default. */
+  input_device: string | null;
+  output_device: string | null;
+  input_mode: InputMode;
+  /**
+   * Push-to-talk shortcut as an accelerator: modifiers (`Control`, `Alt`, `Shift`, `Super`) then
+   * one key named by its `KeyboardEvent.code` (`KeyV`, `Digit1`, `F13`, `Backquote`, `Space`…),
+   * joined with `+`, e.g. `Control+Shift+KeyV`. `null`: not bound.
+   */
+  ptt_key: string | null;
+  /** Voice activity opens the microphone above this level, dBFS in -80..0 (lower = more sensitive). */
+  input_threshold_dbfs: number;
+  noise_suppression: boolean;
+  echo_cancellation: boolean;
+  /** Per-user playback volume in percent, 0..200; a missing user plays at 100. */
+  user_volumes: Record<UserId, number>;
+}
+
+export const DEFAULT_VOICE_SETTINGS: VoiceSettings = {
+  input_device: null,
+  output_device: null,
+  input_mode: 'voice_activity',
+  ptt_key: null,
+  input_threshold_dbfs: -50,
+  noise_suppression: true,
+  echo_cancellation: true,
+  user_volumes: {},
+};
+
+export const THRESHOLD_RANGE_DBFS = { min: -80, max: 0 } as const;
+export const USER_VOLUME_RANGE = { min: 0, max: 200 } as const;
+
+/** Payload of `voice://level`: the microphone while the mic test runs. */
+export interface MicLevel {
+  level_dbfs: number;
+  /** The voice activity detector hears speech (threshold, attack and hangover applied). */
+  voice_detected: boolean;
+}
+
 /** Codes the backend adds to the server's `ErrorCode`s for failures that happen before the server. */
-export type BackendErrorCode = ErrorCode | 'network' | 'invalid_url' | 'cancelled';
+export type BackendErrorCode =
+  | ErrorCode
+  | 'network'
+  | 'invalid_url'
+  | 'cancelled'
+  /** An audio device could not be opened (missing, busy, or no permission). */
+  | 'audio_device'
+  /** A push-to-talk accelerator could not be parsed or registered (e.g. taken by another app). */
+  | 'invalid_shortcut';
 
 /** Every rejected promise from a `Backend` carries one of these. */
 export class BackendError extends Error {
@@ -179,6 +292,33 @@ export interface Backend {
   saveSettings(settings: Settings): Promise<void>;
   /** Opens an http(s) URL in the system browser; anything else is refused. */
   openExternal(url: string): Promise<void>;
+
+  // --- voice ----------------------------------------------------------------------------
+  /** This device's call now (so a UI that starts late does not wait for `onVoiceCall`). */
+  voiceStatus(): Promise<VoiceCall>;
+  /** Joins a voice channel (leaving any other call first); answers at once with `connecting`. */
+  voiceJoin(channelId: ChannelId): Promise<VoiceCall>;
+  /** Leaves the call; nothing happens outside a call. */
+  voiceLeave(): Promise<void>;
+  /** Mutes or unmutes the microphone; unmuting while deafened also undeafens. */
+  voiceSetMute(muted: boolean): Promise<void>;
+  /** Deafens (which also mutes) or undeafens (which restores the mute from before). */
+  voiceSetDeafen(deafened: boolean): Promise<void>;
+  /** Playback volume of one member in percent, 0..200; applies at once and is saved. */
+  voiceSetUserVolume(userId: UserId, volume: number): Promise<void>;
+  /** The links to the other members of the current call (empty outside a call). */
+  voicePeers(): Promise<PeerQuality[]>;
+  voiceDevices(): Promise<AudioDevices>;
+  voiceSettings(): Promise<VoiceSettings>;
+  /** Saves and applies every field; the push-to-talk shortcut is (re)registered by the shell. */
+  saveVoiceSettings(settings: VoiceSettings): Promise<void>;
+  /** Opens the input device (if no call has it open) and streams `onMicLevel` until stopped. */
+  voiceMicTestStart(): Promise<void>;
+  voiceMicTestStop(): Promise<void>;
+  onVoiceCall(listener: (call: VoiceCall) => void): Unsubscribe;
+  onSpeaking(listener: (updates: SpeakingUpdate[]) => void): Unsubscribe;
+  onQuality(listener: (quality: PeerQuality) => void): Unsubscribe;
+  onMicLevel(listener: (level: MicLevel) => void): Unsubscribe;
 }
 
 /** True for the only URLs the app ever hands to the system browser. */

@@ -1,7 +1,7 @@
 //! An in-memory `Backend`: a small group (four people, a few channels, some history) that
 //! acknowledges sends after a delay (or when a test says so) and can simulate others' messages,
 //! typing and connection changes. Used by the component tests, the browser tests and
-//! `npm run dev:mock`.
+//! `npm run dev:mock`. The voice side lives in `mock-voice.ts`.
 
 import type {
   Channel,
@@ -27,13 +27,19 @@ import {
   DEFAULT_SETTINGS,
   type HistoryPage,
   isExternalUrl,
+  type MicLevel,
+  type PeerQuality,
   type SendFailure,
   type SendMessage,
   type SessionStatus,
   type Settings,
+  type SpeakingUpdate,
   type Unsubscribe,
+  type VoiceCall,
+  type VoiceSettings,
 } from './backend';
 import { compareIds } from '../messages/ids';
+import { MockVoice } from './mock-voice';
 
 export interface MockOptions {
   /** Start with a saved, connected account (tests of the main window). */
@@ -46,6 +52,8 @@ export interface MockOptions {
   readyBeforeReply?: boolean;
   /** How many filler messages #general has before the recent conversation (for paging). */
   fillerMessages?: number;
+  /** Delay between joining a voice channel (or a peer arriving) and the links being up. */
+  voiceConnectDelayMs?: number;
 }
 
 const EPOCH_MS = 1_704_067_200_000; // 2024-01-01, as the server's snowflakes
@@ -92,6 +100,8 @@ export class MockBackend implements Backend {
   private readyEvents = new Emitter<Ready>();
   private events = new Emitter<Event>();
   private failures = new Emitter<SendFailure>();
+  /** The voice side: call, peers, devices, voice settings (tests drive it directly). */
+  readonly voice: MockVoice;
 
   constructor(options: MockOptions = {}) {
     this.options = {
@@ -100,8 +110,18 @@ export class MockBackend implements Backend {
       connectDelayMs: 150,
       readyBeforeReply: false,
       fillerMessages: 60,
+      voiceConnectDelayMs: 400,
       ...options,
     };
+    this.voice = new MockVoice(
+      {
+        meId: () => this.requireMe().id,
+        isVoiceChannel: (id) => this.channels.some((c) => c.id === id && c.kind === 'voice'),
+        connected: () => this.status.state === 'connected',
+        emit: (event) => this.emit(event),
+      },
+      this.options.voiceConnectDelayMs,
+    );
     if (this.options.signedIn) {
       const me = this.makeUser('1', 'ada', 'Ada');
       this.startSession(me, { delayed: false });
@@ -124,6 +144,7 @@ export class MockBackend implements Backend {
    * in a random text channel or the DM. Returns a function that stops it.
    */
   startChatter(everyMs = 20_000): () => void {
+    const stopVoice = this.voice.startSimulation();
     const lines = ['Anyone up for a game tonight?', 'Just pushed the photos to the shared folder', 'brb ☕', 'lol', 'Did you see `the new build`?'];
     const timer = setInterval(() => {
       if (!this.active) return;
@@ -133,7 +154,10 @@ export class MockBackend implements Backend {
       this.simulateTyping(channel, author);
       setTimeout(() => this.simulateIncoming(channel, author, lines[Math.floor(Math.random() * lines.length)]), 2500);
     }, everyMs);
-    return () => clearInterval(timer);
+    return () => {
+      clearInterval(timer);
+      stopVoice();
+    };
   }
 
   /** Changes the acknowledgement delay for messages sent from now on. */
@@ -459,6 +483,57 @@ export class MockBackend implements Backend {
     this.opened.push(url);
   }
 
+  // --- voice (see mock-voice.ts) --------------------------------------------------------
+
+  voiceStatus() {
+    return this.voice.status();
+  }
+  voiceJoin(channelId: ChannelId) {
+    return this.voice.join(channelId);
+  }
+  voiceLeave() {
+    return this.voice.leave();
+  }
+  voiceSetMute(muted: boolean) {
+    return this.voice.setMute(muted);
+  }
+  voiceSetDeafen(deafened: boolean) {
+    return this.voice.setDeafen(deafened);
+  }
+  voiceSetUserVolume(userId: UserId, volume: number) {
+    return this.voice.setUserVolume(userId, volume);
+  }
+  voicePeers() {
+    return this.voice.peerList();
+  }
+  voiceDevices() {
+    return this.voice.deviceList();
+  }
+  voiceSettings() {
+    return this.voice.getSettings();
+  }
+  saveVoiceSettings(settings: VoiceSettings) {
+    return this.voice.saveSettings(settings);
+  }
+  voiceMicTestStart() {
+    return this.voice.micTestStart();
+  }
+  voiceMicTestStop() {
+    return this.voice.micTestStop();
+  }
+  onVoiceCall(listener: (call: VoiceCall) => void) {
+    return this.voice.callEvents.on(listener);
+  }
+  onSpeaking(listener: (updates: SpeakingUpdate[]) => void) {
+    return this.voice.speakingEvents.on(listener);
+  }
+  onQuality(listener: (quality: PeerQuality) => void) {
+    return this.voice.qualityEvents.on(listener);
+  }
+  onMicLevel(listener: (level: MicLevel) => void) {
+    return this.voice.levelEvents.on(listener);
+  }
+
   // --- internals ------------------------------------------------------------------------
 
   private emit(event: Event) {
@@ -468,6 +543,8 @@ export class MockBackend implements Backend {
   private setStatusState(state: SessionStatus['state']) {
     this.status = { state, retry_in_ms: state === 'reconnecting' ? 2000 : null };
     this.statusEvents.emit({ ...this.status });
+    // Like the engine: the server drops a session's call with its connection, and it is rejoined.
+    this.voice.setConnection(state === 'connected' ? 'connected' : 'reconnecting');
   }
 
   private nextId(ms = Date.now()): MessageId {
@@ -518,12 +595,13 @@ export class MockBackend implements Backend {
       members: this.users,
       presences: this.presences,
       read_states: this.readStates,
-      voice_states: [{ user_id: 'u4', channel_id: 'c4', muted: false, deafened: false, speaking: true }],
+      voice_states: this.voice.states,
       ice_servers: [],
     });
   }
 
   private seed(me: User) {
+    this.voice.seed();
     this.users = [
       me,
       { id: 'u2', username: 'bob', display_name: 'Bob', avatar: 'bob', is_admin: true },

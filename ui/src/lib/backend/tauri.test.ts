@@ -8,7 +8,7 @@ vi.mock('@tauri-apps/api/core', () => ({ invoke: (...args: unknown[]) => invoke(
 vi.mock('@tauri-apps/api/event', () => ({ listen: (...args: unknown[]) => listen(...args) }));
 
 const { TauriBackend, EVENTS } = await import('./tauri');
-const { BackendError } = await import('./backend');
+const { BackendError, DEFAULT_VOICE_SETTINGS } = await import('./backend');
 
 describe('TauriBackend', () => {
   beforeEach(() => {
@@ -19,6 +19,7 @@ describe('TauriBackend', () => {
   it('calls the documented commands with camelCase arguments', async () => {
     const b = new TauriBackend();
     const settings = { theme: 'dark', language: 'fr', notifications: { level: 'all', channels: {} } } as const;
+    const voice = { ...DEFAULT_VOICE_SETTINGS, input_mode: 'push_to_talk', ptt_key: 'Control+Shift+KeyV' } as const;
     const calls: [() => Promise<unknown>, string, Record<string, unknown> | undefined][] = [
       [() => b.listAccounts(), 'account_list', undefined],
       [() => b.activeAccount(), 'account_active', undefined],
@@ -54,6 +55,18 @@ describe('TauriBackend', () => {
       [() => b.getSettings(), 'settings_get', undefined],
       [() => b.saveSettings(settings), 'settings_set', { settings }],
       [() => b.openExternal('https://example.com'), 'link_open', { url: 'https://example.com' }],
+      [() => b.voiceStatus(), 'voice_status', undefined],
+      [() => b.voiceJoin('c4'), 'voice_join', { channelId: 'c4' }],
+      [() => b.voiceLeave(), 'voice_leave', undefined],
+      [() => b.voiceSetMute(true), 'voice_set_mute', { muted: true }],
+      [() => b.voiceSetDeafen(false), 'voice_set_deafen', { deafened: false }],
+      [() => b.voiceSetUserVolume('u2', 150.4), 'voice_set_user_volume', { userId: 'u2', volume: 150 }],
+      [() => b.voicePeers(), 'voice_peers', undefined],
+      [() => b.voiceDevices(), 'voice_devices', undefined],
+      [() => b.voiceSettings(), 'voice_settings_get', undefined],
+      [() => b.saveVoiceSettings(voice), 'voice_settings_set', { settings: voice }],
+      [() => b.voiceMicTestStart(), 'voice_mic_test_start', undefined],
+      [() => b.voiceMicTestStop(), 'voice_mic_test_stop', undefined],
     ];
     for (const [run, command, args] of calls) {
       invoke.mockClear();
@@ -79,16 +92,29 @@ describe('TauriBackend', () => {
     const unlisten = vi.fn();
     listen.mockResolvedValue(unlisten);
     const b = new TauriBackend();
-    const subs = [b.onStatus(() => {}), b.onReady(() => {}), b.onEvent(() => {}), b.onSendFailed(() => {})];
+    const subs = [
+      b.onStatus(() => {}),
+      b.onReady(() => {}),
+      b.onEvent(() => {}),
+      b.onSendFailed(() => {}),
+      b.onVoiceCall(() => {}),
+      b.onSpeaking(() => {}),
+      b.onQuality(() => {}),
+      b.onMicLevel(() => {}),
+    ];
     expect(listen.mock.calls.map((c) => c[0])).toEqual([
       'session://status',
       'session://ready',
       'session://event',
       'message://failed',
+      'voice://state',
+      'voice://speaking',
+      'voice://quality',
+      'voice://level',
     ]);
-    expect(Object.values(EVENTS)).toHaveLength(4);
+    expect(Object.values(EVENTS)).toHaveLength(8);
     await Promise.resolve();
     for (const unsubscribe of subs) unsubscribe();
-    expect(unlisten).toHaveBeenCalledTimes(4);
+    expect(unlisten).toHaveBeenCalledTimes(8);
   });
 });

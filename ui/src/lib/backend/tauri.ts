@@ -19,15 +19,21 @@ import type {
 } from '../protocol/generated';
 import {
   type Account,
+  type AudioDevices,
   type Backend,
   BackendError,
   type HistoryPage,
   isExternalUrl,
+  type MicLevel,
+  type PeerQuality,
   type SendFailure,
   type SendMessage,
   type SessionStatus,
   type Settings,
+  type SpeakingUpdate,
   type Unsubscribe,
+  type VoiceCall,
+  type VoiceSettings,
 } from './backend';
 
 /** Event names emitted by the shell. */
@@ -36,6 +42,10 @@ export const EVENTS = {
   ready: 'session://ready',
   event: 'session://event',
   sendFailed: 'message://failed',
+  voiceState: 'voice://state',
+  voiceSpeaking: 'voice://speaking',
+  voiceQuality: 'voice://quality',
+  voiceLevel: 'voice://level',
 } as const;
 
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
@@ -176,5 +186,54 @@ export class TauriBackend implements Backend {
     // Checked here and again in Rust: the shell refuses anything but http(s).
     if (!isExternalUrl(url)) throw new BackendError('invalid_url', 'only http(s) links open');
     await call<void>('link_open', { url });
+  }
+
+  voiceStatus() {
+    return call<VoiceCall>('voice_status');
+  }
+  voiceJoin(channelId: ChannelId) {
+    return call<VoiceCall>('voice_join', { channelId });
+  }
+  voiceLeave() {
+    return call<void>('voice_leave');
+  }
+  voiceSetMute(muted: boolean) {
+    return call<void>('voice_set_mute', { muted });
+  }
+  voiceSetDeafen(deafened: boolean) {
+    return call<void>('voice_set_deafen', { deafened });
+  }
+  voiceSetUserVolume(userId: UserId, volume: number) {
+    return call<void>('voice_set_user_volume', { userId, volume: Math.round(volume) });
+  }
+  voicePeers() {
+    return call<PeerQuality[]>('voice_peers');
+  }
+  voiceDevices() {
+    return call<AudioDevices>('voice_devices');
+  }
+  voiceSettings() {
+    return call<VoiceSettings>('voice_settings_get');
+  }
+  saveVoiceSettings(settings: VoiceSettings) {
+    return call<void>('voice_settings_set', { settings });
+  }
+  voiceMicTestStart() {
+    return call<void>('voice_mic_test_start');
+  }
+  voiceMicTestStop() {
+    return call<void>('voice_mic_test_stop');
+  }
+  onVoiceCall(listener: (call: VoiceCall) => void) {
+    return subscribe(EVENTS.voiceState, listener);
+  }
+  onSpeaking(listener: (updates: SpeakingUpdate[]) => void) {
+    return subscribe(EVENTS.voiceSpeaking, listener);
+  }
+  onQuality(listener: (quality: PeerQuality) => void) {
+    return subscribe(EVENTS.voiceQuality, listener);
+  }
+  onMicLevel(listener: (level: MicLevel) => void) {
+    return subscribe(EVENTS.voiceLevel, listener);
   }
 }
