@@ -33,3 +33,5 @@ export const getMessages = () => hearth().messages;
 export const getMembers = () => hearth().members;
 export const getSettings = () => hearth().settings;
 export const getUi = () => hearth().ui;
+export const getCall = () => hearth().call;
+export const getAudio = () => hearth().audio;

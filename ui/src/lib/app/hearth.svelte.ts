@@ -9,6 +9,8 @@ import { MessagesState } from '../messages/messages.svelte';
 import type { ChannelId, Event, Ready } from '../protocol/generated';
 import { errorKey, SessionState } from '../session/session.svelte';
 import { SettingsState } from '../settings/settings.svelte';
+import { AudioSettingsState } from '../voice/audio.svelte';
+import { CallState } from '../voice/call.svelte';
 import { UiState } from './ui.svelte';
 
 export class Hearth {
@@ -19,6 +21,8 @@ export class Hearth {
   readonly members: MembersState;
   readonly messages: MessagesState;
   readonly settings: SettingsState;
+  readonly call: CallState;
+  readonly audio: AudioSettingsState;
   readonly ui = new UiState();
 
   private subscriptions: Unsubscribe[] = [];
@@ -34,6 +38,14 @@ export class Hearth {
       this.ui.notify(this.i18n.t(key, { detail }));
     });
     this.settings = new SettingsState(backend, this.i18n);
+    this.call = new CallState(backend, this.channels, () => this.members.meId, (err) => this.notifyError(err));
+    this.audio = new AudioSettingsState(backend);
+  }
+
+  /** Shows a failed action as a short notice in the user's language. */
+  notifyError(err: unknown) {
+    const { key, detail } = errorKey(err);
+    this.ui.notify(this.i18n.t(key, { detail }));
   }
 
   async start() {
@@ -43,10 +55,15 @@ export class Hearth {
       this.backend.onReady((r) => this.applyReady(r)),
       this.backend.onEvent((e) => this.applyEvent(e)),
       this.backend.onSendFailed((f) => this.messages.fail(f.channel_id, f.nonce, f.error.code)),
+      this.backend.onVoiceCall((c) => this.call.setCall(c)),
+      this.backend.onSpeaking((s) => this.call.applySpeaking(s)),
+      this.backend.onQuality((q) => this.call.applyQuality(q)),
+      this.backend.onMicLevel((l) => this.audio.applyLevel(l)),
     );
-    await Promise.all([this.settings.load(), this.session.init()]);
+    await Promise.all([this.settings.load(), this.session.init(), this.audio.load()]);
     const snapshot = await this.backend.snapshot();
     if (snapshot) this.applyReady(snapshot);
+    await this.call.load();
   }
 
   stop() {
@@ -87,6 +104,7 @@ export class Hearth {
     this.members.apply(event);
     this.channels.apply(event, this.members.meId, viewing);
     this.messages.apply(event);
+    if (event.t === 'VoiceStateUpdate') this.call.applyVoiceState(event.state);
     if (event.t === 'MessageCreate' && event.message.channel_id === viewing && event.message.author_id !== this.members.meId) {
       this.markSeen(viewing);
     }

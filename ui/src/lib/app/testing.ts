@@ -7,7 +7,7 @@ import { MockBackend, type MockOptions } from '../backend/mock';
 import { Hearth } from './hearth.svelte';
 
 export async function renderApp(options: MockOptions = {}) {
-  const backend = new MockBackend({ signedIn: true, ackDelayMs: 'manual', connectDelayMs: 0, ...options });
+  const backend = new MockBackend({ signedIn: true, ackDelayMs: 'manual', connectDelayMs: 0, voiceConnectDelayMs: 0, ...options });
   const hearth = new Hearth(backend);
   const user = userEvent.setup();
   const result = render(App, { props: { hearth } });

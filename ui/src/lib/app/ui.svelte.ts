@@ -1,11 +1,21 @@
 //! Which panels and overlays are open. Esc closes the topmost.
 
-export type Overlay = 'switcher' | 'settings' | 'dm-picker' | null;
+import type { UserId } from '../protocol/generated';
+
+export type Overlay = 'switcher' | 'settings' | 'dm-picker' | 'network' | null;
+
+/** The per-user volume menu of a member in a voice channel, where it was opened. */
+export interface VolumeMenu {
+  userId: UserId;
+  x: number;
+  y: number;
+}
 
 export class UiState {
   overlay = $state<Overlay>(null);
   searchOpen = $state(false);
   membersOpen = $state(true);
+  volumeMenu = $state<VolumeMenu | null>(null);
   /** A short notice (e.g. a refused link), cleared after a few seconds. */
   notice = $state<string | null>(null);
   private noticeTimer: ReturnType<typeof setTimeout> | null = null;
@@ -16,6 +26,10 @@ export class UiState {
 
   /** Closes the topmost thing; returns whether anything was open. */
   closeTop(): boolean {
+    if (this.volumeMenu) {
+      this.volumeMenu = null;
+      return true;
+    }
     if (this.overlay) {
       this.overlay = null;
       return true;

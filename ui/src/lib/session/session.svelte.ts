@@ -93,7 +93,18 @@ export class SessionState {
 }
 
 /** Maps a failure to an i18n key and its parameters, never showing internal text for unknown errors. */
-export function errorKey(err: unknown): { key: 'error.invalid_credentials' | 'error.invalid_invite' | 'error.invalid_field' | 'error.rate_limited' | 'error.network' | 'error.generic'; detail: string } {
+export function errorKey(err: unknown): {
+  key:
+    | 'error.invalid_credentials'
+    | 'error.invalid_invite'
+    | 'error.invalid_field'
+    | 'error.rate_limited'
+    | 'error.network'
+    | 'error.audio_device'
+    | 'error.invalid_shortcut'
+    | 'error.generic';
+  detail: string;
+} {
   const e = BackendError.from(err);
   switch (e.code) {
     case 'invalid_credentials':
@@ -108,6 +119,10 @@ export function errorKey(err: unknown): { key: 'error.invalid_credentials' | 'er
     case 'network':
     case 'unavailable':
       return { key: 'error.network', detail: '' };
+    case 'audio_device':
+      return { key: 'error.audio_device', detail: '' };
+    case 'invalid_shortcut':
+      return { key: 'error.invalid_shortcut', detail: '' };
     default:
       return { key: 'error.generic', detail: '' };
   }
