@@ -240,10 +240,24 @@ impl SessionHandle {
         content: &str,
         reply_to: Option<MessageId>,
     ) -> Result<String> {
-        check_content(content)?;
         let nonce = new_nonce();
+        self.send_message_with_nonce(channel_id, content, reply_to, &nonce).await?;
+        Ok(nonce)
+    }
+
+    /// [`SessionHandle::send_message`] with the caller's nonce (the UI shows the message as
+    /// pending under it). Sending the same nonce again puts a failed message back in line and
+    /// never queues a second copy.
+    pub async fn send_message_with_nonce(
+        &self,
+        channel_id: ChannelId,
+        content: &str,
+        reply_to: Option<MessageId>,
+        nonce: &str,
+    ) -> Result<()> {
+        check_content(content)?;
         let entry = OutboxEntry {
-            nonce: nonce.clone(),
+            nonce: nonce.to_string(),
             channel_id,
             content: content.to_string(),
             reply_to,
@@ -252,8 +266,9 @@ impl SessionHandle {
             error: None,
         };
         self.store.outbox_add(&entry).await?;
+        self.store.outbox_retry(nonce).await?;
         self.wake().await;
-        Ok(nonce)
+        Ok(())
     }
 
     /// Puts a failed outbox message back in line.

@@ -104,3 +104,36 @@ async fn rate_limited_messages_are_retried_until_delivered_once_each_in_order() 
     assert_eq!(delivered, texts);
     assert!(admin.engine.outbox().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callers_nonce_is_kept_and_sending_it_twice_stores_one_message() {
+    let server = TestServer::start().await;
+    let mut admin = TestClient::admin(&server).await;
+    let general = admin.text_channel("general").await;
+    let mut bob = TestClient::member(&admin, "bob").await;
+
+    let nonce = "ui-nonce-0001";
+    bob.session.send_message_with_nonce(general, "only once", None, nonce).await.unwrap();
+    bob.session.send_message_with_nonce(general, "only once", None, nonce).await.unwrap();
+    let ack = bob
+        .wait_for(|e| match e {
+            SessionEvent::Event(Event::MessageCreate { message, nonce: Some(n) }) if n == nonce => {
+                Some(message.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(ack.content, "only once");
+    // A later message proves nothing else was queued behind it.
+    bob.session.send_message(general, "after", None).await.unwrap();
+    bob.wait_message("after").await;
+    assert!(bob.engine.outbox().await.unwrap().is_empty());
+    let on_server = admin
+        .engine
+        .call(|api, token| async move {
+            api.history(&token, general, &HistoryQuery { limit: Some(100), ..Default::default() }).await
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_server.iter().filter(|m| m.content == "only once").count(), 1, "{on_server:?}");
+}

@@ -1,7 +1,6 @@
 //! `message_*`, `reaction_*`, `channel_*`: history, sending through the outbox, edits,
 //! reactions, typing and read markers.
 
-use hearth_client::store::{OutboxEntry, OutboxState};
 use hearth_protocol::model::Message;
 use hearth_protocol::{ChannelId, MAX_MESSAGE_CHARS, MessageId};
 use serde::Serialize;
@@ -68,22 +67,7 @@ pub async fn message_send(
     check_content(&content)?;
     check_nonce(&nonce)?;
     let session = shell.engine.session()?;
-    let created_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let entry = OutboxEntry {
-        nonce: nonce.clone(),
-        channel_id,
-        content,
-        reply_to,
-        created_at,
-        state: OutboxState::Pending,
-        error: None,
-    };
-    session.store().outbox_add(&entry).await?;
-    // Marks it pending (again, for a retry) and wakes the session to send it.
-    session.retry_message(&nonce).await?;
+    session.send_message_with_nonce(channel_id, &content, reply_to, &nonce).await?;
     Ok(nonce)
 }
 
