@@ -16,11 +16,14 @@ use tokio::sync::broadcast;
 use crate::accounts::{Account, Accounts};
 use crate::api::Api;
 use crate::backoff::BackoffConfig;
+use crate::call::CallConfig;
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
 use crate::invite::{self, Link};
 use crate::session::{ConnectionStatus, Session, SessionConfig, SessionEvent, SessionHandle};
 use crate::store::{OutboxEntry, Store};
+use crate::voice::{Voice, VoiceError, VoiceSettings};
+use hearth_voice::{AudioInput, AudioOutput};
 
 /// Tuning of an engine.
 #[derive(Debug, Clone, Default)]
@@ -439,6 +442,24 @@ impl Engine {
 
     pub async fn turn(&self) -> Result<TurnCredentials> {
         self.call(|api, token| async move { api.turn(&token).await }).await
+    }
+
+    /// Joins the voice channel `channel` with the running session and starts the audio
+    /// between `input` and `output`. When `call.ice_servers` is empty, fresh STUN/TURN
+    /// servers are fetched first (TURN credentials expire, so `Ready`'s may be stale).
+    pub async fn join_voice(
+        &self,
+        channel: ChannelId,
+        mut call: CallConfig,
+        settings: VoiceSettings,
+        input: Box<dyn AudioInput>,
+        output: Box<dyn AudioOutput>,
+    ) -> std::result::Result<Voice, VoiceError> {
+        let session = self.session()?;
+        if call.ice_servers.is_empty() {
+            call.ice_servers = self.turn().await?.ice_servers;
+        }
+        Voice::join(session, channel, call, settings, input, output).await
     }
 
     /// Logs the running account out on the server, stops it and forgets it.

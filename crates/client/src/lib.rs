@@ -9,6 +9,10 @@
 //!   [`SessionEvent`]s.
 //! - [`call`]: [`call::Call`], one voice call — a full mesh of webrtc-rs peer connections
 //!   signalled through the session, Opus RTP out to every peer and in from each.
+//! - [`voice`]: [`voice::Voice`], voice in a channel end to end — a [`call::Call`] plus a
+//!   20 ms audio thread running the `hearth-voice` pipelines between injected devices; mute,
+//!   deafen, push-to-talk, volumes, devices, speaking and levels as [`voice::VoiceEvent`]s, and a
+//!   [`voice::MicTest`].
 //! - [`store`]: the local SQLite cache (messages, channels, members, read states) and the
 //!   outbox of unacknowledged messages.
 //! - [`api`]: the typed HTTP client of `/api/v1`.
@@ -33,8 +37,10 @@ pub mod invite;
 pub mod session;
 pub mod store;
 mod tls;
+pub mod voice;
 
 pub use call::{Call, CallConfig, CallEvent};
 pub use engine::{AccountInfo, Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use session::{ConnectionStatus, Session, SessionEvent, SessionHandle};
+pub use voice::{MicTest, Voice, VoiceError, VoiceEvent, VoiceSettings};

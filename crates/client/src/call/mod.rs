@@ -445,6 +445,17 @@ impl Call {
             .count()
     }
 
+    /// Accounts for `samples` of audio not sent (silence, DTX, muted, push-to-talk up): every
+    /// peer's RTP timestamp advances and the next packet starts a talk spurt (marker bit), so
+    /// receivers see the pause as time. Without it the first packet after a pause would look
+    /// late by the whole pause, and a jitter buffer would grow its delay to match.
+    pub fn skip(&self, samples: u32) {
+        for leg in self.legs.lock().values_mut() {
+            leg.timestamp = leg.timestamp.wrapping_add(samples);
+            leg.marker = true;
+        }
+    }
+
     /// Tells the others whether we are muted, deafened or speaking.
     pub async fn set_voice(&self, muted: bool, deafened: bool, speaking: bool) -> Result<(), CallError> {
         let (done, answer) = oneshot::channel();
