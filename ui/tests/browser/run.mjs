@@ -1,6 +1,7 @@
 // Browser test of the built UI (mock mode): serves dist-mock with `vite preview`, drives Debian's
 // Chromium through playwright-core, and checks the main flow end to end:
-// register via invite -> channels -> send (pending, then acked) -> receive -> DM -> theme.
+// register via invite -> channels -> send (pending, then acked) -> receive -> DM -> voice (join,
+// speaking, mute, network view, per-user volume, voice settings) -> theme.
 // Screenshots go to ui/test-results/. Exit code 0 when every step passed.
 //
 // Knobs: HEARTH_CHROMIUM (browser binary, default /usr/bin/chromium), HEARTH_BROWSER_HEADED=1.
@@ -120,6 +121,56 @@ async function main() {
     await page.keyboard.press('Enter');
     await page.getByTestId('channel-title').filter({ hasText: '#random' }).waitFor();
     await page.getByText('over in random').waitFor();
+
+    step = 'join a voice channel';
+    await page.locator('button[data-voice-channel-id="c4"]').click();
+    await page.getByTestId('voice-state').filter({ hasText: 'Voice connected' }).waitFor();
+    await page.locator('[data-testid="voice-members-c4"] [data-user-id="1"]').waitFor();
+    await page.locator('.voice-links [data-user-id="u3"] [data-grade="fair"]').waitFor();
+    await mock('m.voice.simulateSpeaking("u2", true)');
+    await page.locator('[data-testid="voice-members-c4"] [data-user-id="u2"][data-speaking="true"]').waitFor();
+    await page.getByRole('button', { name: 'Mute', exact: true }).click();
+    await page.locator('[data-testid="voice-members-c4"] [data-user-id="1"] [data-flag="muted"]').waitFor();
+    check((await page.getByRole('button', { name: 'Mute', exact: true }).getAttribute('aria-pressed')) === 'true', 'mute button pressed');
+    await page.screenshot({ path: path.join(resultsDir, 'voice-panel.png') });
+
+    step = 'call network view';
+    await page.getByRole('button', { name: 'Call network' }).click();
+    const graph = page.getByTestId('network-graph');
+    await graph.waitFor();
+    check((await graph.locator('.net-node').count()) === 3, 'three members drawn');
+    const relayed = graph.locator('.net-edge[data-path="relayed"] line');
+    check((await relayed.getAttribute('stroke-dasharray')) !== null, 'relayed link dashed');
+    check((await graph.locator('.net-edge[data-path="direct"] line').getAttribute('stroke-dasharray')) === null, 'direct link solid');
+    await page.screenshot({ path: path.join(resultsDir, 'voice-network.png') });
+    await page.keyboard.press('Escape');
+    await page.getByTestId('network-view').waitFor({ state: 'detached' });
+
+    step = 'per-user volume';
+    await page.locator('[data-testid="voice-members-c4"] [data-user-id="u2"] button').click({ button: 'right' });
+    const menu = page.getByRole('dialog', { name: 'Volume for Bob' });
+    await menu.getByRole('slider').fill('150');
+    await menu.getByTestId('volume-value').filter({ hasText: '150%' }).waitFor();
+    check((await mock('return m.voice.settings.user_volumes.u2')) === 150, 'volume reached the backend');
+    await page.keyboard.press('Escape');
+    await menu.waitFor({ state: 'detached' });
+
+    step = 'voice settings';
+    await page.getByRole('button', { name: 'User settings' }).click();
+    const voiceSection = page.getByRole('region', { name: 'Voice & audio' });
+    await voiceSection.getByRole('combobox', { name: 'Input device' }).selectOption({ label: 'Blue Yeti (USB)' });
+    await voiceSection.getByRole('radio', { name: 'Push to talk' }).check();
+    await voiceSection.getByRole('button', { name: 'Change key' }).click();
+    await page.keyboard.press('Control+Shift+KeyV');
+    await voiceSection.getByTestId('ptt-key').filter({ hasText: 'Ctrl' }).waitFor();
+    check((await mock('return m.voice.settings.ptt_key')) === 'Control+Shift+KeyV', 'push-to-talk key saved');
+    await voiceSection.getByRole('button', { name: 'Test microphone' }).click();
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="mic-meter"]')?.getAttribute('aria-valuenow')) > -60);
+    await voiceSection.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(resultsDir, 'voice-settings.png') });
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
+    check((await mock('return m.voice.micTestRunning')) === false, 'mic test stopped with the settings');
 
     step = 'change theme';
     await page.getByRole('button', { name: 'User settings' }).click();
