@@ -59,6 +59,7 @@ export class Hearth {
       this.backend.onSpeaking((s) => this.call.applySpeaking(s)),
       this.backend.onQuality((q) => this.call.applyQuality(q)),
       this.backend.onMicLevel((l) => this.audio.applyLevel(l)),
+      this.backend.onVoiceDeviceError(() => this.ui.notify(this.i18n.t('error.audio_device'))),
     );
     await Promise.all([this.settings.load(), this.session.init(), this.audio.load()]);
     const snapshot = await this.backend.snapshot();

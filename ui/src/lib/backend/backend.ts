@@ -166,10 +166,15 @@ export interface VoiceSettings {
    * joined with `+`, e.g. `Control+Shift+KeyV`. `null`: not bound.
    */
   ptt_key: string | null;
-  /** Voice activity opens the microphone above this level, dBFS in -80..0 (lower = more sensitive). */
+  /**
+   * Voice activity opens the microphone above this level, dBFS in -80..-20 (lower = more
+   * sensitive; the voice crate's sensitivity s in 0..1 is -20 - 60 s).
+   */
   input_threshold_dbfs: number;
   noise_suppression: boolean;
   echo_cancellation: boolean;
+  /** The engine plays join and leave sounds. */
+  sounds: boolean;
   /** Per-user playback volume in percent, 0..200; a missing user plays at 100. */
   user_volumes: Record<UserId, number>;
 }
@@ -182,11 +187,19 @@ export const DEFAULT_VOICE_SETTINGS: VoiceSettings = {
   input_threshold_dbfs: -50,
   noise_suppression: true,
   echo_cancellation: true,
+  sounds: true,
   user_volumes: {},
 };
 
-export const THRESHOLD_RANGE_DBFS = { min: -80, max: 0 } as const;
+export const THRESHOLD_RANGE_DBFS = { min: -80, max: -20 } as const;
 export const USER_VOLUME_RANGE = { min: 0, max: 200 } as const;
+
+/** Payload of `voice://device_error`: a device failed during a call or the mic test. */
+export interface VoiceDeviceError {
+  device: 'input' | 'output';
+  /** For logs; the UI shows its own text. */
+  message: string;
+}
 
 /** Payload of `voice://level`: the microphone while the mic test runs. */
 export interface MicLevel {
@@ -319,6 +332,7 @@ export interface Backend {
   onSpeaking(listener: (updates: SpeakingUpdate[]) => void): Unsubscribe;
   onQuality(listener: (quality: PeerQuality) => void): Unsubscribe;
   onMicLevel(listener: (level: MicLevel) => void): Unsubscribe;
+  onVoiceDeviceError(listener: (error: VoiceDeviceError) => void): Unsubscribe;
 }
 
 /** True for the only URLs the app ever hands to the system browser. */

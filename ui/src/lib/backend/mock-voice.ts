@@ -18,6 +18,7 @@ import {
   USER_VOLUME_RANGE,
   type VoiceCall,
   type VoiceConnection,
+  type VoiceDeviceError,
   type VoiceSettings,
 } from './backend';
 
@@ -88,6 +89,7 @@ export class MockVoice {
   readonly speakingEvents = new Emitter<SpeakingUpdate[]>();
   readonly qualityEvents = new Emitter<PeerQuality>();
   readonly levelEvents = new Emitter<MicLevel>();
+  readonly deviceErrors = new Emitter<VoiceDeviceError>();
 
   private peers = new Map<UserId, PeerQuality>();
   private heard = new Map<UserId, SpeakingUpdate>();
@@ -196,7 +198,7 @@ export class MockVoice {
     }
     const t = settings.input_threshold_dbfs;
     if (!(t >= THRESHOLD_RANGE_DBFS.min && t <= THRESHOLD_RANGE_DBFS.max)) {
-      throw new BackendError('invalid_field', 'input_threshold_dbfs: -80 to 0');
+      throw new BackendError('invalid_field', 'input_threshold_dbfs: -80 to -20');
     }
     this.settings = structuredClone(settings);
   }
@@ -211,7 +213,7 @@ export class MockVoice {
       const phrase = Math.max(0, Math.sin(t * 1.7));
       const level = Math.max(LEVEL_FLOOR_DBFS, -68 + phrase * (42 + 8 * Math.sin(t * 31)));
       this.levelEvents.emit({ level_dbfs: level, voice_detected: level >= this.settings.input_threshold_dbfs });
-    }, 50);
+    }, 100);
   }
 
   async micTestStop() {
@@ -263,6 +265,11 @@ export class MockVoice {
       this.emitSpeaking([{ user_id: userId, speaking, level_dbfs: speaking ? levelDbfs : LEVEL_FLOOR_DBFS }]);
     }
     if (this.states.find((s) => s.user_id === userId)?.speaking !== speaking) this.simulateFlags(userId, { speaking });
+  }
+
+  /** A device fails (unplugged mid-call): the engine carries on with silence and says so. */
+  simulateDeviceError(device: VoiceDeviceError['device']) {
+    this.deviceErrors.emit({ device, message: `${device} device disappeared` });
   }
 
   /** Only the local speaking stream (`voice://speaking`), nothing from the server. */

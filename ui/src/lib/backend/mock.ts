@@ -36,6 +36,7 @@ import {
   type SpeakingUpdate,
   type Unsubscribe,
   type VoiceCall,
+  type VoiceDeviceError,
   type VoiceSettings,
 } from './backend';
 import { compareIds } from '../messages/ids';
@@ -532,6 +533,9 @@ export class MockBackend implements Backend {
   }
   onMicLevel(listener: (level: MicLevel) => void) {
     return this.voice.levelEvents.on(listener);
+  }
+  onVoiceDeviceError(listener: (error: VoiceDeviceError) => void) {
+    return this.voice.deviceErrors.on(listener);
   }
 
   // --- internals ------------------------------------------------------------------------

@@ -101,6 +101,7 @@ describe('TauriBackend', () => {
       b.onSpeaking(() => {}),
       b.onQuality(() => {}),
       b.onMicLevel(() => {}),
+      b.onVoiceDeviceError(() => {}),
     ];
     expect(listen.mock.calls.map((c) => c[0])).toEqual([
       'session://status',
@@ -111,10 +112,11 @@ describe('TauriBackend', () => {
       'voice://speaking',
       'voice://quality',
       'voice://level',
+      'voice://device_error',
     ]);
-    expect(Object.values(EVENTS)).toHaveLength(8);
+    expect(Object.values(EVENTS)).toHaveLength(9);
     await Promise.resolve();
     for (const unsubscribe of subs) unsubscribe();
-    expect(unlisten).toHaveBeenCalledTimes(8);
+    expect(unlisten).toHaveBeenCalledTimes(9);
   });
 });

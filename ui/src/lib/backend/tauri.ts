@@ -33,6 +33,7 @@ import {
   type SpeakingUpdate,
   type Unsubscribe,
   type VoiceCall,
+  type VoiceDeviceError,
   type VoiceSettings,
 } from './backend';
 
@@ -46,6 +47,7 @@ export const EVENTS = {
   voiceSpeaking: 'voice://speaking',
   voiceQuality: 'voice://quality',
   voiceLevel: 'voice://level',
+  voiceDeviceError: 'voice://device_error',
 } as const;
 
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
@@ -235,5 +237,8 @@ export class TauriBackend implements Backend {
   }
   onMicLevel(listener: (level: MicLevel) => void) {
     return subscribe(EVENTS.voiceLevel, listener);
+  }
+  onVoiceDeviceError(listener: (error: VoiceDeviceError) => void) {
+    return subscribe(EVENTS.voiceDeviceError, listener);
   }
 }

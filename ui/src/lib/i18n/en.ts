@@ -176,6 +176,7 @@ export const en = {
   'settings.voice.micTest.stop': 'Stop test',
   'settings.voice.micLevel': 'Microphone level',
   'settings.voice.noiseSuppression': 'Noise suppression',
+  'settings.voice.sounds': 'Join and leave sounds',
   'settings.voice.echoCancellation': 'Echo cancellation',
   'keys.Control': 'Ctrl',
   'keys.Alt': 'Alt',

@@ -178,6 +178,7 @@ export const fr: Record<MessageKey, string> = {
   'settings.voice.micTest.stop': 'Arrêter le test',
   'settings.voice.micLevel': 'Niveau du micro',
   'settings.voice.noiseSuppression': 'Suppression du bruit',
+  'settings.voice.sounds': 'Sons d’arrivée et de départ',
   'settings.voice.echoCancellation': 'Annulation de l’écho',
   'keys.Control': 'Ctrl',
   'keys.Alt': 'Alt',

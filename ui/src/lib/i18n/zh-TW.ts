@@ -178,6 +178,7 @@ export const zhTW: Record<MessageKey, string> = {
   'settings.voice.micTest.stop': '停止測試',
   'settings.voice.micLevel': '麥克風音量',
   'settings.voice.noiseSuppression': '噪音抑制',
+  'settings.voice.sounds': '加入與離開音效',
   'settings.voice.echoCancellation': '回音消除',
   'keys.Control': 'Ctrl',
   'keys.Alt': 'Alt',

@@ -30,5 +30,13 @@ export function worst(grades: Grade[]): Grade {
   return grades.reduce((a, b) => (ORDER.indexOf(a) <= ORDER.indexOf(b) ? a : b));
 }
 
-export const percent = (loss: number) => `${(loss * 100).toFixed(loss < 0.1 ? 1 : 0)}%`;
-export const ms = (v: number | null) => (v === null ? '–' : `${Math.round(v)} ms`);
+/** Loss as a percentage in the user's locale (`0.4%`, `0,4 %`), one decimal below 10 %. */
+export function percent(loss: number, locale: string): string {
+  return new Intl.NumberFormat(locale, { style: 'percent', maximumFractionDigits: loss < 0.1 ? 1 : 0 }).format(loss);
+}
+
+/** Milliseconds in the user's locale (`24 ms`, `24 毫秒`); a dash until measured. */
+export function ms(value: number | null, locale: string): string {
+  if (value === null) return '–';
+  return new Intl.NumberFormat(locale, { style: 'unit', unit: 'millisecond', maximumFractionDigits: 0 }).format(value);
+}

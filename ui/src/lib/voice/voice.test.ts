@@ -1,7 +1,7 @@
 import { fireEvent, screen, waitFor, within } from '@testing-library/svelte';
 import { describe, expect, it } from 'vitest';
 import { renderApp } from '../app/testing';
-import { grade, worst } from './quality';
+import { grade, ms, percent, worst } from './quality';
 import { acceleratorFromEvent, acceleratorParts, typesCharacter } from './shortcut';
 
 const voiceButton = (id: string) => document.querySelector(`button[data-voice-channel-id="${id}"]`) as HTMLButtonElement;
@@ -211,6 +211,14 @@ describe('voice & audio settings', () => {
     await waitFor(() => expect(backend.voice.settings.noise_suppression).toBe(false));
     await user.click(within(section).getByRole('checkbox', { name: 'Echo cancellation' }));
     await waitFor(() => expect(backend.voice.settings.echo_cancellation).toBe(false));
+    await user.click(within(section).getByRole('checkbox', { name: 'Join and leave sounds' }));
+    await waitFor(() => expect(backend.voice.settings.sounds).toBe(false));
+  });
+
+  it('tells the user when an audio device fails mid-call', async () => {
+    const { backend } = await joinLounge();
+    backend.voice.simulateDeviceError('input');
+    await screen.findByText(/The audio device could not be opened/);
   });
 
   it('switches to push-to-talk and records the key binding; a taken shortcut is refused', async () => {
@@ -262,6 +270,7 @@ describe('voice & audio settings', () => {
 
     const slider = within(section).getByRole('slider', { name: 'Input sensitivity' }) as HTMLInputElement;
     expect(slider.value).toBe('-50');
+    expect([slider.min, slider.max]).toEqual(['-80', '-20']);
     await fireEvent.input(slider, { target: { value: '-35' } });
     await fireEvent.change(slider);
     await waitFor(() => expect(backend.voice.settings.input_threshold_dbfs).toBe(-35));
@@ -284,6 +293,14 @@ describe('voice helpers', () => {
     expect(grade(null)).toBe('pending');
     expect(worst(['good', 'fair', 'good'])).toBe('fair');
     expect(worst(['good', 'failed'])).toBe('failed');
+  });
+
+  it('formats link numbers in the user’s language', () => {
+    expect(percent(0.021, 'en')).toBe('2.1%');
+    expect(percent(0.021, 'fr')).toMatch(/^2,1\s%$/);
+    expect(percent(0.25, 'en')).toBe('25%');
+    expect(ms(86.4, 'en')).toBe('86 ms');
+    expect(ms(null, 'en')).toBe('–');
   });
 
   it('turns key presses into accelerators the global-shortcut plugin parses', () => {
