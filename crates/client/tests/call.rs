@@ -354,30 +354,28 @@ async fn dropping_a_call_leaves_it() {
     admin_call.leave().await;
 }
 
-/// Sends throwaway frames from `call` until `media` has heard one from `from`, then drops what
-/// was heard. On a relayed path the very first packet after `connected` can be lost (see
-/// ARCHITECTURE.md, call layer), so exact-count checks start after this.
-async fn warm_up(call: &Call, media: &mut tokio::sync::mpsc::Receiver<MediaPacket>, from: UserId) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        call.send_packet(b"warm-up", FRAME).await;
-        match tokio::time::timeout(Duration::from_millis(20), media.recv()).await {
-            Ok(Some(p)) if p.user_id == from => break,
-            Ok(Some(_)) | Err(_) => {}
-            Ok(None) => panic!("media stream ended"),
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no audio got through");
+/// Sends `count` frames `gap` apart, like a talker (real audio is one per 20 ms); returns when
+/// each was handed to the call.
+async fn speak_timed(call: &Call, name: &str, count: usize, gap: Duration) -> Vec<std::time::Instant> {
+    let mut pace = tokio::time::interval(gap);
+    let mut sent = Vec::with_capacity(count);
+    for i in 0..count {
+        pace.tick().await;
+        sent.push(std::time::Instant::now());
+        call.send_packet(&frame(name, i), FRAME).await;
     }
-    while media.try_recv().is_ok() {}
+    sent
 }
 
-/// Drops warm-up and trailing packets, keeping the counted frames.
-fn only_frames(heard: HashMap<UserId, Vec<MediaPacket>>) -> HashMap<UserId, Vec<MediaPacket>> {
-    heard
-        .into_iter()
-        .map(|(user, packets)| {
-            let frames = packets.into_iter().filter(|p| !matches!(p.payload.as_ref(), b"warm-up" | b"tail"));
-            (user, frames.collect())
+/// How long each of `name`'s frames took from `send_packet` to the receiver's stream.
+fn delivery_delays(packets: &[MediaPacket], name: &str, sent: &[std::time::Instant]) -> Vec<Duration> {
+    (0..sent.len())
+        .map(|i| {
+            let packet = packets
+                .iter()
+                .find(|p| p.payload.as_ref() == frame(name, i).as_slice())
+                .unwrap_or_else(|| panic!("{name}: frame {i} never arrived"));
+            packet.arrival.saturating_duration_since(sent[i])
         })
         .collect()
 }
@@ -407,18 +405,27 @@ async fn relay_only_calls_flow_through_the_embedded_turn_server() {
         Call::join(bob.session.clone(), channel, relay_config(&bob).await).await.expect("join");
     connected_to(&admin_call, &[b]).await;
     connected_to(&bob_call, &[a]).await;
-    warm_up(&admin_call, &mut bob_streams.media, a).await;
-    warm_up(&bob_call, &mut admin_streams.media, b).await;
 
-    tokio::join!(speak(&admin_call, "admin", 50), speak(&bob_call, "bob", 50));
-    // A packet sent over the relay is held back until the next one follows it (a known
-    // transport issue, see ARCHITECTURE.md): one trailing packet releases the last frame.
-    tokio::join!(admin_call.send_packet(b"tail", FRAME), bob_call.send_packet(b"tail", FRAME));
+    // From the first frame on, every frame arrives, each well before the next one is sent: a
+    // relayed packet is not held back until something follows it (see ARCHITECTURE.md, call
+    // layer). One talks at a time, so that nothing coming the other way wakes the sender's
+    // transport. Frames go out 40 ms apart, twice the real interval, so that a slow moment of a
+    // busy test machine is not mistaken for a held packet.
+    const COUNT: usize = 25;
+    const GAP: Duration = Duration::from_millis(40);
+    let admin_sent = speak_timed(&admin_call, "admin", COUNT, GAP).await;
+    let bob_sent = speak_timed(&bob_call, "bob", COUNT, GAP).await;
     let (at_admin, at_bob) =
-        tokio::join!(hear(&mut admin_streams.media, [b], 51), hear(&mut bob_streams.media, [a], 51));
-    let (at_admin, at_bob) = (only_frames(at_admin), only_frames(at_bob));
-    assert_heard(&at_admin[&b], "bob", 50);
-    assert_heard(&at_bob[&a], "admin", 50);
+        tokio::join!(hear(&mut admin_streams.media, [b], COUNT), hear(&mut bob_streams.media, [a], COUNT));
+    assert_heard(&at_admin[&b], "bob", COUNT);
+    assert_heard(&at_bob[&a], "admin", COUNT);
+    for (name, delays) in [
+        ("bob", delivery_delays(&at_admin[&b], "bob", &bob_sent)),
+        ("admin", delivery_delays(&at_bob[&a], "admin", &admin_sent)),
+    ] {
+        let worst = delays.iter().max().copied().unwrap_or_default();
+        assert!(worst < GAP, "{name}: a frame took {worst:?} through the relay (each: {delays:?})");
+    }
     let quality = wait_call(&mut admin_streams.events, |e| match e {
         CallEvent::Quality { user_id, quality } if *user_id == b && quality.path != PathKind::Unknown => {
             Some(quality.clone())
@@ -464,3 +471,4 @@ async fn a_relay_only_member_with_a_wrong_credential_cannot_connect() {
     admin_call.leave().await;
     bob_call.leave().await;
 }
+

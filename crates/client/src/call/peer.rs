@@ -1,7 +1,10 @@
 //! The webrtc-rs side of one peer: building a connection for the call's settings, the event
 //! handler (which holds only weak references, so a closed connection is freed), the local
-//! Opus track, the reader of the remote track, and quality from `getStats`.
+//! Opus track, the reader of the remote track, and quality from `getStats`. Also the two
+//! workarounds that make a TURN-relayed path deliver every packet promptly with webrtc 0.21
+//! ([`RelayFlush`], and the primers, see [`is_primer`]).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -9,12 +12,14 @@ use std::time::{Duration, Instant};
 use hearth_protocol::UserId;
 use hearth_protocol::model::IceServer;
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Interceptor, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use tokio::sync::mpsc;
 use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
@@ -37,6 +42,8 @@ pub const OPUS_CLOCK_RATE: u32 = 48_000;
 pub(crate) enum Note {
     LocalCandidate { user: UserId, generation: u64, candidate: RTCIceCandidateInit },
     State { user: UserId, generation: u64, state: RTCPeerConnectionState },
+    /// The connection's primers went out ([`send_primers`]).
+    Primed { user: UserId, generation: u64 },
 }
 
 /// The settings every connection of a call is built from.
@@ -97,7 +104,7 @@ async fn read_track(track: Arc<dyn TrackRemote>, user: UserId, media: mpsc::Weak
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
         let arrival = Instant::now();
-        if packet.header.payload_type != OPUS_PAYLOAD_TYPE {
+        if packet.header.payload_type != OPUS_PAYLOAD_TYPE || is_primer(&packet.payload) {
             continue;
         }
         let Some(media) = media.upgrade() else { break };
@@ -122,6 +129,135 @@ async fn read_track(track: Arc<dyn TrackRemote>, user: UserId, media: mpsc::Weak
             Err(mpsc::error::TrySendError::Closed(_)) => break,
         }
     }
+}
+
+/// How many primers a new connection sends before its first frame, and the pause after each.
+pub(crate) const PRIMERS: usize = 2;
+const PRIMER_GAP: Duration = Duration::from_millis(10);
+
+/// Whether an incoming payload is a primer: an RTP packet with an empty payload that a new
+/// connection sends before its first frame.
+///
+/// webrtc 0.21 opens a remote track on its first RTP packet, and on a TURN-relayed path it hands
+/// that very packet to the track before the track is registered, so the packet is dropped: the
+/// driver's `poll_reads` feeds relayed data to the core and drains the core's media in the same
+/// pass, while the track's `OnOpen` waits for the next `poll_events` (direct packets are read in
+/// `select!` and meet `poll_events` first). Upstream fixed the same ordering for data channels
+/// (webrtc-rs/webrtc#901, #902), not for RTP. So the first packet a ready peer receives is a
+/// primer. There are two, a little apart, because the first can also arrive before the peer has
+/// finished its own DTLS handshake (the side that completes first sends while the other is
+/// still reading the last flight); the frames follow a little after the second, so neither is
+/// read in the same pass as a frame. An Opus frame is never empty (RFC 6716 §3.1: at least the
+/// TOC byte), so a primer is never audio and is dropped here when it does arrive.
+pub(crate) fn is_primer(payload: &[u8]) -> bool {
+    payload.is_empty()
+}
+
+/// One primer with the leg's SSRC, the given sequence number and the first frame's timestamp.
+pub(crate) fn primer(ssrc: u32, seq: u16, timestamp: u32) -> rtc::rtp::packet::Packet {
+    rtc::rtp::packet::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            payload_type: OPUS_PAYLOAD_TYPE,
+            sequence_number: seq,
+            timestamp,
+            ssrc,
+            ..Default::default()
+        },
+        payload: bytes::Bytes::new(),
+    }
+}
+
+/// Writes the primers [`PRIMER_GAP`] apart, waits one more gap, and tells the call task.
+pub(crate) async fn send_primers(
+    track: Arc<TrackLocalStaticRTP>,
+    primers: Vec<rtc::rtp::packet::Packet>,
+    user: UserId,
+    generation: u64,
+    notes: mpsc::WeakUnboundedSender<Note>,
+) {
+    for packet in primers {
+        if let Err(e) = track.write_rtp(packet).await {
+            tracing::debug!(%user, error = %e, "primer not written");
+        }
+        tokio::time::sleep(PRIMER_GAP).await;
+    }
+    drop(track);
+    if let Some(notes) = notes.upgrade()
+        && notes.send(Note::Primed { user, generation }).is_err()
+    {
+        tracing::trace!("call task gone; primed note dropped");
+    }
+}
+
+/// An interceptor that asks the connection's driver for one more pass after every packet it
+/// sends, so a packet for a TURN relay leaves at once.
+///
+/// webrtc 0.21's driver loop drains the TURN client's output *before* it takes the core's
+/// packets (`poll_writes`: `turn_relayer.poll_write()`, then `drain_core_writes` →
+/// `turn_relayer.handle_write`, which wraps the packet in ChannelData and queues it in the
+/// TURN client). Nothing then wakes the loop, so a relayed packet waited for whatever woke the
+/// driver next: the next packet sent, one received, or a timer (about 200 ms when idle). An
+/// expired timeout is the one thing that makes the loop run again at once (`handle_timeout`,
+/// then `continue`), so this interceptor reports one, dated at the packet it saw, until the
+/// driver has handled it. Direct paths pay one extra loop pass per packet sent.
+///
+/// It sits closest to the wire (first in the chain), so it also sees the RTCP the other
+/// interceptors generate on their way out.
+#[derive(Default)]
+pub(crate) struct RelayFlush {
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+    /// When the oldest packet not yet followed by a driver pass was written.
+    due: Option<Instant>,
+}
+
+/// Before every built-in interceptor (the lowest is `Slot::CongestionControl`, 1000).
+const RELAY_FLUSH_SLOT: Slot = Slot::Custom(0);
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for RelayFlush {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.due.get_or_insert(msg.now);
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.writes.pop_front()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        if self.due.is_some_and(|due| due <= now) {
+            self.due = None;
+        }
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.due
+    }
+}
+
+impl Interceptor for RelayFlush {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 fn opus_codec() -> RTCRtpCodec {
@@ -173,8 +309,10 @@ pub(crate) async fn build(
     media: mpsc::WeakSender<MediaPacket>,
 ) -> webrtc::error::Result<Built> {
     let mut media_engine = media_engine()?;
-    // NACK, RTCP sender/receiver reports (RTT, loss and jitter for the quality view) and TWCC.
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    // NACK, RTCP sender/receiver reports (RTT, loss and jitter for the quality view) and TWCC,
+    // and the relay flush.
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
+        .with(RELAY_FLUSH_SLOT, RelayFlush::default());
     let ice_servers = transport
         .ice_servers
         .iter()

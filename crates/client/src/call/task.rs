@@ -54,6 +54,18 @@ struct Conn {
     /// DTLS fingerprint of the remote description in effect.
     remote_fingerprint: Option<String>,
     pending_candidates: Vec<RTCIceCandidateInit>,
+    /// Where the primers (see [`peer::is_primer`]) stand: the leg goes live, and the peer is
+    /// reported connected, only once they went out.
+    primer: Primer,
+    /// The transport's last word on the connection was "connected".
+    link_up: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Primer {
+    Unsent,
+    Sending,
+    Sent,
 }
 
 struct Peer {
@@ -387,6 +399,8 @@ impl Worker {
             local_offer_pending: false,
             remote_fingerprint: None,
             pending_candidates: Vec::new(),
+            primer: Primer::Unsent,
+            link_up: false,
         };
         let peer = self.peers.get_mut(&user)?;
         peer.conn = Some(conn);
@@ -610,20 +624,68 @@ impl Worker {
                     RTCPeerConnectionState::New | RTCPeerConnectionState::Connecting => Link::Connecting,
                     _ => return,
                 };
+                // A connection carries media only after its primers went out (a fresh
+                // connection is reported connected then, not before).
+                let ready = link == Link::Connected && self.primed(user, generation);
                 if let Some(leg) = self.legs.lock().get_mut(&user) {
-                    leg.live = link == Link::Connected;
+                    leg.live = ready;
                 }
                 let Some(peer) = self.peers.get_mut(&user) else { return };
+                if let Some(conn) = peer.conn.as_mut() {
+                    conn.link_up = link == Link::Connected;
+                }
                 peer.recovery.on_link(link, Instant::now());
                 let state = match link {
-                    Link::Connected => PeerState::Connected,
-                    Link::Connecting if !peer.was_connected => PeerState::Connecting,
+                    Link::Connected if ready => PeerState::Connected,
+                    Link::Connected | Link::Connecting if !peer.was_connected => PeerState::Connecting,
+                    Link::Connected => PeerState::Reconnecting,
                     _ if peer.recovery.gave_up() => PeerState::Failed,
                     _ => PeerState::Reconnecting,
                 };
                 self.set_state(user, state);
             }
+            Note::Primed { user, generation } => {
+                if self.current_generation(user) != Some(generation) {
+                    return;
+                }
+                let Some(conn) = self.peers.get_mut(&user).and_then(|p| p.conn.as_mut()) else { return };
+                conn.primer = Primer::Sent;
+                if !conn.link_up {
+                    // Went down meanwhile; the next "connected" makes it live.
+                    return;
+                }
+                if let Some(leg) = self.legs.lock().get_mut(&user) {
+                    leg.live = true;
+                }
+                self.set_state(user, PeerState::Connected);
+            }
         }
+    }
+
+    /// Whether the connection's primers went out; if they were never sent, starts sending
+    /// them (a [`Note::Primed`] follows). They take the leg's next sequence numbers and the
+    /// first frame's timestamp, and go out before the leg is live, so no frame overtakes them.
+    fn primed(&mut self, user: UserId, generation: u64) -> bool {
+        let Some(conn) = self.peers.get_mut(&user).and_then(|p| p.conn.as_mut()) else { return false };
+        match conn.primer {
+            Primer::Sent => return true,
+            Primer::Sending => return false,
+            Primer::Unsent => conn.primer = Primer::Sending,
+        }
+        let (track, packets) = {
+            let mut legs = self.legs.lock();
+            let Some(leg) = legs.get_mut(&user) else { return false };
+            let packets: Vec<_> = (0..peer::PRIMERS)
+                .map(|_| {
+                    let seq = leg.seq;
+                    leg.seq = leg.seq.wrapping_add(1);
+                    peer::primer(leg.ssrc, seq, leg.timestamp)
+                })
+                .collect();
+            (leg.track.clone(), packets)
+        };
+        tokio::spawn(peer::send_primers(track, packets, user, generation, self.notes_tx.downgrade()));
+        false
     }
 
     fn current_generation(&self, user: UserId) -> Option<u64> {
