@@ -83,6 +83,7 @@ pub fn run() -> anyhow::Result<()> {
             commands::device::settings_get,
             commands::device::settings_set,
             commands::device::link_open,
+            commands::device::link_take_startup,
         ])
         .build(tauri::generate_context!())
         .context("cannot start the app")?;
@@ -160,7 +161,12 @@ fn setup_deep_links(app: &AppHandle) {
         }
     });
     match app.deep_link().get_current() {
-        Ok(Some(urls)) => urls.iter().for_each(|url| forward_link(app, url)),
+        // The window cannot listen yet: the UI asks for this one when it starts.
+        Ok(Some(urls)) => {
+            if let Some(url) = urls.iter().find(|url| links::is_join_link(url)) {
+                app.state::<Shell>().set_startup_link(url.to_string());
+            }
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!("cannot read the start-up link: {e}"),
     }

@@ -27,6 +27,9 @@ pub struct Shell {
     focused: AtomicBool,
     /// The task forwarding the running session's events to the window.
     forwarder: Mutex<Option<JoinHandle<()>>>,
+    /// The join link the app was started with, until the UI takes it (`link_take_startup`):
+    /// it exists before the window can listen for `link://join`.
+    startup_link: Mutex<Option<String>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -48,6 +51,7 @@ impl Shell {
             directory: Mutex::new(Directory::load(&dir)),
             focused: AtomicBool::new(true),
             forwarder: Mutex::new(None),
+            startup_link: Mutex::new(None),
         }
     }
 
@@ -80,6 +84,14 @@ impl Shell {
 
     pub fn directory(&self) -> MutexGuard<'_, Directory> {
         lock(&self.directory)
+    }
+
+    pub fn set_startup_link(&self, url: String) {
+        *lock(&self.startup_link) = Some(url);
+    }
+
+    pub fn take_startup_link(&self) -> Option<String> {
+        lock(&self.startup_link).take()
     }
 
     pub fn focused(&self) -> bool {

@@ -1,4 +1,5 @@
-//! `settings_*` and `link_open`: this computer's preferences and the system browser.
+//! `settings_*`, `link_open` and `link_take_startup`: this computer's preferences, the system
+//! browser, and the deep link the app was started with.
 
 use tauri::{AppHandle, State};
 use tauri_plugin_opener::OpenerExt;
@@ -27,4 +28,10 @@ pub fn settings_set(app: AppHandle, shell: State<'_, Shell>, settings: Settings)
 pub fn link_open(app: AppHandle, url: String) -> CommandResult<()> {
     let url = links::external_url(&url).ok_or_else(CommandError::invalid_url)?;
     app.opener().open_url(url.as_str(), None::<&str>).map_err(|e| CommandError::internal("opening a link", e))
+}
+
+/// The `hearth://join` link the app was started with, once.
+#[tauri::command]
+pub fn link_take_startup(shell: State<'_, Shell>) -> Option<String> {
+    shell.take_startup_link()
 }

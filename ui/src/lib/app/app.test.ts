@@ -41,6 +41,43 @@ describe('app', () => {
     expect(screen.queryByText(/Here is the list/)).not.toBeNull();
   });
 
+  it('opens a join link that started the app on the register form', async () => {
+    await renderApp({ signedIn: false, startupLink: 'hearth://join?server=https%3A%2F%2Fhearth.example&code=WELCOME' });
+    await screen.findByText('Create your account on The Hearth');
+    expect((screen.getByLabelText('Invite code') as HTMLInputElement).value).toBe('WELCOME');
+    expect(screen.queryByText('Cancel')).toBeNull();
+  });
+
+  it('opens a join link that arrives while signed in over the group, and Cancel goes back', async () => {
+    const { backend, user } = await renderApp();
+    backend.simulateJoinLink('hearth://join?server=https%3A%2F%2Fhearth.example&code=FAMILY');
+    await screen.findByText('Create your account on The Hearth');
+    expect((screen.getByLabelText('Invite code') as HTMLInputElement).value).toBe('FAMILY');
+    await user.click(screen.getByText('Cancel'));
+    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
+  });
+
+  it('adds a second server from settings and lands in it', async () => {
+    const { user, backend } = await renderApp();
+    await user.click(screen.getByRole('button', { name: 'User settings' }));
+    await user.click(screen.getByText('Add a server'));
+    await user.type(
+      await screen.findByLabelText('Invite link or server address'),
+      'hearth://join?server=https%3A%2F%2Fcousins.example&code=WELCOME{Enter}',
+    );
+    await user.type(await screen.findByLabelText('Username'), 'zoe2');
+    await user.type(screen.getByLabelText('Password'), 'correct horse{Enter}');
+    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
+    expect((await backend.activeAccount())?.server_url).toBe('https://cousins.example');
+    expect((await backend.listAccounts()).length).toBe(2);
+  });
+
+  it('a clicked notification opens its conversation', async () => {
+    const { backend } = await renderApp();
+    backend.simulateNotificationClick('c2');
+    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#random'));
+  });
+
   it('shows a clear error for a bad invite and for unreachable servers', async () => {
     const { user } = await renderApp({ signedIn: false });
     await user.type(await screen.findByLabelText('Invite link or server address'), 'https://nowhere.invalid{Enter}');

@@ -60,11 +60,23 @@ export class Hearth {
       this.backend.onQuality((q) => this.call.applyQuality(q)),
       this.backend.onMicLevel((l) => this.audio.applyLevel(l)),
       this.backend.onVoiceDeviceError(() => this.ui.notify(this.i18n.t('error.audio_device'))),
+      this.backend.onJoinLink((url) => this.session.openJoinLink(url)),
+      this.backend.onOpenChannel((id) => this.showChannel(id)),
     );
     await Promise.all([this.settings.load(), this.session.init(), this.audio.load()]);
     const snapshot = await this.backend.snapshot();
     if (snapshot) this.applyReady(snapshot);
+    const link = await this.backend.takeStartupLink();
+    if (link) this.session.openJoinLink(link);
     await this.call.load();
+  }
+
+  /** Brings a conversation to the front (a notification was clicked). */
+  showChannel(id: ChannelId) {
+    if (this.session.phase !== 'ready' || !this.channels.all[id]) return;
+    this.session.cancelAdding();
+    this.ui.overlay = null;
+    void this.openChannel(id);
   }
 
   stop() {

@@ -271,6 +271,10 @@ export interface Backend {
   onReady(listener: (ready: Ready) => void): Unsubscribe;
   onEvent(listener: (event: Event) => void): Unsubscribe;
   onSendFailed(listener: (failure: SendFailure) => void): Unsubscribe;
+  /** A `hearth://join?...` link opened the app or arrived while it runs (the URL as given). */
+  onJoinLink(listener: (url: string) => void): Unsubscribe;
+  /** The user clicked a desktop notification: show this conversation. */
+  onOpenChannel(listener: (channelId: ChannelId) => void): Unsubscribe;
 
   // --- messages -------------------------------------------------------------------------
   /** Messages strictly before `before` (or the newest when `null`), oldest first. */
@@ -305,6 +309,11 @@ export interface Backend {
   saveSettings(settings: Settings): Promise<void>;
   /** Opens an http(s) URL in the system browser; anything else is refused. */
   openExternal(url: string): Promise<void>;
+  /**
+   * The `hearth://join` link the app was started with, once (then `null`): it arrives before
+   * the window can listen for `onJoinLink`.
+   */
+  takeStartupLink(): Promise<string | null>;
 
   // --- voice ----------------------------------------------------------------------------
   /** This device's call now (so a UI that starts late does not wait for `onVoiceCall`). */

@@ -51,6 +51,8 @@ export interface MockOptions {
   connectDelayMs?: number;
   /** Deliver `Ready` before the login/register call returns (a fast server: the real app can). */
   readyBeforeReply?: boolean;
+  /** The `hearth://join` link the app is started with. */
+  startupLink?: string | null;
   /** How many filler messages #general has before the recent conversation (for paging). */
   fillerMessages?: number;
   /** Delay between joining a voice channel (or a peer arriving) and the links being up. */
@@ -99,6 +101,8 @@ export class MockBackend implements Backend {
   private options: Required<MockOptions>;
   private statusEvents = new Emitter<SessionStatus>();
   private readyEvents = new Emitter<Ready>();
+  private joinLinks = new Emitter<string>();
+  private openChannels = new Emitter<ChannelId>();
   private events = new Emitter<Event>();
   private failures = new Emitter<SendFailure>();
   /** The voice side: call, peers, devices, voice settings (tests drive it directly). */
@@ -110,6 +114,7 @@ export class MockBackend implements Backend {
       ackDelayMs: 250,
       connectDelayMs: 150,
       readyBeforeReply: false,
+      startupLink: null,
       fillerMessages: 60,
       voiceConnectDelayMs: 400,
       ...options,
@@ -318,6 +323,20 @@ export class MockBackend implements Backend {
   onSendFailed(listener: (failure: SendFailure) => void) {
     return this.failures.on(listener);
   }
+  onJoinLink(listener: (url: string) => void) {
+    return this.joinLinks.on(listener);
+  }
+  onOpenChannel(listener: (channelId: ChannelId) => void) {
+    return this.openChannels.on(listener);
+  }
+  /** A `hearth://` link is opened while the app runs (the shell's `link://join`). */
+  simulateJoinLink(url: string) {
+    this.joinLinks.emit(url);
+  }
+  /** A desktop notification for `channelId` is clicked. */
+  simulateNotificationClick(channelId: ChannelId) {
+    this.openChannels.emit(channelId);
+  }
 
   // --- messages -------------------------------------------------------------------------
 
@@ -479,6 +498,11 @@ export class MockBackend implements Backend {
     this.settings = structuredClone(settings);
   }
 
+  async takeStartupLink() {
+    const link = this.options.startupLink;
+    this.options.startupLink = null;
+    return link;
+  }
   async openExternal(url: string) {
     if (!isExternalUrl(url)) throw new BackendError('invalid_url', 'only http(s) links open');
     this.opened.push(url);

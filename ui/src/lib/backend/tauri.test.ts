@@ -55,6 +55,7 @@ describe('TauriBackend', () => {
       [() => b.getSettings(), 'settings_get', undefined],
       [() => b.saveSettings(settings), 'settings_set', { settings }],
       [() => b.openExternal('https://example.com'), 'link_open', { url: 'https://example.com' }],
+      [() => b.takeStartupLink(), 'link_take_startup', undefined],
       [() => b.voiceStatus(), 'voice_status', undefined],
       [() => b.voiceJoin('c4'), 'voice_join', { channelId: 'c4' }],
       [() => b.voiceLeave(), 'voice_leave', undefined],
@@ -102,6 +103,8 @@ describe('TauriBackend', () => {
       b.onQuality(() => {}),
       b.onMicLevel(() => {}),
       b.onVoiceDeviceError(() => {}),
+      b.onJoinLink(() => {}),
+      b.onOpenChannel(() => {}),
     ];
     expect(listen.mock.calls.map((c) => c[0])).toEqual([
       'session://status',
@@ -113,10 +116,12 @@ describe('TauriBackend', () => {
       'voice://quality',
       'voice://level',
       'voice://device_error',
+      'link://join',
+      'notification://open',
     ]);
-    expect(Object.values(EVENTS)).toHaveLength(9);
+    expect(Object.values(EVENTS)).toHaveLength(11);
     await Promise.resolve();
     for (const unsubscribe of subs) unsubscribe();
-    expect(unlisten).toHaveBeenCalledTimes(9);
+    expect(unlisten).toHaveBeenCalledTimes(11);
   });
 });

@@ -43,6 +43,8 @@ export const EVENTS = {
   ready: 'session://ready',
   event: 'session://event',
   sendFailed: 'message://failed',
+  joinLink: 'link://join',
+  openChannel: 'notification://open',
   voiceState: 'voice://state',
   voiceSpeaking: 'voice://speaking',
   voiceQuality: 'voice://quality',
@@ -119,6 +121,12 @@ export class TauriBackend implements Backend {
   onSendFailed(listener: (failure: SendFailure) => void) {
     return subscribe(EVENTS.sendFailed, listener);
   }
+  onJoinLink(listener: (url: string) => void) {
+    return subscribe(EVENTS.joinLink, listener);
+  }
+  onOpenChannel(listener: (channelId: ChannelId) => void) {
+    return subscribe<{ channel_id: ChannelId }>(EVENTS.openChannel, (p) => listener(p.channel_id));
+  }
 
   history(channelId: ChannelId, before: MessageId | null, limit: number) {
     return call<HistoryPage>('message_history', { channelId, before, limit });
@@ -183,6 +191,9 @@ export class TauriBackend implements Backend {
   }
   saveSettings(settings: Settings) {
     return call<void>('settings_set', { settings });
+  }
+  takeStartupLink() {
+    return call<string | null>('link_take_startup');
   }
   async openExternal(url: string) {
     // Checked here and again in Rust: the shell refuses anything but http(s).

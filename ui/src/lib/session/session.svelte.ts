@@ -13,10 +13,21 @@ export class SessionState {
   /** True once a Ready snapshot has been applied for the active account. */
   hasSnapshot = $state(false);
 
+  /** Signed in, and adding another server's account (from Settings or a join link). */
+  adding = $state(false);
+  /** A join link for the sign-in screen to open (it takes it, once). */
+  pendingLink = $state<string | null>(null);
+
   private initialised = $state(false);
 
   phase: Phase = $derived(
-    this.active === null ? (this.initialised ? 'signed-out' : 'loading') : this.hasSnapshot ? 'ready' : 'waiting',
+    this.active === null || this.adding
+      ? this.initialised
+        ? 'signed-out'
+        : 'loading'
+      : this.hasSnapshot
+        ? 'ready'
+        : 'waiting',
   );
 
   private backend: Backend;
@@ -35,6 +46,29 @@ export class SessionState {
     this.active = active;
     this.status = status;
     this.initialised = true;
+  }
+
+  /** A `hearth://join` link: the sign-in screen opens it (over the group when signed in). */
+  openJoinLink(url: string) {
+    this.pendingLink = url;
+    if (this.active) this.adding = true;
+  }
+
+  /** Shows the sign-in screen for another server while staying signed in here. */
+  startAdding() {
+    this.adding = true;
+  }
+
+  cancelAdding() {
+    this.adding = false;
+    this.pendingLink = null;
+  }
+
+  /** The pending join link, once. */
+  takeLink(): string | null {
+    const link = this.pendingLink;
+    this.pendingLink = null;
+    return link;
   }
 
   setStatus(status: SessionStatus) {
@@ -88,6 +122,7 @@ export class SessionState {
       throw err;
     }
     this.active = account;
+    this.adding = false;
     this.accounts = await this.backend.listAccounts();
   }
 }
