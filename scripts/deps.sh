@@ -18,7 +18,9 @@ HEARTH_BUILD_PACKAGES=(build-essential pkg-config cmake ca-certificates libasoun
 # Packages needed by the tests: a PostgreSQL 15 server for the Postgres storage backend
 # (Debian's `postgresql` pulls in postgresql-15 and its client tools), and Chromium for the UI's
 # browser tests (driven by playwright-core at /usr/bin/chromium; no browser download from npm).
-HEARTH_TEST_PACKAGES=(postgresql chromium)
+# iproute2 and iptables for the NAT test (network namespaces behind MASQUERADE routers,
+# scripts/netns.sh).
+HEARTH_TEST_PACKAGES=(postgresql chromium iproute2 iptables)
 # Packages the desktop app (src-tauri, Tauri 2) needs to compile and link on Linux: WebKitGTK 4.1
 # (pulls in GTK 3), libsoup 3, librsvg for icons, Ayatana AppIndicator for the tray icon, and
 # libxdo (linked by the menu code of tauri's muda).
@@ -26,8 +28,9 @@ HEARTH_DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libr
     libayatana-appindicator3-dev libxdo-dev)
 
 # Packages the desktop end-to-end test needs: a virtual X server, WebKitGTK's WebDriver (driven
-# through tauri-driver), and a second X window plus xdotool to move the focus away from the app.
-HEARTH_E2E_PACKAGES=(xvfb webkit2gtk-driver x11-apps xdotool)
+# through tauri-driver), a second X window plus xdotool to move the focus away from the app, and
+# a D-Bus session bus (the app finds its running instance there when a link starts it again).
+HEARTH_E2E_PACKAGES=(xvfb webkit2gtk-driver x11-apps xdotool dbus-daemon)
 
 hearth_log() {
     printf '[hearth] %s\n' "$*" >&2

@@ -59,9 +59,11 @@ async fn desktop_app_end_to_end() {
 
     // The app, in its own X display with its own home directory.
     let display = Xvfb::start();
+    let bus = SessionBus::start();
     let home = root.0.join("home");
     let notes = root.0.join("notifications.jsonl");
-    let driver = TauriDriver::start(&display.name, &home, &notes);
+    let env = AppEnv { display: display.name.clone(), bus: bus.address.clone(), home, notes: notes.clone() };
+    let driver = TauriDriver::start(&env);
 
     // --- First run: register through the invite link.
     let ui = driver.open(&app).await;
@@ -148,6 +150,34 @@ async fn desktop_app_end_to_end() {
         wait_text(&ui, text).await;
     }
     ui.screenshot(&artifacts.join("desktop-after-restart.png")).await;
+
+    // --- A join link opened while the app runs: the second start hands it over and exits, and
+    // the running window offers to join (over the group, with Cancel).
+    let (_, second_invite) = bob_engine.create_invite(Some(1), None).await.expect("another invite");
+    let mut second = Command::new(&app);
+    env.apply(&mut second);
+    let status =
+        tokio::time::timeout(WAIT, tokio::process::Command::from(second).arg(&second_invite).status())
+            .await
+            .expect("the second start exits promptly")
+            .expect("the second start runs");
+    assert!(status.success(), "the second start handed over and exited cleanly: {status}");
+    ui.wait_js(
+        "return document.querySelector('input[name=invite]')?.value?.length > 0",
+        "the running app to open the join link",
+    )
+    .await;
+    let code = ui.js("return document.querySelector('input[name=invite]').value").await;
+    assert!(
+        code.as_str().is_some_and(|c| second_invite.ends_with(&format!("code={c}"))),
+        "the link's invite code is filled in: {code}"
+    );
+    ui.click("button.cancel").await;
+    ui.wait_js(
+        "return document.querySelector('[data-testid=me-name]')?.textContent === 'Alice'",
+        "the group again",
+    )
+    .await;
     ui.close().await;
     bob.shutdown();
     server.stop().await;
@@ -364,6 +394,53 @@ impl Xvfb {
     }
 }
 
+/// A D-Bus session bus of our own: the app finds its running instance on it (single instance).
+struct SessionBus {
+    address: String,
+    _process: Process,
+}
+
+impl SessionBus {
+    fn start() -> SessionBus {
+        let mut process = Process::spawn(
+            Command::new("dbus-daemon")
+                .args(["--session", "--nofork", "--print-address=1"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        )
+        .expect("dbus-daemon (Debian package dbus)");
+        let mut address = String::new();
+        BufReader::new(process.0.stdout.take().expect("stdout"))
+            .read_line(&mut address)
+            .expect("bus address");
+        assert!(address.starts_with("unix:"), "dbus-daemon printed {address:?}");
+        SessionBus { address: address.trim().to_string(), _process: process }
+    }
+}
+
+/// What every start of the app gets: the display, the session bus, a home directory of its
+/// own and the notification log.
+struct AppEnv {
+    display: String,
+    bus: String,
+    home: PathBuf,
+    notes: PathBuf,
+}
+
+impl AppEnv {
+    fn apply(&self, command: &mut Command) {
+        command
+            .env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("HOME", &self.home)
+            .env("XDG_DATA_HOME", self.home.join(".local/share"))
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_CACHE_HOME", self.home.join(".cache"))
+            .env("HEARTH_NOTIFY_RECORD", &self.notes)
+            .env_remove("WAYLAND_DISPLAY");
+    }
+}
+
 /// tauri-driver (which runs WebKitWebDriver, which runs the app) with the app's environment:
 /// the display, a home directory of its own and the notification log.
 struct TauriDriver {
@@ -373,28 +450,23 @@ struct TauriDriver {
 }
 
 impl TauriDriver {
-    fn start(display: &str, home: &Path, notes: &Path) -> TauriDriver {
+    fn start(env: &AppEnv) -> TauriDriver {
         let program = std::env::var_os("HEARTH_TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
         let port = free_port();
         // The app's log is kept beside the screenshots.
         let log = artifacts_dir().join("desktop-app.log");
         let _fresh = std::fs::remove_file(&log);
-        let process = Process::spawn(
-            Command::new(&program)
-                .args(["--port", &port.to_string(), "--native-port", &free_port().to_string()])
-                .env("DISPLAY", display)
-                .env("HOME", home)
-                .env("XDG_DATA_HOME", home.join(".local/share"))
-                .env("XDG_CONFIG_HOME", home.join(".config"))
-                .env("XDG_CACHE_HOME", home.join(".cache"))
-                .env("HEARTH_NOTIFY_RECORD", notes)
-                .env_remove("WAYLAND_DISPLAY")
-                .env("HEARTH_LOG", std::env::var("HEARTH_LOG").unwrap_or_else(|_| "info".into()))
-                .env("HEARTH_LOG_FILE", &log)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .unwrap_or_else(|e| panic!("cannot start {} (cargo install tauri-driver): {e}", program.display()));
+        let mut command = Command::new(&program);
+        command
+            .args(["--port", &port.to_string(), "--native-port", &free_port().to_string()])
+            .env("HEARTH_LOG", std::env::var("HEARTH_LOG").unwrap_or_else(|_| "info".into()))
+            .env("HEARTH_LOG_FILE", &log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        env.apply(&mut command);
+        let process = Process::spawn(&mut command).unwrap_or_else(|e| {
+            panic!("cannot start {} (cargo install tauri-driver): {e}", program.display())
+        });
         TauriDriver {
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
