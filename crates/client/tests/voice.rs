@@ -292,7 +292,8 @@ fn find(ear: &Ear, utterance: &[f32], said_at: Instant, other: &[f32]) -> Heard 
 /// (cheap enough for a debug build on a busy machine), then sample-exact within ±30 ms.
 fn locate(reference: &[f32], received: &[f32]) -> isize {
     const STEP: usize = 480;
-    let envelope = |x: &[f32]| x.chunks(STEP).map(|c| c.iter().map(|s| s * s).sum::<f32>().sqrt()).collect::<Vec<_>>();
+    let envelope =
+        |x: &[f32]| x.chunks(STEP).map(|c| c.iter().map(|s| s * s).sum::<f32>().sqrt()).collect::<Vec<_>>();
     let (a, b) = (envelope(reference), envelope(received));
     let max = (MAX_DELAY * RATE) as usize / STEP;
     let coarse = (0..=max.min(b.len().saturating_sub(1)))
@@ -472,7 +473,7 @@ async fn speaking_mute_and_deafen_reach_the_others_and_the_audio() {
     let while_deaf = alice.ear.after(deaf_from);
     assert!(while_deaf.len() > 40 * FRAME_SAMPLES);
     assert!(while_deaf.iter().all(|&s| s == 0.0), "deafened Alice hears {:.1} dBFS", rms_dbfs(&while_deaf));
-    assert_eq!(alice.voice().settings().deafened, true);
+    assert!(alice.voice().settings().deafened);
 
     for m in [&mut alice, &mut bob] {
         if let Some(v) = m.voice.take() {

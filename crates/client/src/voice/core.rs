@@ -340,7 +340,14 @@ impl Core {
     }
 
     /// One RTP packet from `user`, arrived at `arrival` (same clock as `now`).
-    pub(crate) fn receive(&mut self, user: UserId, seq: u16, rtp_timestamp: u32, payload: &[u8], arrival: Duration) {
+    pub(crate) fn receive(
+        &mut self,
+        user: UserId,
+        seq: u16,
+        rtp_timestamp: u32,
+        payload: &[u8],
+        arrival: Duration,
+    ) {
         if !self.members.contains(&user) {
             return;
         }
@@ -352,11 +359,7 @@ impl Core {
     /// The quality event for `user`: the transport's numbers plus our jitter buffer's.
     pub(crate) fn quality(&self, user: UserId, quality: PeerQuality) -> VoiceEvent {
         let audio = self.playback.peer(&user);
-        VoiceEvent::Quality {
-            user_id: user,
-            quality,
-            jitter: audio.map(|a| a.stats).unwrap_or_default(),
-        }
+        VoiceEvent::Quality { user_id: user, quality, jitter: audio.map(|a| a.stats).unwrap_or_default() }
     }
 
     /// Renders the frame the speaker plays at `now` (the call's mix plus tones), and feeds it
@@ -413,7 +416,7 @@ impl Core {
                 effects.push(self.voice_state());
             }
         }
-        if self.frames % LEVEL_EVERY == 0 {
+        if self.frames.is_multiple_of(LEVEL_EVERY) {
             events.push(self.levels());
         }
         Ok(())

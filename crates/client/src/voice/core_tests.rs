@@ -2,9 +2,9 @@
 //! packets like the call layer does (its own sequence numbers, timestamps advanced by `skip`).
 
 use super::*;
+use hearth_voice::SILENT_FRAME;
 use hearth_voice::level::rms_dbfs;
 use hearth_voice::synth::{self, Voice};
-use hearth_voice::SILENT_FRAME;
 
 const ALICE: UserId = UserId(1);
 const BOB: UserId = UserId(2);
@@ -27,7 +27,13 @@ impl Wire {
         Wire { seq: 100, timestamp: 5_000, sent: 0 }
     }
 
-    fn carry(&mut self, effects: &mut Vec<Effect>, from: UserId, to: &mut Core, arrival: Duration) -> Vec<Effect> {
+    fn carry(
+        &mut self,
+        effects: &mut Vec<Effect>,
+        from: UserId,
+        to: &mut Core,
+        arrival: Duration,
+    ) -> Vec<Effect> {
         let mut other = Vec::new();
         for effect in effects.drain(..) {
             match effect {
