@@ -4,13 +4,15 @@
 //!
 //! Map of the crate:
 //! - [`commands`]: the Tauri commands, one file per domain (account, session, message,
-//!   people, device).
+//!   people, device, voice).
 //! - [`shell`]: [`shell::Shell`], the managed state (engine, snapshot, settings, focus).
 //! - [`events`]: the task that forwards a session's events to the window.
 //! - [`snapshot`]: folding events into the last `Ready` (pure).
 //! - [`notify`]: the notification decision (pure) and the [`notify::Notifier`]s.
 //! - [`settings`], [`directory`]: JSON files in the app data directory.
 //! - [`avatar`], [`links`]: checking what comes from files and URLs.
+//! - [`voice`]: [`voice::VoiceLine`], this device's call, mic test, voice settings and
+//!   push-to-talk shortcut, and the task forwarding a call's events (`voice://*`).
 //! - [`tray`]: the tray icon and its unread count.
 //! - [`error`]: the `{ code, message }` every command fails with.
 
@@ -25,6 +27,7 @@ pub mod settings;
 pub mod shell;
 pub mod snapshot;
 pub mod tray;
+pub mod voice;
 
 use std::sync::Arc;
 
@@ -34,6 +37,7 @@ use tauri_plugin_deep_link::DeepLinkExt;
 
 use crate::events::{LINK_JOIN, NOTIFICATION_OPEN, OpenChannel};
 use crate::shell::Shell;
+use crate::voice::VoiceLine;
 
 /// Builds and runs the app; returns when it quits.
 pub fn run() -> anyhow::Result<()> {
@@ -47,6 +51,8 @@ pub fn run() -> anyhow::Result<()> {
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_deep_link::init())
+        // Push-to-talk: registered from Rust only (the webview gets no permission for it).
+        .plugin(tauri_plugin_global_shortcut::Builder::new().build())
         .setup(|app| {
             setup(app.handle())?;
             Ok(())
@@ -84,14 +90,31 @@ pub fn run() -> anyhow::Result<()> {
             commands::device::settings_set,
             commands::device::link_open,
             commands::device::link_take_startup,
+            commands::voice::voice_status,
+            commands::voice::voice_join,
+            commands::voice::voice_leave,
+            commands::voice::voice_set_mute,
+            commands::voice::voice_set_deafen,
+            commands::voice::voice_set_user_volume,
+            commands::voice::voice_peers,
+            commands::voice::voice_devices,
+            commands::voice::voice_settings_get,
+            commands::voice::voice_settings_set,
+            commands::voice::voice_mic_test_start,
+            commands::voice::voice_mic_test_stop,
         ])
         .build(tauri::generate_context!())
         .context("cannot start the app")?;
     app.run(|app, event| {
         if let RunEvent::Exit = event {
-            // Closes the connection cleanly and flushes the cache before the process ends.
+            // Leaves the call (the others hear the leave at once, not after a timeout), then
+            // closes the connection cleanly and flushes the cache before the process ends.
             let engine = app.state::<Shell>().engine.clone();
-            tauri::async_runtime::block_on(async move { engine.shutdown().await });
+            let handle = app.clone();
+            tauri::async_runtime::block_on(async move {
+                handle.state::<VoiceLine>().leave(&handle).await;
+                engine.shutdown().await
+            });
         }
     });
     Ok(())
@@ -125,7 +148,9 @@ fn setup(app: &AppHandle) -> anyhow::Result<()> {
         tray::show_window(&clicked);
         events::emit(&clicked, NOTIFICATION_OPEN, OpenChannel { channel_id });
     }));
+    app.manage(VoiceLine::new(engine.data_dir()));
     app.manage(Shell::new(engine, notifier));
+    app.state::<VoiceLine>().register_saved_shortcut(app, &app.state::<Shell>().engine);
 
     if let Err(e) = tray::build(app) {
         // Desktops without a tray still get a working window.

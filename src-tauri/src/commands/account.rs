@@ -1,13 +1,14 @@
 //! `account_*` and `server_info`: saved logins, login and register, switching and logout.
 
 use hearth_protocol::api::{LoginRequest, RegisterRequest, ServerInfo};
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Manager, State};
 
 use crate::directory::Account;
 use crate::error::{CommandError, CommandResult};
 use crate::events::{self, STATUS};
 use crate::shell::{SessionStatus, Shell};
 use crate::tray;
+use crate::voice::VoiceLine;
 
 #[tauri::command]
 pub fn account_list(shell: State<'_, Shell>) -> Vec<Account> {
@@ -73,6 +74,8 @@ pub async fn account_logout(
     let was_active =
         shell.engine.active_account().is_some_and(|a| a.id == account_id) && shell.engine.session().is_ok();
     if was_active {
+        // The call belongs to the session that is about to end.
+        app.state::<VoiceLine>().leave(&app).await;
         // Revokes the login on the server, stops the session and forgets the account.
         shell.engine.logout(false).await?;
         stop_session(&app, &shell);
@@ -98,6 +101,8 @@ pub async fn account_switch(
 /// Makes `account_id` the running account and forwards its session's events. The previous
 /// snapshot is dropped first: the UI must not see one account's channels under another.
 pub async fn start_session(app: &AppHandle, shell: &Shell, account_id: &str) -> CommandResult<()> {
+    // A call belongs to the account that joined it.
+    app.state::<VoiceLine>().leave(app).await;
     shell.set_forwarder(None);
     shell.set_snapshot(None);
     let (session, events) = shell.engine.activate_subscribed(account_id).await?;

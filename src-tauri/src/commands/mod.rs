@@ -7,3 +7,4 @@ pub mod device;
 pub mod message;
 pub mod people;
 pub mod session;
+pub mod voice;
