@@ -471,4 +471,3 @@ async fn a_relay_only_member_with_a_wrong_credential_cannot_connect() {
     admin_call.leave().await;
     bob_call.leave().await;
 }
-

@@ -40,10 +40,21 @@ pub const OPUS_CLOCK_RATE: u32 = 48_000;
 /// notes from a connection that was since replaced are recognised and dropped.
 #[derive(Debug)]
 pub(crate) enum Note {
-    LocalCandidate { user: UserId, generation: u64, candidate: RTCIceCandidateInit },
-    State { user: UserId, generation: u64, state: RTCPeerConnectionState },
+    LocalCandidate {
+        user: UserId,
+        generation: u64,
+        candidate: RTCIceCandidateInit,
+    },
+    State {
+        user: UserId,
+        generation: u64,
+        state: RTCPeerConnectionState,
+    },
     /// The connection's primers went out ([`send_primers`]).
-    Primed { user: UserId, generation: u64 },
+    Primed {
+        user: UserId,
+        generation: u64,
+    },
 }
 
 /// The settings every connection of a call is built from.
