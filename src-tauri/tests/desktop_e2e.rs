@@ -5,7 +5,11 @@
 //! Steps: register through an invite link in the app; send a message and see it arrive at bob;
 //! receive bob's message; no notification while the window has focus, a recorded one for a
 //! mention and a DM once another window has taken the focus; quit, let bob write meanwhile,
-//! start the app again and find the whole history (the session is remembered).
+//! start the app again and find the whole history (the session is remembered); a join link
+//! opened while the app runs; voice: bob (engine, synthetic mouth and ear) waits in a voice
+//! channel, alice clicks it (the app runs with `HEARTH_AUDIO=synthetic`: a synthetic voice
+//! for a microphone), the panel shows the call connected and bob's link, bob's speaking ring
+//! lights up in the app, bob hears alice speak, and alice hangs up.
 //! A screenshot of the main window is kept in `target/e2e-artifacts/` (or
 //! `$HEARTH_E2E_ARTIFACTS`).
 //!
@@ -21,11 +25,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use hearth_client::{Engine, SessionEvent};
-use hearth_protocol::ChannelId;
+use hearth_client::call::CallConfig;
+use hearth_client::{Engine, SessionEvent, VoiceEvent, VoiceSettings};
 use hearth_protocol::gateway::Event;
 use hearth_protocol::model::{ChannelKind, Message};
+use hearth_protocol::{ChannelId, UserId};
 use hearth_server::config::{Config, Options};
+use hearth_voice::{PcmSink, PcmSource, synth};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -178,9 +184,86 @@ async fn desktop_app_end_to_end() {
         "the group again",
     )
     .await;
+
+    voice_step(&ui, &bob_engine, alice).await;
+
     ui.close().await;
     bob.shutdown();
     server.stop().await;
+}
+
+/// Bob waits in a voice channel, speaking; alice joins from the UI, sees the call connected
+/// with bob's link and bob's speaking ring, is heard by bob, and hangs up.
+async fn voice_step(ui: &WebDriverSession, bob_engine: &Engine, alice: UserId) {
+    let lounge =
+        bob_engine.create_channel("lounge", ChannelKind::Voice).await.expect("create a voice channel").id;
+    // Wildcard binding (the app's own), so that bob and the app find each other on any
+    // interface. Bob says a minute of synthetic speech.
+    let mouth = PcmSource::new(synth::utterance(&synth::Voice::speaker(1), 60.0));
+    let bob_voice = bob_engine
+        .join_voice(
+            lounge,
+            CallConfig::new(Vec::new()),
+            VoiceSettings::default(),
+            Box::new(mouth),
+            Box::new(PcmSink::new()),
+        )
+        .await
+        .expect("bob joins the voice channel");
+    let bob_id = bob_engine.session().expect("bob's session").user().expect("bob's user").id;
+    let mut bob_hears = bob_voice.subscribe();
+
+    let button = format!("button[data-voice-channel-id=\"{lounge}\"]");
+    ui.click(&button).await;
+    ui.wait_js(
+        "return document.querySelector('[data-testid=voice-state]')?.classList.contains('connected') === true",
+        "the voice panel to show the call connected",
+    )
+    .await;
+    ui.wait_js(
+        &format!(
+            "const b = document.querySelector('.voice-links li[data-user-id=\"{bob_id}\"] .quality-bars'); \
+             return !!b && b.dataset.grade !== 'pending'"
+        ),
+        "bob's link quality in the voice panel",
+    )
+    .await;
+    ui.wait_js(
+        &format!(
+            "return document.querySelector('[data-testid=voice-members-{lounge}] li[data-user-id=\"{bob_id}\"]')\
+             ?.dataset.speaking === 'true'"
+        ),
+        "bob's speaking ring",
+    )
+    .await;
+    ui.screenshot(&artifacts_dir().join("desktop-voice.png")).await;
+    // The app's synthetic voice reaches bob and is heard as alice speaking.
+    wait_voice(
+        &mut bob_hears,
+        |e| matches!(e, VoiceEvent::PeerSpeaking { user_id, speaking: true } if *user_id == alice),
+    )
+    .await;
+
+    ui.click(".voice-leave").await;
+    ui.wait_js(
+        "return document.querySelector('[data-testid=voice-panel]') === null",
+        "the voice panel to close",
+    )
+    .await;
+    wait_voice(&mut bob_hears, |e| matches!(e, VoiceEvent::PeerLeft { user_id } if *user_id == alice)).await;
+    bob_voice.leave().await;
+}
+
+async fn wait_voice(events: &mut broadcast::Receiver<VoiceEvent>, mut pred: impl FnMut(&VoiceEvent) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => panic!("timed out waiting for a voice event at bob"),
+            Ok(Ok(event)) if pred(&event) => return,
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("bob's call ended"),
+        }
+    }
 }
 
 async fn open_channel(ui: &WebDriverSession, channel: ChannelId, title: &str) {
@@ -437,6 +520,8 @@ impl AppEnv {
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("XDG_CACHE_HOME", self.home.join(".cache"))
             .env("HEARTH_NOTIFY_RECORD", &self.notes)
+            // No sound card here: calls use a synthetic voice and a speaker that discards.
+            .env("HEARTH_AUDIO", "synthetic")
             .env_remove("WAYLAND_DISPLAY");
     }
 }
