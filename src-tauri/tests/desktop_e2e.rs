@@ -9,7 +9,9 @@
 //! opened while the app runs; voice: bob (engine, synthetic mouth and ear) waits in a voice
 //! channel, alice clicks it (the app runs with `HEARTH_AUDIO=synthetic`: a synthetic voice
 //! for a microphone), the panel shows the call connected and bob's link, bob's speaking ring
-//! lights up in the app, bob hears alice speak, and alice hangs up.
+//! lights up in the app, bob hears alice speak; push-to-talk (an unparsable key refused with
+//! `invalid_shortcut`; Control+Shift+V registered with the X server and pressed with XTEST)
+//! gates her voice; alice hangs up.
 //! A screenshot of the main window is kept in `target/e2e-artifacts/` (or
 //! `$HEARTH_E2E_ARTIFACTS`).
 //!
@@ -244,6 +246,21 @@ async fn voice_step(ui: &WebDriverSession, bob_engine: &Engine, alice: UserId) {
     )
     .await;
 
+    // Push-to-talk through the X server: with the key registered and up, alice goes quiet at
+    // bob; held down (XTEST, as a keyboard would), she is heard again; released, quiet.
+    let refused = ui.invoke("voice_settings_set", json!({ "settings": ptt_settings("Control+Nope") })).await;
+    assert_eq!(refused.err().map(|e| e["code"].clone()), Some(json!("invalid_shortcut")));
+    ui.invoke("voice_settings_set", json!({ "settings": ptt_settings("Control+Shift+KeyV") }))
+        .await
+        .expect("push-to-talk on Control+Shift+KeyV");
+    wait_alice_speaking(&mut bob_hears, alice, false).await;
+    // Longer than the synthetic voice's cycle (3 s of speech, 1 s of silence): the gate is shut.
+    assert_silent(&mut bob_hears, alice, Duration::from_secs(5)).await;
+    ui.display_key("keydown", "ctrl+shift+v");
+    wait_alice_speaking(&mut bob_hears, alice, true).await;
+    ui.display_key("keyup", "ctrl+shift+v");
+    wait_alice_speaking(&mut bob_hears, alice, false).await;
+
     ui.click(".voice-leave").await;
     ui.wait_js(
         "return document.querySelector('[data-testid=voice-panel]') === null",
@@ -252,6 +269,37 @@ async fn voice_step(ui: &WebDriverSession, bob_engine: &Engine, alice: UserId) {
     .await;
     wait_voice(&mut bob_hears, |e| matches!(e, VoiceEvent::PeerLeft { user_id } if *user_id == alice)).await;
     bob_voice.leave().await;
+}
+
+fn ptt_settings(key: &str) -> Value {
+    json!({
+        "input_device": null, "output_device": null, "input_mode": "push_to_talk", "ptt_key": key,
+        "input_threshold_dbfs": -50, "noise_suppression": true, "echo_cancellation": true,
+        "sounds": true, "user_volumes": {}
+    })
+}
+
+async fn wait_alice_speaking(events: &mut broadcast::Receiver<VoiceEvent>, alice: UserId, speaking: bool) {
+    wait_voice(events, |e| {
+        matches!(e, VoiceEvent::PeerSpeaking { user_id, speaking: s } if *user_id == alice && *s == speaking)
+    })
+    .await;
+}
+
+/// Bob does not hear alice start speaking for `period` (a check that something does not
+/// happen has to take some time).
+async fn assert_silent(events: &mut broadcast::Receiver<VoiceEvent>, alice: UserId, period: Duration) {
+    let until = tokio::time::Instant::now() + period;
+    loop {
+        match tokio::time::timeout_at(until, events.recv()).await {
+            Err(_) => return,
+            Ok(Ok(VoiceEvent::PeerSpeaking { user_id, speaking: true })) if user_id == alice => {
+                panic!("bob hears alice although her push-to-talk key is up")
+            }
+            Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("bob's call ended"),
+        }
+    }
 }
 
 async fn wait_voice(events: &mut broadcast::Receiver<VoiceEvent>, mut pred: impl FnMut(&VoiceEvent) -> bool) {
@@ -531,6 +579,7 @@ impl AppEnv {
 struct TauriDriver {
     url: String,
     http: reqwest::Client,
+    display: String,
     _process: Process,
 }
 
@@ -555,6 +604,7 @@ impl TauriDriver {
         TauriDriver {
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
+            display: env.display.clone(),
             _process: process,
         }
     }
@@ -574,8 +624,11 @@ impl TauriDriver {
             }
         };
         let id = value["sessionId"].as_str().expect("sessionId").to_string();
-        let session =
-            WebDriverSession { base: format!("{}/session/{id}", self.url), http: self.http.clone() };
+        let session = WebDriverSession {
+            base: format!("{}/session/{id}", self.url),
+            http: self.http.clone(),
+            display: self.display.clone(),
+        };
         session
             .wait_js(
                 "return document.readyState === 'complete' && !!document.querySelector('#app, body > *')",
@@ -596,6 +649,8 @@ async fn response_value(response: reqwest::Response) -> Result<Value, String> {
 struct WebDriverSession {
     base: String,
     http: reqwest::Client,
+    /// The X display the app runs on.
+    display: String,
 }
 
 impl WebDriverSession {
@@ -659,6 +714,31 @@ impl WebDriverSession {
             .await
             .unwrap_or_else(|e| panic!("clear {css}: {e}"));
         self.type_into(css, text).await;
+    }
+
+    /// Calls a Tauri command from the page as the UI does; `Err` holds the rejection.
+    async fn invoke(&self, command: &str, args: Value) -> Result<Value, Value> {
+        let script = "const done = arguments[arguments.length - 1]; \
+            window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1]) \
+              .then(v => done({ ok: v ?? null }), e => done({ err: e }));";
+        let reply = self
+            .post("/execute/async", json!({ "script": script, "args": [command, args] }))
+            .await
+            .unwrap_or_else(|e| panic!("invoke {command}: {e}"));
+        match reply.get("err") {
+            Some(err) => Err(err.clone()),
+            None => Ok(reply["ok"].clone()),
+        }
+    }
+
+    /// Presses or releases keys on the app's X display (`xdotool keydown|keyup`).
+    fn display_key(&self, action: &str, keys: &str) {
+        let status = Command::new("xdotool")
+            .args([action, keys])
+            .env("DISPLAY", &self.display)
+            .status()
+            .expect("xdotool (Debian package xdotool)");
+        assert!(status.success(), "xdotool {action} {keys}");
     }
 
     async fn screenshot(&self, path: &Path) {
