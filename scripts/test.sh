@@ -136,10 +136,11 @@ if [[ ${HEARTH_SKIP_DESKTOP_E2E:-0} != 1 ]]; then
     fi
     # The app with the UI built into it, copied aside: the next cargo command builds the crate
     # again without the feature into the same target/debug/hearth.
+    target_dir=${CARGO_TARGET_DIR:-$root/target}
     if ((e2e_ok)) && cargo build -p hearth-desktop --features custom-protocol; then
-        mkdir -p "$root/target/e2e"
-        cp "$root/target/debug/hearth" "$root/target/e2e/hearth"
-        HEARTH_E2E_APP="$root/target/e2e/hearth" HEARTH_TAURI_DRIVER="$tauri_driver" \
+        mkdir -p "$target_dir/e2e"
+        cp "$target_dir/debug/hearth" "$target_dir/e2e/hearth"
+        HEARTH_E2E_APP="$target_dir/e2e/hearth" HEARTH_TAURI_DRIVER="$tauri_driver" \
             cargo test -p hearth-desktop --test desktop_e2e -- --ignored || status=$?
     else
         hearth_log "desktop end-to-end test could not be prepared"
