@@ -170,6 +170,8 @@ pub struct JitterBuffer {
     in_gap: bool,
     last_speech_skip_us: i64,
     transits: VecDeque<i64>,
+    /// Reused for the percentile of `transits`.
+    scratch: Vec<i64>,
     base_transit_us: i64,
     target_us: i64,
     last_transit_us: Option<i64>,
@@ -201,6 +203,7 @@ impl JitterBuffer {
             in_gap: false,
             last_speech_skip_us: i64::MIN / 2,
             transits: VecDeque::with_capacity(WINDOW),
+            scratch: Vec::with_capacity(WINDOW),
             base_transit_us: 0,
             target_us,
             last_transit_us: None,
@@ -295,13 +298,25 @@ impl JitterBuffer {
         self.transits.push_back(transit);
         self.base_transit_us = self.transits.iter().copied().min().unwrap_or(transit);
 
-        let mut spread: Vec<i64> = self.transits.iter().map(|t| t - self.base_transit_us).collect();
-        let mut recent: Vec<i64> = spread.iter().rev().take(RECENT_PEAK).copied().collect();
-        recent.sort_unstable();
-        let recent_peak = if recent.len() >= 2 { recent[recent.len() - 2] } else { 0 };
-        spread.sort_unstable();
-        let index = ((spread.len() - 1) as f64 * PERCENTILE).round() as usize;
-        let wanted = (spread[index].max(recent_peak) + MARGIN_US)
+        // The second-largest spread among the most recent packets (0 with fewer than two).
+        let base = self.base_transit_us;
+        let (mut first, mut second) = (i64::MIN, i64::MIN);
+        for spread in self.transits.iter().rev().take(RECENT_PEAK).map(|t| t - base) {
+            if spread > first {
+                second = first;
+                first = spread;
+            } else if spread > second {
+                second = spread;
+            }
+        }
+        let recent_peak = if second == i64::MIN { 0 } else { second };
+        // The percentile by selection in a buffer kept across packets: this runs for every
+        // packet of every peer, and a fresh Vec plus a full sort was most of its cost.
+        self.scratch.clear();
+        self.scratch.extend(self.transits.iter().map(|t| t - base));
+        let index = ((self.scratch.len() - 1) as f64 * PERCENTILE).round() as usize;
+        let percentile = *self.scratch.select_nth_unstable(index).1;
+        let wanted = (percentile.max(recent_peak) + MARGIN_US)
             .clamp(micros(self.config.min_delay), micros(self.config.max_delay));
         self.target_us = if wanted >= self.target_us {
             wanted
