@@ -11,8 +11,8 @@
 //! what it sends); the timestamp and marker bit come from here, so pauses in sending show up
 //! as timestamp jumps, which the far end's jitter buffer treats as silence, not loss.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::Duration;
 
@@ -81,9 +81,19 @@ pub struct EncodedPacket {
     pub marker: bool,
 }
 
+/// The most frames a talkspurt's pre-roll holds (see [`CaptureOutput::pre_roll`]).
+pub const MAX_PRE_ROLL_FRAMES: usize = 4;
+
 /// What one captured frame produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaptureOutput {
+    /// Packets to send *before* `packet`, oldest first: when voice activity opens the gate,
+    /// the frames its attack held back (the talkspurt's onset, `attack_frames - 1` frames,
+    /// at most [`MAX_PRE_ROLL_FRAMES`]). They belong to earlier frames, which were reported
+    /// as not sent, and carry those frames' RTP timestamps; the first carries the marker.
+    /// Empty except on a talkspurt's first frame in voice-activity mode (never with
+    /// push-to-talk, and never audio captured while muted).
+    pub pre_roll: Vec<EncodedPacket>,
     /// The packet to send, if any (nothing while muted, gated, or in DTX silence).
     pub packet: Option<EncodedPacket>,
     /// The smoothed level for the microphone meter, after noise suppression (dBFS).
@@ -115,10 +125,15 @@ pub struct Capture {
     next_timestamp: u32,
     sent_last: bool,
     gate_was_open: bool,
+    /// The last processed frames while the gate was closed in voice-activity mode, at most
+    /// `pre_roll_frames`: the onset the VAD attack needs to hear before it opens.
+    held: VecDeque<PcmFrame>,
+    pre_roll_frames: usize,
 }
 
 impl Capture {
     pub fn new(config: CaptureConfig) -> Result<Self, PipelineError> {
+        let pre_roll_frames = (config.vad.attack_frames.saturating_sub(1) as usize).min(MAX_PRE_ROLL_FRAMES);
         Ok(Capture {
             encoder: Encoder::new(&config.encoder)?,
             denoiser: Denoiser::new(config.noise_suppression),
@@ -131,11 +146,16 @@ impl Capture {
             next_timestamp: config.initial_timestamp,
             sent_last: false,
             gate_was_open: false,
+            held: VecDeque::with_capacity(pre_roll_frames),
+            pre_roll_frames,
         })
     }
 
     pub fn set_muted(&mut self, muted: bool) {
         self.muted = muted;
+        if muted {
+            self.held.clear();
+        }
     }
 
     pub fn is_muted(&self) -> bool {
@@ -144,6 +164,7 @@ impl Capture {
 
     pub fn set_mode(&mut self, mode: TransmitMode) {
         self.mode = mode;
+        self.held.clear();
     }
 
     /// The push-to-talk key went down (`true`) or up.
@@ -210,22 +231,46 @@ impl Capture {
         self.next_timestamp = self.next_timestamp.wrapping_add(FRAME_SAMPLES as u32);
 
         let mut packet = None;
+        let mut pre_roll = Vec::new();
         if transmitting {
             if !self.gate_was_open {
                 // A new talkspurt: do not predict from the end of the last one.
                 self.encoder.reset()?;
+                // The onset the VAD attack held back, with its own timestamps.
+                let held = self.held.len() as u32;
+                for (age, frame) in (1..=held).rev().zip(self.held.drain(..)) {
+                    let payload = self.encoder.encode(&frame)?;
+                    if !codec::is_dtx_packet(payload) {
+                        let marker = pre_roll.is_empty() && !self.sent_last;
+                        let ts = rtp_timestamp.wrapping_sub(age * FRAME_SAMPLES as u32);
+                        pre_roll.push(EncodedPacket { payload: payload.to_vec(), rtp_timestamp: ts, marker });
+                    }
+                }
             }
             let payload = self.encoder.encode(&pcm)?;
             if !codec::is_dtx_packet(payload) {
-                packet =
-                    Some(EncodedPacket { payload: payload.to_vec(), rtp_timestamp, marker: !self.sent_last });
+                let marker = pre_roll.is_empty() && !self.sent_last;
+                packet = Some(EncodedPacket { payload: payload.to_vec(), rtp_timestamp, marker });
             }
+        } else if self.mode == TransmitMode::VoiceActivity && !self.muted && self.pre_roll_frames > 0 {
+            if self.held.len() == self.pre_roll_frames {
+                self.held.pop_front();
+            }
+            self.held.push_back(pcm);
+        } else {
+            self.held.clear();
         }
         self.gate_was_open = transmitting;
         self.sent_last = packet.is_some();
-        Ok(CaptureOutput { packet, level_dbfs, voice_detected, transmitting })
+        Ok(CaptureOutput { pre_roll, packet, level_dbfs, voice_detected, transmitting })
     }
 }
+
+/// Below this level (dBFS) a frame is silence for concealment: a lost frame after it is
+/// played as silence without running the decoder's PLC. -70 dBFS is under the noise floor
+/// of any room and far under the quietest speech the VAD opens for (-80 at the most
+/// sensitive setting is for the meter; speech frames sit at -50..-10).
+const SILENT_PLC_DBFS: f32 = -70.0;
 
 /// Settings of a [`Playback`].
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -257,8 +302,15 @@ struct PeerStream {
     pcm: PcmFrame,
     /// The last tick produced audio (not silence or nothing).
     audible: bool,
+    /// Level of the last tick's frame (`FLOOR_DBFS` when it was not audible).
+    level_dbfs: f32,
+    /// The gain at the end of the last frame, where this frame's ramp starts.
     applied_gain: f32,
+    /// This frame's gain ramp (start, end), set by `Playback::render` before mixing.
+    ramp: (f32, f32),
     decode_errors: u64,
+    /// Losses after a silent frame, played as silence without the decoder's PLC.
+    silent_plc: u64,
 }
 
 impl PeerStream {
@@ -270,8 +322,11 @@ impl PeerStream {
             meter: LevelMeter::default(),
             pcm: SILENT_FRAME,
             audible: false,
+            level_dbfs: FLOOR_DBFS,
             applied_gain: gain,
+            ramp: (gain, gain),
             decode_errors: 0,
+            silent_plc: 0,
         })
     }
 
@@ -280,6 +335,15 @@ impl PeerStream {
         let decoded = match self.jitter.pop(now) {
             Playout::Frame(packet) => Some(self.decoder.decode(&packet, &mut self.pcm)),
             Playout::Conceal(Conceal::Fec(next)) => Some(self.decoder.decode_fec(&next, &mut self.pcm)),
+            // Concealing a silent frame gives silence (PLC continues and fades what came
+            // before), so it is not worth a decoder call: most of these are the frames after
+            // a sender's last comfort-noise packet before DTX, which the jitter buffer cannot
+            // tell from a loss until the next packet comes. The decoder simply sees a gap, as
+            // after any DTX silence.
+            Playout::Conceal(Conceal::Plc) if self.level_dbfs < SILENT_PLC_DBFS => {
+                self.silent_plc += 1;
+                None
+            }
             Playout::Conceal(Conceal::Plc) => Some(self.decoder.conceal(&mut self.pcm)),
             Playout::Silence | Playout::Nothing => None,
         };
@@ -293,6 +357,7 @@ impl PeerStream {
             None => false,
         };
         let frame_dbfs = if self.audible { rms_dbfs(&self.pcm) } else { FLOOR_DBFS };
+        self.level_dbfs = frame_dbfs;
         self.meter.update(frame_dbfs);
         self.vad.update(frame_dbfs, None);
     }
@@ -371,16 +436,17 @@ impl<P: Eq + Hash + Clone> Playback<P> {
         for stream in self.peers.values_mut() {
             stream.tick(now);
         }
-        let gains = &self.gains;
-        let mut sources = Vec::with_capacity(self.peers.len());
         for (peer, stream) in &mut self.peers {
-            let gain = gains.get(peer).copied().unwrap_or(1.0);
-            let start = stream.applied_gain;
+            let gain = self.gains.get(peer).copied().unwrap_or(1.0);
+            stream.ramp = (stream.applied_gain, gain);
             stream.applied_gain = gain;
-            if stream.audible {
-                sources.push(MixSource { pcm: &stream.pcm, gain_start: start, gain_end: gain });
-            }
         }
+        // An iterator, not a collected Vec: rendering allocates nothing in steady state.
+        let sources = self.peers.values().filter(|s| s.audible).map(|s| MixSource {
+            pcm: &s.pcm,
+            gain_start: s.ramp.0,
+            gain_end: s.ramp.1,
+        });
         self.mixer.mix(sources, out);
     }
 

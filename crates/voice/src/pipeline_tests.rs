@@ -26,7 +26,7 @@ fn capture_sends_speech_and_not_the_pauses() {
     let frames = frames_of(speech.clone());
     let mut capture = Capture::new(quiet_config()).unwrap();
     let outputs: Vec<CaptureOutput> = frames.iter().map(|f| capture.process(f).unwrap()).collect();
-    let sent: Vec<&EncodedPacket> = outputs.iter().filter_map(|o| o.packet.as_ref()).collect();
+    let sent: Vec<&EncodedPacket> = outputs.iter().flat_map(|o| o.pre_roll.iter().chain(&o.packet)).collect();
     let loud = frames.iter().filter(|f| rms_dbfs(&f[..]) > -40.0).count();
     // Every loud frame is sent (give or take the VAD attack), and long pauses are not.
     assert!(sent.len() >= loud - 8, "{} sent, {loud} loud", sent.len());
@@ -41,6 +41,82 @@ fn capture_sends_speech_and_not_the_pauses() {
     assert!(outputs.iter().any(|o| o.speaking()));
     let loudest = outputs.iter().map(|o| o.level_dbfs).fold(FLOOR_DBFS, f32::max);
     assert!(loudest > -30.0, "{loudest}");
+}
+
+/// A tone that starts at frame `onset` of `frames` frames, silent before.
+fn onset_at(onset: usize, frames: usize) -> Vec<PcmFrame> {
+    let mut out = vec![SILENT_FRAME; frames];
+    let speech = synth::utterance(&Voice::speaker(3), 1.0);
+    let loud: Vec<&[f32]> = speech.chunks_exact(FRAME_SAMPLES).filter(|f| rms_dbfs(f) > -30.0).collect();
+    for (frame, src) in out[onset..].iter_mut().zip(loud.iter().cycle()) {
+        frame.copy_from_slice(src);
+    }
+    out
+}
+
+#[test]
+fn a_talkspurt_starts_with_the_frame_the_vad_attack_held_back() {
+    let frames = onset_at(10, 20);
+    let mut capture = Capture::new(CaptureConfig { initial_timestamp: 1_000, ..quiet_config() }).unwrap();
+    let outputs: Vec<CaptureOutput> = frames.iter().map(|f| capture.process(f).unwrap()).collect();
+    // The attack is two frames: frame 10 is heard but not yet sent, frame 11 opens the gate.
+    assert!(outputs[..11].iter().all(|o| o.packet.is_none() && o.pre_roll.is_empty()));
+    let opening = &outputs[11];
+    assert_eq!(opening.pre_roll.len(), 1, "{opening:?}");
+    let onset = &opening.pre_roll[0];
+    let packet = opening.packet.as_ref().unwrap();
+    // The onset keeps its own slot in RTP time and starts the talkspurt.
+    assert_eq!(onset.rtp_timestamp, 1_000 + 10 * 960);
+    assert_eq!(packet.rtp_timestamp, 1_000 + 11 * 960);
+    assert!(onset.marker && !packet.marker);
+    assert!(outputs[12].pre_roll.is_empty() && !outputs[12].packet.as_ref().unwrap().marker);
+
+    // What the far end hears, each packet in its timestamp's slot, against the same capture
+    // with the gate open throughout (push-to-talk held): the first 10 ms of the word are there.
+    // (Without the pre-roll they are silent: the packet of frame 11 starts 10 ms into the word,
+    // as RNNoise delays by 10 ms.)
+    let heard = |outputs: &[CaptureOutput]| {
+        let mut decoder = Decoder::new().unwrap();
+        let mut slots = vec![SILENT_FRAME; frames.len()];
+        for p in outputs.iter().flat_map(|o| o.pre_roll.iter().chain(&o.packet)) {
+            let slot = (p.rtp_timestamp.wrapping_sub(1_000) / 960) as usize;
+            decoder.decode(&p.payload, &mut slots[slot]).unwrap();
+        }
+        slots.concat()
+    };
+    let config = CaptureConfig { mode: TransmitMode::PushToTalk, initial_timestamp: 1_000, ..quiet_config() };
+    let mut open = Capture::new(config).unwrap();
+    open.set_push_to_talk(true);
+    let reference = heard(&frames.iter().map(|f| open.process(f).unwrap()).collect::<Vec<_>>());
+    let got = heard(&outputs);
+    let start = reference.iter().position(|s| s.abs() > 0.01).unwrap();
+    let energy = |x: &[f32]| x[start..start + 480].iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
+    let ratio = energy(&got) / energy(&reference);
+    assert!(ratio > 0.5, "the word's first 10 ms came through at {ratio:.3} of their energy");
+}
+
+#[test]
+fn no_pre_roll_from_muted_audio_or_with_push_to_talk() {
+    let frames = onset_at(10, 20);
+    // Muted through the onset, unmuted as speech goes on: the muted frames never leave.
+    let mut capture = Capture::new(quiet_config()).unwrap();
+    capture.set_muted(true);
+    for f in &frames[..11] {
+        capture.process(f).unwrap();
+    }
+    capture.set_muted(false);
+    let first = capture.process(&frames[11]).unwrap();
+    assert!(first.pre_roll.is_empty() && first.packet.as_ref().unwrap().marker, "{first:?}");
+
+    // Push-to-talk sends from the press on, nothing from before it.
+    let mut capture =
+        Capture::new(CaptureConfig { mode: TransmitMode::PushToTalk, ..quiet_config() }).unwrap();
+    for f in &frames[..12] {
+        capture.process(f).unwrap();
+    }
+    capture.set_push_to_talk(true);
+    let pressed = capture.process(&frames[12]).unwrap();
+    assert!(pressed.pre_roll.is_empty() && pressed.packet.is_some(), "{pressed:?}");
 }
 
 #[test]
@@ -121,6 +197,41 @@ fn playback_mixes_peers_with_their_gain_and_deafen() {
     assert_eq!(stats.stats.played, 100);
     assert_eq!(stats.gain, 1.0);
     assert_eq!(playback.peers().count(), 2);
+}
+
+#[test]
+fn a_loss_in_speech_is_concealed_and_a_loss_after_silence_costs_no_decoding() {
+    // One second of speech, then silence: the sender's encoder goes from speech to a few
+    // quiet packets to DTX (nothing sent). Two packets in the speech are lost.
+    let mut speech = synth::utterance(&Voice::speaker(2), 1.0);
+    speech.resize(48_000 * 2, 0.0);
+    let mut encoder = Encoder::new(&EncoderConfig::default()).unwrap();
+    let mut playback: Playback<u8> = Playback::new(PlaybackConfig::default());
+    let mut out = SILENT_FRAME;
+    let (mut seq, mut concealed_speech) = (0u16, Vec::new());
+    for (k, frame) in frames_of(speech).iter().enumerate() {
+        let now = Duration::from_millis(20 * k as u64);
+        let payload = encoder.encode(frame).unwrap().to_vec();
+        let lost = k == 30 || k == 31;
+        if !codec::is_dtx_packet(&payload) {
+            seq = seq.wrapping_add(1);
+            if !lost {
+                playback.receive(&1, seq, (k * FRAME_SAMPLES) as u32, &payload, now).unwrap();
+            }
+        }
+        playback.render(now + Duration::from_millis(15), &mut out);
+        if k == 30 {
+            concealed_speech.extend_from_slice(&out);
+        }
+    }
+    let stream = &playback.peers[&1];
+    // The lost speech was concealed (PLC carries the voice on), not replaced by silence.
+    assert!(rms_dbfs(&concealed_speech) > -50.0, "{} dBFS", rms_dbfs(&concealed_speech));
+    // The frames after the last quiet packet before DTX count as concealed, but cost no
+    // decoder call.
+    assert!(stream.jitter.stats().plc >= 3, "{:?}", stream.jitter.stats());
+    assert!(stream.silent_plc >= 1, "{}", stream.silent_plc);
+    assert!(stream.silent_plc < stream.jitter.stats().plc);
 }
 
 #[test]
