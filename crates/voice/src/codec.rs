@@ -43,7 +43,8 @@ pub struct EncoderConfig {
     /// mobile): SILK keeps warped noise shaping and interpolated LSFs but searches 2
     /// delayed-decision states instead of 4 and skips the tonality analysis. On our speech
     /// test signal the decoded waveform correlates 0.948 with the input against 0.950 at 9,
-    /// at the same bitrate, for about a third less encoder CPU (bench/README.md, voice-cpu).
+    /// at the same bitrate, for 27 % fewer encoder instructions per frame (bench/README.md,
+    /// voice-cpu).
     pub complexity: u8,
 }
 
