@@ -158,7 +158,15 @@ fn main() {
     let value = median(hearth.clone());
     let peer_value = median(opus.clone());
 
+    let codec = EncoderConfig::default();
     println!("voice-cpu: one client in a 10-person call, {audio_s:.0} s of audio per run, 3 runs");
+    println!(
+        "  opus on both sides: {} kbit/s, FEC {}, DTX {}, complexity {}; 2 % loss, 0-5 ms jitter",
+        codec.bitrate_bps / 1000,
+        codec.fec,
+        codec.dtx,
+        codec.complexity
+    );
     println!("  hearth (capture: AEC + RNNoise + VAD + Opus; playback: 9 jitter buffers + decodes + mix)");
     println!("    runs: {}", fmt_runs(&hearth));
     println!("    median: {value:.2} % of one core");
