@@ -401,6 +401,16 @@ impl Core {
         self.voice_detected = output.voice_detected;
         let speaking = output.speaking();
         if self.in_call {
+            // A talkspurt's onset (the frames the VAD attack held back) goes first: those
+            // frames were counted as skipped, so they take their places back from the gap.
+            let pre_roll = output.pre_roll.len() as u32;
+            for (i, packet) in output.pre_roll.into_iter().enumerate() {
+                let skipped = if i == 0 { self.skipped.saturating_sub(pre_roll) } else { 0 };
+                effects.push(Effect::Send { payload: packet.payload, skipped });
+            }
+            if pre_roll > 0 {
+                self.skipped = 0;
+            }
             match output.packet {
                 Some(packet) => {
                     effects.push(Effect::Send { payload: packet.payload, skipped: self.skipped });

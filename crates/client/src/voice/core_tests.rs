@@ -20,11 +20,13 @@ struct Wire {
     seq: u16,
     timestamp: u32,
     sent: usize,
+    /// The RTP timestamp of every packet carried.
+    timestamps: Vec<u32>,
 }
 
 impl Wire {
     fn new() -> Self {
-        Wire { seq: 100, timestamp: 5_000, sent: 0 }
+        Wire { seq: 100, timestamp: 5_000, sent: 0, timestamps: Vec::new() }
     }
 
     fn carry(
@@ -40,6 +42,7 @@ impl Wire {
                 Effect::Send { payload, skipped } => {
                     self.timestamp = self.timestamp.wrapping_add(skipped * Core::FRAME);
                     to.receive(from, self.seq, self.timestamp, &payload, arrival);
+                    self.timestamps.push(self.timestamp);
                     self.seq = self.seq.wrapping_add(1);
                     self.timestamp = self.timestamp.wrapping_add(Core::FRAME);
                     self.sent += 1;
@@ -270,4 +273,24 @@ fn speaking_reaches_the_voice_state_and_stops_after_the_speech() {
     assert!(speaking.first() == Some(&true) && speaking.last() == Some(&false), "{speaking:?}");
     // Syllables with pauses under the VAD's hangover do not make a storm of updates.
     assert!(speaking.len() <= 8, "{speaking:?}");
+}
+
+#[test]
+fn a_talkspurt_is_sent_from_its_first_frame_with_that_frames_timestamp() {
+    let (mut alice, mut bob) = pair();
+    let mut wire = Wire::new();
+    // 400 ms of silence, then a loud 300 ms tone: the VAD needs two frames to open, and the
+    // first of them must still be sent (the pre-roll), in its own place in time.
+    let onset_frame = 20;
+    let mut speech = vec![0.0f32; onset_frame * 960];
+    speech.extend(
+        (0..300 * 48).map(|i| 0.5 * (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 48_000.0).sin()),
+    );
+    talk(&mut alice, &mut bob, &mut wire, &speech, 10, |_, _, _, _| {});
+    let first = *wire.timestamps.first().expect("the tone was sent");
+    assert_eq!(first, 5_000 + onset_frame as u32 * Core::FRAME, "the onset frame leads the talkspurt");
+    let mut sorted = wire.timestamps.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), wire.timestamps.len(), "no timestamp used twice: {:?}", wire.timestamps);
+    assert!(wire.timestamps.windows(2).all(|w| w[1] > w[0]), "in order: {:?}", wire.timestamps);
 }
