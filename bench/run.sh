@@ -20,7 +20,10 @@ usage: bench/run.sh NAME [options]
   login-storm  login rate vs raw argon2id; gateway heartbeat p99 during the storm
   turn-relay   packets the embedded TURN server relays under 1% loss vs coturn
   voice-cpu    CPU of one client in a 10-person call vs a plain Opus encode/decode loop
-  all          the four above, one after the other
+  desktop-footprint
+               the desktop app's cold start and idle memory vs a Tauri 2 hello world, and
+               the time to render a 10,000-message channel scrolled to the top (Xvfb)
+  all          fanout ... turn-relay and desktop-footprint, one after the other
 
 Options go to the harness: bench/run.sh NAME --help lists them (each also has an env var).
 Set BENCH_NO_SERVER_BUILD=1 to use target/release/hearth-server as it is, BENCH_NO_BUILD=1
@@ -36,7 +39,7 @@ name="$1"
 shift
 
 case "$name" in
-    fanout | conn-memory | persist | login-storm | turn-relay) ;;
+    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint) ;;
     voice-cpu)
         # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
         mkdir -p "$root/bench/out"
@@ -49,7 +52,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm turn-relay; do
+        for bench in fanout conn-memory persist login-storm turn-relay desktop-footprint; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"
@@ -67,6 +70,29 @@ esac
 
 # Thousands of sockets on each side of loopback.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# desktop-footprint: the system packages, tauri-driver, and both apps (the UI built first so
+# that Hearth embeds it; the hello world with the same profile and tauri features).
+if [[ $name == desktop-footprint ]]; then
+    # shellcheck source=../scripts/deps.sh
+    source "$root/scripts/deps.sh"
+    hearth_install_packages "${HEARTH_DESKTOP_PACKAGES[@]}" "${HEARTH_E2E_PACKAGES[@]}"
+    if [[ -z "${HEARTH_TAURI_DRIVER:-}" && ! -x "$root/target/tools/bin/tauri-driver" ]] &&
+        ! command -v tauri-driver >/dev/null; then
+        echo "== installing tauri-driver (cargo install)" >&2
+        cargo install tauri-driver --version "^2.1" --locked --root "$root/target/tools" >&2
+    fi
+    if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
+        if [[ ! -d "$root/node_modules/vite" ]]; then
+            echo "== installing the UI's packages (npm ci)" >&2
+            npm ci --no-audit --no-fund >&2
+        fi
+        echo "== building the UI and both desktop apps (release)" >&2
+        npm run build --workspace ui >&2
+        cargo build --release --quiet -p hearth-desktop -p tauri-hello \
+            --features hearth-desktop/custom-protocol,tauri-hello/custom-protocol >&2
+    fi
+fi
 
 if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
     echo "== building (release)" >&2

@@ -9,6 +9,8 @@
 //! - [`persist`]: send → durable → ack throughput and latency, against a raw SQLite writer.
 //! - [`login_storm`]: login rate against a raw argon2id loop, and gateway latency meanwhile.
 //! - [`turn_relay`]: packets relayed by the embedded TURN server under 1% loss, against coturn.
+//! - [`desktop_footprint`]: the desktop app's cold start, idle memory and long-channel render,
+//!   against a Tauri 2 hello world ([`webdriver`] drives both under Xvfb).
 //!
 //! Shared parts: [`server`] starts/stops `hearth-server` and bootstraps a group, [`api`] and
 //! [`gateway`] speak Hearth's HTTP and WebSocket, [`socketio`] runs and speaks to the peer,
@@ -17,6 +19,7 @@
 
 mod api;
 mod conn_memory;
+mod desktop_footprint;
 mod fanout;
 mod gateway;
 mod link;
@@ -28,6 +31,7 @@ mod server;
 mod socketio;
 mod stats;
 mod turn_relay;
+mod webdriver;
 
 use std::path::PathBuf;
 
@@ -64,6 +68,8 @@ enum Bench {
     LoginStorm(login_storm::Args),
     /// Packets relayed by the embedded TURN server under 1% loss vs coturn.
     TurnRelay(turn_relay::Args),
+    /// Desktop app cold start, idle memory and 10k-message render vs a Tauri hello world.
+    DesktopFootprint(desktop_footprint::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -115,6 +121,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::Persist(args) => persist::run(paths, args).await,
         Bench::LoginStorm(args) => login_storm::run(paths, args).await,
         Bench::TurnRelay(args) => turn_relay::run(paths, args).await,
+        Bench::DesktopFootprint(args) => desktop_footprint::run(paths, args).await,
     }
 }
 

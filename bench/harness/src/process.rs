@@ -229,3 +229,72 @@ pub fn raise_nofile_limit() -> Result<u64> {
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
+
+/// `root` and every process descended from it (children of children included), from the
+/// parent pids in `/proc/*/stat`. Processes that end while the table is read are skipped.
+pub fn process_tree(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // After the command name's ')' come state, then the parent pid.
+            let ppid =
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    tree
+}
+
+/// The short command name of a process (`/proc/PID/comm`, at most 15 bytes).
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim().to_owned()).unwrap_or_default()
+}
+
+/// Proportional set size in bytes (`Pss` of `/proc/PID/smaps_rollup`): resident memory with
+/// each shared page divided among the processes that map it, so a tree's PSS sums honestly.
+pub fn pss_bytes(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let line = text.lines().find(|l| l.starts_with("Pss:")).with_context(|| format!("no Pss in {path}"))?;
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("malformed Pss line in {path}: {line}"))?;
+    Ok(kib * 1024)
+}
+
+/// Memory of a process tree at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct TreeMemory {
+    /// Sum of VmRSS: pages shared between the processes (libraries) count once per process.
+    pub rss_bytes: u64,
+    /// Sum of PSS: shared pages split among their users.
+    pub pss_bytes: u64,
+    /// (pid, command name, RSS bytes) of each process.
+    pub processes: Vec<(u32, String, u64)>,
+}
+
+/// RSS and PSS of `root` and its descendants.
+pub fn tree_memory(root: u32) -> TreeMemory {
+    let mut memory = TreeMemory::default();
+    for pid in process_tree(root) {
+        // A process that ended meanwhile counts as nothing.
+        let Ok(rss) = rss_bytes(pid) else { continue };
+        memory.rss_bytes += rss;
+        memory.pss_bytes += pss_bytes(pid).unwrap_or(0);
+        memory.processes.push((pid, comm(pid), rss));
+    }
+    memory
+}
