@@ -11,6 +11,8 @@
 //! - [`turn_relay`]: packets relayed by the embedded TURN server under 1% loss, against coturn.
 //! - [`desktop_footprint`]: the desktop app's cold start, idle memory and long-channel render,
 //!   against a Tauri 2 hello world ([`webdriver`] drives both under Xvfb).
+//! - [`voice_latency`]: mouth-to-ear latency of a call over loopback, against raw UDP with the
+//!   same voice pipeline.
 //!
 //! Shared parts: [`server`] starts/stops `hearth-server` and bootstraps a group, [`api`] and
 //! [`gateway`] speak Hearth's HTTP and WebSocket, [`socketio`] runs and speaks to the peer,
@@ -31,6 +33,7 @@ mod server;
 mod socketio;
 mod stats;
 mod turn_relay;
+mod voice_latency;
 mod webdriver;
 
 use std::path::PathBuf;
@@ -70,6 +73,8 @@ enum Bench {
     TurnRelay(turn_relay::Args),
     /// Desktop app cold start, idle memory and 10k-message render vs a Tauri hello world.
     DesktopFootprint(desktop_footprint::Args),
+    /// Mouth-to-ear latency of a voice call over loopback vs raw UDP with the same pipeline.
+    VoiceLatency(voice_latency::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -122,6 +127,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::LoginStorm(args) => login_storm::run(paths, args).await,
         Bench::TurnRelay(args) => turn_relay::run(paths, args).await,
         Bench::DesktopFootprint(args) => desktop_footprint::run(paths, args).await,
+        Bench::VoiceLatency(args) => voice_latency::run(paths, args).await,
     }
 }
 

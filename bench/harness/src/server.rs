@@ -117,6 +117,11 @@ impl HearthServer {
         self.process.pid()
     }
 
+    /// The first-start setup token (for a client that registers the admin itself).
+    pub fn setup_token(&self) -> Option<&str> {
+        self.setup_token.as_deref()
+    }
+
     pub fn gateway_url(&self) -> String {
         format!("ws://{}/api/v1/gateway", self.addr)
     }
