@@ -23,7 +23,10 @@ usage: bench/run.sh NAME [options]
   desktop-footprint
                the desktop app's cold start and idle memory vs a Tauri 2 hello world, and
                the time to render a 10,000-message channel scrolled to the top (Xvfb)
-  all          fanout ... turn-relay and desktop-footprint, one after the other
+  voice-latency
+               mouth-to-ear latency of a call over loopback (real server, webrtc) vs raw UDP
+               with the same voice pipeline
+  all          fanout ... turn-relay, desktop-footprint and voice-latency, one after the other
 
 Options go to the harness: bench/run.sh NAME --help lists them (each also has an env var).
 Set BENCH_NO_SERVER_BUILD=1 to use target/release/hearth-server as it is, BENCH_NO_BUILD=1
@@ -39,7 +42,7 @@ name="$1"
 shift
 
 case "$name" in
-    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint) ;;
+    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency) ;;
     voice-cpu)
         # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
         mkdir -p "$root/bench/out"
@@ -52,7 +55,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm turn-relay desktop-footprint; do
+        for bench in fanout conn-memory persist login-storm turn-relay desktop-footprint voice-latency; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"
