@@ -12,7 +12,11 @@ export async function createBackend(): Promise<Backend> {
     return new TauriBackend();
   }
   const { MockBackend } = await import('./mock');
-  const mock = new MockBackend();
+  // `?filler=N` starts signed in with N older messages in #general (long-history checks).
+  const filler = Number(new URLSearchParams(window.location.search).get('filler'));
+  const mock = new MockBackend(
+    Number.isInteger(filler) && filler > 0 ? { fillerMessages: filler, signedIn: true, connectDelayMs: 0 } : {},
+  );
   // Only the dev server chats by itself; built mock pages (browser tests) stay deterministic.
   if (import.meta.env.DEV) mock.startChatter();
   // The browser tests drive the fake group through this handle; it exists only with the mock.

@@ -35,11 +35,11 @@ export class I18n {
   t = (key: MessageKey, params?: Params): string => translate(this.language, key, params);
 
   time(ms: number): string {
-    return new Intl.DateTimeFormat(this.locale, { hour: '2-digit', minute: '2-digit' }).format(ms);
+    return formatter(this.locale, 'time').format(ms);
   }
 
   dateTime(ms: number): string {
-    return new Intl.DateTimeFormat(this.locale, { dateStyle: 'full', timeStyle: 'short' }).format(ms);
+    return formatter(this.locale, 'dateTime').format(ms);
   }
 
   day(ms: number, now = Date.now()): string {
@@ -47,6 +47,28 @@ export class I18n {
     const diff = Math.round((startOf(now) - startOf(ms)) / 86_400_000);
     if (diff === 0) return this.t('messages.today');
     if (diff === 1) return this.t('messages.yesterday');
-    return new Intl.DateTimeFormat(this.locale, { dateStyle: 'long' }).format(ms);
+    return formatter(this.locale, 'day').format(ms);
   }
+}
+
+const FORMATS = {
+  time: { hour: '2-digit', minute: '2-digit' },
+  dateTime: { dateStyle: 'full', timeStyle: 'short' },
+  day: { dateStyle: 'long' },
+} satisfies Record<string, Intl.DateTimeFormatOptions>;
+
+/**
+ * One `Intl.DateTimeFormat` per locale and format: building one costs far more than formatting
+ * (a channel's history formats two timestamps per message; building them per call made paging
+ * through long histories slow).
+ */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatter(locale: string, kind: keyof typeof FORMATS): Intl.DateTimeFormat {
+  const key = `${locale}|${kind}`;
+  let f = formatters.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat(locale, FORMATS[kind]);
+    formatters.set(key, f);
+  }
+  return f;
 }
