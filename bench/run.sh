@@ -26,7 +26,7 @@ usage: bench/run.sh NAME [options]
   voice-latency
                mouth-to-ear latency of a call over loopback (real server, webrtc) vs raw UDP
                with the same voice pipeline
-  all          fanout ... turn-relay, desktop-footprint and voice-latency, one after the other
+  all          every bench above, one after the other
 
 Options go to the harness: bench/run.sh NAME --help lists them (each also has an env var).
 Set BENCH_NO_SERVER_BUILD=1 to use target/release/hearth-server as it is, BENCH_NO_BUILD=1
@@ -55,7 +55,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm turn-relay desktop-footprint voice-latency; do
+        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"
