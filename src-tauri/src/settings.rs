@@ -92,16 +92,21 @@ impl SettingsFile {
         }
     }
 
-    /// Writes atomically (temporary file, then rename) so a crash never leaves half a file.
     pub fn save(&self, settings: &Settings) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let json = serde_json::to_vec_pretty(settings).map_err(std::io::Error::other)?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, &self.path)
+        write_json_atomically(&self.path, settings)
     }
+}
+
+/// Writes `value` as pretty JSON to `path` (a `.json` file) atomically: a temporary file, then
+/// a rename, so a crash never leaves half a file.
+pub fn write_json_atomically(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let json = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -281,15 +281,8 @@ impl VoiceSettingsFile {
         self.set(Some(account), &settings)
     }
 
-    /// Writes atomically (temporary file, then rename) so a crash never leaves half a file.
     fn write(&self, saved: &Saved) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let json = serde_json::to_vec_pretty(saved).map_err(std::io::Error::other)?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, &self.path)
+        crate::settings::write_json_atomically(&self.path, saved)
     }
 }
 
