@@ -75,21 +75,9 @@ async fn connected_to(call: &Call, users: &[UserId]) {
 
 async fn wait_call<T>(
     events: &mut broadcast::Receiver<CallEvent>,
-    mut pred: impl FnMut(&CallEvent) -> Option<T>,
+    pred: impl FnMut(&CallEvent) -> Option<T>,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Err(_) => panic!("timed out waiting for a call event"),
-            Ok(Ok(e)) => {
-                if let Some(t) = pred(&e) {
-                    return t;
-                }
-            }
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("call ended"),
-        }
-    }
+    common::wait_event(events, "call", pred).await
 }
 
 fn frame(name: &str, i: usize) -> Vec<u8> {

@@ -213,21 +213,9 @@ async fn connected_to(voice: &Voice, users: &[UserId]) {
 
 async fn wait_voice<T>(
     events: &mut broadcast::Receiver<VoiceEvent>,
-    mut pred: impl FnMut(&VoiceEvent) -> Option<T>,
+    pred: impl FnMut(&VoiceEvent) -> Option<T>,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Err(_) => panic!("timed out waiting for a voice event"),
-            Ok(Ok(e)) => {
-                if let Some(t) = pred(&e) {
-                    return t;
-                }
-            }
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("voice ended"),
-        }
-    }
+    common::wait_event(events, "voice", pred).await
 }
 
 /// Waits for the server's voice state of `user` to satisfy `pred`, as `client` sees it.

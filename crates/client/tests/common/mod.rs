@@ -239,3 +239,26 @@ pub async fn wait_for<T>(
         }
     }
 }
+
+/// Waits for an event matching `pred` on a call's or voice's event stream (`what` names it in
+/// failures). Unlike [`wait_for`], a lagged receiver is fine here: levels and quality reports
+/// come often, and the tests only look for the events they name.
+pub async fn wait_event<E: Clone, T>(
+    events: &mut broadcast::Receiver<E>,
+    what: &str,
+    mut pred: impl FnMut(&E) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => panic!("timed out waiting for a {what} event"),
+            Ok(Ok(e)) => {
+                if let Some(t) = pred(&e) {
+                    return t;
+                }
+            }
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("{what} ended"),
+        }
+    }
+}
