@@ -112,11 +112,14 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
         alice.register(&url, &setup_token, "alice", PASSWORD).await.context("registering alice (admin)")?;
     alice.activate(&listener_account.id).await?.connected().await.context("alice going online")?;
     let (_, link) = alice.create_invite(Some(1), None).await.context("creating an invite")?;
-    let speaker_account =
-        bob.add_account_from_invite(&link, "bob", PASSWORD).await.context("registering bob via the invite")?;
+    let speaker_account = bob
+        .add_account_from_invite(&link, "bob", PASSWORD)
+        .await
+        .context("registering bob via the invite")?;
     let bob_session = bob.activate(&speaker_account.id).await?;
     bob_session.connected().await.context("bob going online")?;
-    let channel = alice.create_channel("latency", ChannelKind::Voice).await.context("creating the voice channel")?;
+    let channel =
+        alice.create_channel("latency", ChannelKind::Voice).await.context("creating the voice channel")?;
     let alice_id = alice.session()?.user().context("alice has no user")?.id;
     let bob_id = bob_session.user().context("bob has no user")?.id;
 
@@ -187,7 +190,11 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
             args.bursts,
             floor_round.latencies.len(),
             args.bursts,
-            if floor_run.late_ticks > 0 { format!("  (floor: {} late ticks)", floor_run.late_ticks) } else { String::new() },
+            if floor_run.late_ticks > 0 {
+                format!("  (floor: {} late ticks)", floor_run.late_ticks)
+            } else {
+                String::new()
+            },
         );
         println!(
             "          jitter buffer target delay at the end: hearth {} / floor {}",
@@ -212,7 +219,9 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
         hearth.correlation_summary(),
         floor.correlation_summary()
     );
-    println!("  load average before/after: {load_before} / {load_after} (2 cores; other builds share the machine)");
+    println!(
+        "  load average before/after: {load_before} / {load_after} (2 cores; other builds share the machine)"
+    );
 
     let expected = args.rounds * args.bursts;
     let mut metrics = Vec::new();
@@ -222,7 +231,8 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
         if let Some(r) = ratio(value, peer) {
             println!("  {name}: {} vs floor {} ms = {r:.2}x", fmt_opt(value, 1), fmt_opt(peer, 1));
         }
-        metrics.push(Metric::new(BENCH, name, value, "ms").peer(PEER, peer).target("<= 1.3x floor and <= 40"));
+        metrics
+            .push(Metric::new(BENCH, name, value, "ms").peer(PEER, peer).target("<= 1.3x floor and <= 40"));
     }
     if hearth.correlated.len() < expected || floor.correlated.len() < expected {
         println!(
@@ -612,7 +622,8 @@ fn describe_jitter(stats: Option<&JitterStats>) -> String {
 
 /// The pipeline's settings as the engine sets them for [`VoiceSettings::default`].
 fn capture() -> Result<Capture> {
-    let mut capture = Capture::new(CaptureConfig { initial_timestamp: rand::random(), ..CaptureConfig::default() })?;
+    let mut capture =
+        Capture::new(CaptureConfig { initial_timestamp: rand::random(), ..CaptureConfig::default() })?;
     capture.set_sensitivity(VoiceSettings::default().sensitivity);
     Ok(capture)
 }
@@ -644,7 +655,12 @@ fn run_floor(mouth: Mouth, ear: Ear, phase: Duration, length: Duration) -> Resul
             while !stop.load(Ordering::Relaxed) {
                 let n = match rx_socket.recv(&mut buf) {
                     Ok(n) => n,
-                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
                         continue;
                     }
                     Err(_) => break,
@@ -702,65 +718,73 @@ fn run_floor(mouth: Mouth, ear: Ear, phase: Duration, length: Duration) -> Resul
     };
     let receiver = {
         let mut ear = ear;
-        std::thread::Builder::new().name("floor-recv".into()).spawn(move || -> Result<(u64, JitterStats)> {
-            raise_priority();
-            let epoch = Instant::now();
-            let mut capture = capture()?;
-            let mut playback = Playback::<u8>::new(PlaybackConfig::default());
-            playback.add_peer(0)?;
-            let mut late = 0;
-            let start = start + phase;
-            let mut n: u32 = 0;
-            'ticks: loop {
-                let deadline = start + FRAME_DURATION * n;
-                if deadline > end {
-                    break;
+        std::thread::Builder::new().name("floor-recv".into()).spawn(
+            move || -> Result<(u64, JitterStats)> {
+                raise_priority();
+                let epoch = Instant::now();
+                let mut capture = capture()?;
+                let mut playback = Playback::<u8>::new(PlaybackConfig::default());
+                playback.add_peer(0)?;
+                let mut late = 0;
+                let start = start + phase;
+                let mut n: u32 = 0;
+                'ticks: loop {
+                    let deadline = start + FRAME_DURATION * n;
+                    if deadline > end {
+                        break;
+                    }
+                    // Packets enter the jitter buffer as they arrive, until the tick is due.
+                    loop {
+                        let now = Instant::now();
+                        let datagram = if now >= deadline {
+                            match inbox.try_recv() {
+                                Ok(d) => d,
+                                Err(mpsc::TryRecvError::Empty) => break,
+                                Err(mpsc::TryRecvError::Disconnected) => break 'ticks,
+                            }
+                        } else {
+                            match inbox.recv_timeout(deadline - now) {
+                                Ok(d) => d,
+                                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                                Err(mpsc::RecvTimeoutError::Disconnected) => break 'ticks,
+                            }
+                        };
+                        let arrival = datagram.arrival.saturating_duration_since(epoch);
+                        // A packet the buffer refuses (late, duplicate) is one the engine drops too.
+                        let _inserted = playback.receive(
+                            &0,
+                            datagram.seq,
+                            datagram.timestamp,
+                            &datagram.payload,
+                            arrival,
+                        );
+                    }
+                    if Instant::now() > deadline + FRAME_DURATION {
+                        late += 1;
+                    }
+                    let mut out = SILENT_FRAME;
+                    playback.render(epoch.elapsed(), &mut out);
+                    ear.write_frame(&out)?;
+                    capture.far_end(&out)?;
+                    // The listener's microphone is silent, but it is captured as in a call.
+                    capture.process(&SILENT_FRAME)?;
+                    n += 1;
+                    let due = start + FRAME_DURATION * n;
+                    if Instant::now() > due + FRAME_DURATION * 5 {
+                        n = (start.elapsed().as_micros() / FRAME_DURATION.as_micros()) as u32 + 1;
+                    }
                 }
-                // Packets enter the jitter buffer as they arrive, until the tick is due.
-                loop {
-                    let now = Instant::now();
-                    let datagram = if now >= deadline {
-                        match inbox.try_recv() {
-                            Ok(d) => d,
-                            Err(mpsc::TryRecvError::Empty) => break,
-                            Err(mpsc::TryRecvError::Disconnected) => break 'ticks,
-                        }
-                    } else {
-                        match inbox.recv_timeout(deadline - now) {
-                            Ok(d) => d,
-                            Err(mpsc::RecvTimeoutError::Timeout) => break,
-                            Err(mpsc::RecvTimeoutError::Disconnected) => break 'ticks,
-                        }
-                    };
-                    let arrival = datagram.arrival.saturating_duration_since(epoch);
-                    // A packet the buffer refuses (late, duplicate) is one the engine drops too.
-                    let _inserted =
-                        playback.receive(&0, datagram.seq, datagram.timestamp, &datagram.payload, arrival);
-                }
-                if Instant::now() > deadline + FRAME_DURATION {
-                    late += 1;
-                }
-                let mut out = SILENT_FRAME;
-                playback.render(epoch.elapsed(), &mut out);
-                ear.write_frame(&out)?;
-                capture.far_end(&out)?;
-                // The listener's microphone is silent, but it is captured as in a call.
-                capture.process(&SILENT_FRAME)?;
-                n += 1;
-                let due = start + FRAME_DURATION * n;
-                if Instant::now() > due + FRAME_DURATION * 5 {
-                    n = (start.elapsed().as_micros() / FRAME_DURATION.as_micros()) as u32 + 1;
-                }
-            }
-            Ok((late, playback.peer(&0).map(|p| p.stats).unwrap_or_default()))
-        })?
+                Ok((late, playback.peer(&0).map(|p| p.stats).unwrap_or_default()))
+            },
+        )?
     };
     let sent = sender.join();
     let received = receiver.join();
     stop.store(true, Ordering::Relaxed);
     let _reader_done = reader.join();
     let late_send = sent.map_err(|_| anyhow::anyhow!("the floor's sending thread panicked"))??;
-    let (late_recv, jitter) = received.map_err(|_| anyhow::anyhow!("the floor's receiving thread panicked"))??;
+    let (late_recv, jitter) =
+        received.map_err(|_| anyhow::anyhow!("the floor's receiving thread panicked"))??;
     Ok(FloorRun { late_ticks: late_send + late_recv, jitter })
 }
 

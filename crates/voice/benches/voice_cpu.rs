@@ -193,7 +193,9 @@ fn main() {
         target: "<= 5",
     };
     if !measuring {
-        println!("  (a 1 s smoke run; `cargo bench` / bench/run.sh voice-cpu measures and prints the JSON line)");
+        println!(
+            "  (a 1 s smoke run; `cargo bench` / bench/run.sh voice-cpu measures and prints the JSON line)"
+        );
         return;
     }
     match serde_json::to_string(&metric) {
