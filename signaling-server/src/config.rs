@@ -101,6 +101,13 @@ pub struct Options {
     #[arg(long, env = "HEARTH_TURN_REALM")]
     pub turn_realm: Option<String>,
 
+    /// Let the embedded TURN server relay to loopback addresses (127.0.0.0/8, ::1): true or
+    /// false [default: true only when its listener or relay address is loopback, i.e. it
+    /// serves this machine alone]. Link-local, multicast and unspecified peers are always
+    /// refused, so a member cannot use the relay to reach the server's own services.
+    #[arg(long, env = "HEARTH_TURN_ALLOW_LOOPBACK_PEERS")]
+    pub turn_allow_loopback_peers: Option<bool>,
+
     /// Lifetime of access tokens, in seconds [default: 900].
     #[arg(long, env = "HEARTH_ACCESS_TOKEN_TTL_SECS")]
     pub access_token_ttl_secs: Option<u64>,
@@ -180,6 +187,7 @@ impl Options {
             turn_relay_port_min,
             turn_relay_port_max,
             turn_realm,
+            turn_allow_loopback_peers,
             access_token_ttl_secs,
             refresh_token_ttl_days,
             limit_login_per_account,
@@ -227,6 +235,9 @@ pub struct TurnListener {
     /// Relay ports, inclusive.
     pub relay_ports: (u16, u16),
     pub realm: String,
+    /// Whether relays may reach loopback peers; `None`: only when the relay is local (see
+    /// [`crate::turn::server::peer_policy`]).
+    pub allow_loopback_peers: Option<bool>,
 }
 
 /// The resolved configuration the server runs with.
@@ -319,7 +330,13 @@ impl Config {
                 let ip = listen.ip();
                 (!ip.is_unspecified()).then_some(ip)
             });
-            Some(TurnListener { listen, relay_address, relay_ports, realm })
+            Some(TurnListener {
+                listen,
+                relay_address,
+                relay_ports,
+                realm,
+                allow_loopback_peers: o.turn_allow_loopback_peers,
+            })
         } else {
             None
         };

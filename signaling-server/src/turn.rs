@@ -3,6 +3,7 @@
 //! `use-auth-secret` and the same `static-auth-secret` accepts them until the expiry, and so
 //! does the embedded STUN/TURN server in [`server`].
 
+pub mod relay;
 pub mod server;
 
 use std::time::Duration;

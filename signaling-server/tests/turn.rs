@@ -6,7 +6,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use common::{Backend, TestServer, WAIT};
@@ -144,6 +144,39 @@ async fn a_member_relays_udp_both_ways_with_the_credentials_the_server_hands_out
         assert_eq!(&buf[..n], back.as_bytes());
         assert_eq!(from, peer_addr);
     }
+    client.close().await.expect("closing the client");
+}
+
+/// With loopback peers refused (as for any server reachable from elsewhere), a member cannot
+/// use the relay to reach a service on the server's own loopback interface, in either
+/// direction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_do_not_reach_loopback_peers_when_refused() {
+    let (server, _admin, creds) = start(&["--turn-allow-loopback-peers", "false"]).await;
+    let turn = turn_entry(&creds);
+    let (client, _) = turn_client(
+        &url_addr(&turn.urls[0]),
+        turn.username.as_deref().expect("username"),
+        turn.credential.as_deref().expect("credential"),
+    )
+    .await;
+    let relay =
+        tokio::time::timeout(WAIT, client.allocate()).await.expect("allocate in time").expect("allocated");
+    let relayed = relay.local_addr().expect("relayed address");
+
+    let service = UdpSocket::bind("127.0.0.1:0").await.expect("a loopback-only service");
+    let service_addr = service.local_addr().expect("service address");
+    let mut buf = [0u8; 1500];
+    for _ in 0..3 {
+        // The client's send may succeed locally: the relay drops it.
+        let _ = relay.send_to(b"let me in", service_addr).await;
+    }
+    let heard = tokio::time::timeout(Duration::from_millis(500), service.recv_from(&mut buf)).await;
+    assert!(heard.is_err(), "the loopback service must not receive relayed data: {heard:?}");
+
+    service.send_to(b"hello from inside", relayed).await.expect("service sends");
+    let heard = tokio::time::timeout(Duration::from_millis(500), relay.recv_from(&mut buf)).await;
+    assert!(heard.is_err(), "data from a loopback peer must not reach the client: {heard:?}");
     client.close().await.expect("closing the client");
 }
 

@@ -14,11 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tokio::net::UdpSocket;
 use webrtc_turn::auth::{AuthHandler, generate_auth_key};
-use webrtc_turn::relay::relay_range::RelayAddressGeneratorRanges;
 use webrtc_turn::server::Server;
 use webrtc_turn::server::config::{ConnConfig, ServerConfig};
-use webrtc_util::vnet::net::Net;
 
+use super::relay::{PeerPolicy, RelayPorts};
 use crate::config::TurnListener;
 
 /// Why a TURN request's credentials were refused.
@@ -106,14 +105,12 @@ impl EmbeddedTurn {
         let server = Server::new(ServerConfig {
             conn_configs: vec![ConnConfig {
                 conn: Arc::new(socket),
-                relay_addr_generator: Box::new(RelayAddressGeneratorRanges {
+                relay_addr_generator: Box::new(RelayPorts {
+                    bind_ip: local_addr.ip(),
                     relay_address,
                     min_port,
                     max_port,
-                    // A busy port is skipped: try this many random ports of the range.
-                    max_retries: 32,
-                    address: local_addr.ip().to_string(),
-                    net: Arc::new(Net::new(None)),
+                    policy: peer_policy(listener, relay_address),
                 }),
             }],
             realm: listener.realm.clone(),
@@ -142,6 +139,13 @@ impl EmbeddedTurn {
             tracing::warn!(error = %e, "closing the embedded TURN server");
         }
     }
+}
+
+/// Which peers relays may reach: loopback only when configured so, or by default when the
+/// relay serves this machine alone (its listener or its announced address is loopback).
+pub fn peer_policy(listener: &TurnListener, relay_address: IpAddr) -> PeerPolicy {
+    let local_only = listener.listen.ip().is_loopback() || relay_address.is_loopback();
+    PeerPolicy { allow_loopback: listener.allow_loopback_peers.unwrap_or(local_only) }
 }
 
 /// Asks for 4 MiB socket buffers (the kernel caps them at net.core.rmem_max/wmem_max): every
@@ -258,6 +262,28 @@ mod tests {
         assert_eq!(creds().key(&format!("{}:42", NOW + 60), "elsewhere", NOW), Err(Refusal::WrongRealm));
     }
 
+    #[test]
+    fn loopback_peers_are_allowed_by_default_only_for_a_local_relay() {
+        let mut listener = TurnListener {
+            listen: "0.0.0.0:3478".parse().unwrap(),
+            relay_address: None,
+            relay_ports: (49152, 65535),
+            realm: "hearth".into(),
+            allow_loopback_peers: None,
+        };
+        let public: IpAddr = "203.0.113.7".parse().unwrap();
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert!(!peer_policy(&listener, public).allow_loopback);
+        assert!(peer_policy(&listener, loopback).allow_loopback);
+        listener.allow_loopback_peers = Some(false);
+        assert!(!peer_policy(&listener, loopback).allow_loopback);
+        listener.allow_loopback_peers = None;
+        listener.listen = "127.0.0.1:0".parse().unwrap();
+        assert!(peer_policy(&listener, public).allow_loopback);
+        listener.allow_loopback_peers = Some(false);
+        assert!(!peer_policy(&listener, public).allow_loopback);
+    }
+
     #[tokio::test]
     async fn the_relay_address_comes_from_config_listener_or_public_url() {
         let mut listener = TurnListener {
@@ -265,6 +291,7 @@ mod tests {
             relay_address: None,
             relay_ports: (49152, 65535),
             realm: "hearth".into(),
+            allow_loopback_peers: None,
         };
         assert_eq!(
             relay_address(&listener, "http://192.0.2.7:8080").await,
