@@ -1,6 +1,12 @@
 //! Real audio devices through cpal (ALSA on Linux, WASAPI on Windows, CoreAudio on macOS):
 //! enumeration, selection by name, and streams adapted to 48 kHz mono `f32` frames.
 //!
+//! A device runs 48 kHz when it can, else its own rate (a Windows mix format of 44.1 kHz),
+//! and every stream goes through a [`Resampler`] whose ratio the [`DriftControl`] nudges so
+//! that the queue between the device's clock and the audio thread's stays at one device
+//! callback plus a margin (see [`super::rate`]). Resampling happens on the audio thread, in
+//! `read_frame`/`write_frame`; the device callbacks only copy samples.
+//!
 //! cpal runs its callbacks on the backend's own audio thread, and its `Stream` is not `Send`
 //! on every platform, so each opened device gets a small thread that builds the stream, keeps
 //! it alive and drops it when the [`CpalInput`]/[`CpalOutput`] is dropped. The callbacks and
@@ -16,11 +22,15 @@ use std::thread::JoinHandle;
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 
+use super::rate::{DriftControl, Resampler};
 use super::{AudioInput, AudioOutput, DeviceError};
 use crate::{FRAME_SAMPLES, PcmFrame, SAMPLE_RATE};
 
-/// At most this much captured or queued audio is kept (200 ms).
-const QUEUE_LIMIT: usize = 10 * FRAME_SAMPLES;
+/// At most this much captured or queued audio is kept (200 ms at `rate`): a safety net, since
+/// the drift control keeps the queue near one device callback.
+fn queue_limit(rate: u32) -> usize {
+    rate as usize / 5
+}
 
 /// Names of the input devices of the default host, in the host's order.
 pub fn input_device_names() -> Result<Vec<String>, DeviceError> {
@@ -64,7 +74,8 @@ fn find_device(direction: Direction, name: Option<&str>) -> Result<cpal::Device,
     }
 }
 
-/// Picks a 48 kHz configuration in f32 (preferred) or i16, with as few channels as possible.
+/// Picks a configuration in f32 (preferred) or i16: 48 kHz if the device has it, else the rate
+/// nearest to it; then as few channels as possible.
 fn choose_config(
     device: &cpal::Device,
     direction: Direction,
@@ -80,17 +91,21 @@ fn choose_config(
     };
     let best = ranges
         .into_iter()
-        .filter(|r| r.contains_rate(SAMPLE_RATE))
-        .filter_map(|r| format_rank(r.sample_format()).map(|rank| (rank, r.channels(), r)))
-        .min_by_key(|(rank, channels, _)| (*rank, *channels));
+        .filter_map(|r| {
+            let rate = SAMPLE_RATE.clamp(r.min_sample_rate(), r.max_sample_rate());
+            format_rank(r.sample_format())
+                .map(|rank| ((rate.abs_diff(SAMPLE_RATE), rank, r.channels()), rate, r))
+        })
+        .filter(|(_, rate, _)| *rate >= 8_000)
+        .min_by_key(|(key, _, _)| *key);
     match best {
-        Some((_, _, range)) => {
-            let supported = range.with_sample_rate(SAMPLE_RATE);
+        Some((_, rate, range)) => {
+            let supported = range.with_sample_rate(rate);
             Ok((supported.config(), supported.sample_format()))
         }
         None => Err(DeviceError::Unsupported {
             name: device.to_string(),
-            what: "48 kHz in f32 or i16 (resampling is not implemented)".to_owned(),
+            what: "f32 or i16 samples at 8 kHz or more".to_owned(),
         }),
     }
 }
@@ -99,8 +114,11 @@ fn choose_config(
 /// which the next read or write reports.
 #[derive(Default)]
 struct Shared {
+    /// Mono samples at the device's rate.
     samples: VecDeque<f32>,
     error: Option<String>,
+    /// The most samples (mono, device rate) one callback has moved.
+    largest_chunk: usize,
 }
 
 type Queue = Arc<Mutex<Shared>>;
@@ -117,19 +135,21 @@ struct StreamThread {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     name: String,
+    /// The device's sample rate.
+    rate: u32,
 }
 
 impl StreamThread {
     fn spawn(direction: Direction, name: Option<String>, queue: Queue) -> Result<StreamThread, DeviceError> {
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<String, DeviceError>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(String, u32), DeviceError>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("hearth-audio-device".to_owned())
             .spawn(move || {
                 let opened = open_stream(direction, name.as_deref(), queue);
                 match opened {
-                    Ok((stream, name)) => {
-                        if ready_tx.send(Ok(name)).is_ok() {
+                    Ok((stream, name, rate)) => {
+                        if ready_tx.send(Ok((name, rate))).is_ok() {
                             // Returns when the owner drops its sender.
                             let _closed = stop_rx.recv();
                         }
@@ -144,7 +164,9 @@ impl StreamThread {
             })
             .map_err(backend)?;
         match ready_rx.recv() {
-            Ok(Ok(name)) => Ok(StreamThread { stop: Some(stop_tx), thread: Some(thread), name }),
+            Ok(Ok((name, rate))) => {
+                Ok(StreamThread { stop: Some(stop_tx), thread: Some(thread), name, rate })
+            }
             Ok(Err(err)) => {
                 let _finished = thread.join();
                 Err(err)
@@ -170,7 +192,7 @@ fn open_stream(
     direction: Direction,
     name: Option<&str>,
     queue: Queue,
-) -> Result<(cpal::Stream, String), DeviceError> {
+) -> Result<(cpal::Stream, String, u32), DeviceError> {
     let device = find_device(direction, name)?;
     let (config, format) = choose_config(&device, direction)?;
     let error_slot = queue.clone();
@@ -185,7 +207,7 @@ fn open_stream(
         (Direction::Output, _) => output_stream::<i16>(&device, &config, queue, on_error),
     }?;
     stream.play().map_err(backend)?;
-    Ok((stream, device.to_string()))
+    Ok((stream, device.to_string(), config.sample_rate))
 }
 
 fn input_stream<T>(
@@ -199,6 +221,7 @@ where
     f32: FromSample<T>,
 {
     let channels = usize::from(config.channels).max(1);
+    let limit = queue_limit(config.sample_rate);
     device
         .build_input_stream::<T, _, _>(
             *config,
@@ -210,8 +233,9 @@ where
                     let sum: f32 = chunk.iter().map(|s| s.to_sample::<f32>()).sum();
                     queue.push_back(sum / channels as f32);
                 }
-                let excess = queue.len().saturating_sub(QUEUE_LIMIT);
+                let excess = queue.len().saturating_sub(limit);
                 queue.drain(..excess);
+                shared.largest_chunk = shared.largest_chunk.max(data.len() / channels);
             },
             on_error,
             None,
@@ -234,6 +258,7 @@ where
             *config,
             move |data: &mut [T], _| {
                 let mut shared = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                shared.largest_chunk = shared.largest_chunk.max(data.len() / channels);
                 let queue = &mut shared.samples;
                 for chunk in data.chunks_mut(channels) {
                     // An empty queue (underrun) plays silence.
@@ -250,6 +275,8 @@ where
 /// A microphone opened through cpal.
 pub struct CpalInput {
     queue: Queue,
+    resampler: Resampler,
+    drift: DriftControl,
     stream: StreamThread,
 }
 
@@ -259,33 +286,44 @@ impl CpalInput {
     pub fn open(name: Option<&str>) -> Result<Self, DeviceError> {
         let queue = Queue::default();
         let stream = StreamThread::spawn(Direction::Input, name.map(str::to_owned), queue.clone())?;
-        Ok(CpalInput { queue, stream })
+        let resampler = Resampler::new(stream.rate, SAMPLE_RATE);
+        Ok(CpalInput { queue, resampler, drift: DriftControl::input(), stream })
     }
 
     /// The device's name.
     pub fn name(&self) -> &str {
         &self.stream.name
     }
+
+    /// The rate the device runs at (resampled to 48 kHz).
+    pub fn device_rate(&self) -> u32 {
+        self.stream.rate
+    }
 }
 
 impl AudioInput for CpalInput {
     fn read_frame(&mut self, frame: &mut PcmFrame) -> Result<bool, DeviceError> {
-        let mut shared = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        take_error(&mut shared)?;
-        let queue = &mut shared.samples;
-        if queue.len() < FRAME_SAMPLES {
-            return Ok(false);
+        {
+            let mut shared = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            take_error(&mut shared)?;
+            self.resampler.push(shared.samples.drain(..));
+            // A device chunk, in our samples.
+            self.drift.chunk((shared.largest_chunk as f64 / self.resampler.nominal_ratio()).ceil() as usize);
         }
-        for (out, sample) in frame.iter_mut().zip(queue.drain(..FRAME_SAMPLES)) {
-            *out = sample;
-        }
-        Ok(true)
+        let complete = self.resampler.produce(frame);
+        let correction = self.drift.update(self.resampler.available());
+        self.resampler.set_correction(correction);
+        Ok(complete)
     }
 }
 
 /// A speaker opened through cpal.
 pub struct CpalOutput {
     queue: Queue,
+    resampler: Resampler,
+    drift: DriftControl,
+    /// Resampled samples on their way into the queue (kept to avoid allocating per frame).
+    scratch: Vec<f32>,
     stream: StreamThread,
 }
 
@@ -295,29 +333,48 @@ impl CpalOutput {
     pub fn open(name: Option<&str>) -> Result<Self, DeviceError> {
         let queue = Queue::default();
         let stream = StreamThread::spawn(Direction::Output, name.map(str::to_owned), queue.clone())?;
-        Ok(CpalOutput { queue, stream })
+        let resampler = Resampler::new(SAMPLE_RATE, stream.rate);
+        let scratch = Vec::with_capacity(2 * FRAME_SAMPLES);
+        Ok(CpalOutput { queue, resampler, drift: DriftControl::output(), scratch, stream })
     }
 
     /// The device's name.
     pub fn name(&self) -> &str {
         &self.stream.name
     }
+
+    /// The rate the device runs at (resampled from 48 kHz).
+    pub fn device_rate(&self) -> u32 {
+        self.stream.rate
+    }
 }
 
 impl AudioOutput for CpalOutput {
     fn write_frame(&mut self, frame: &PcmFrame) -> Result<(), DeviceError> {
+        self.resampler.push(frame.iter().copied());
+        self.scratch.clear();
+        self.resampler.drain_into(&mut self.scratch);
         let mut shared = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         take_error(&mut shared)?;
+        let limit = queue_limit(self.stream.rate);
         let queue = &mut shared.samples;
-        queue.extend(frame.iter().copied());
-        // More than 200 ms queued means the writer runs ahead of the device: drop the oldest.
-        let excess = queue.len().saturating_sub(QUEUE_LIMIT);
+        queue.extend(self.scratch.iter().copied());
+        // Far more queued than the drift control allows: the device stalled. Drop the oldest.
+        let excess = queue.len().saturating_sub(limit);
         queue.drain(..excess);
+        // Device samples, in our samples (each of ours is `nominal_ratio` of the device's).
+        let per_device_sample = self.resampler.nominal_ratio();
+        let level = (queue.len() as f64 * per_device_sample) as usize;
+        self.drift.chunk((shared.largest_chunk as f64 * per_device_sample).ceil() as usize);
+        drop(shared);
+        let correction = self.drift.update(level);
+        self.resampler.set_correction(correction);
         Ok(())
     }
 
     fn queued_samples(&self) -> usize {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner).samples.len()
+        let queued = self.queue.lock().unwrap_or_else(PoisonError::into_inner).samples.len();
+        (queued as f64 * self.resampler.nominal_ratio()) as usize
     }
 }
 

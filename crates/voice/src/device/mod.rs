@@ -7,6 +7,8 @@
 
 #[cfg(feature = "cpal")]
 pub mod cpal;
+#[cfg(feature = "cpal")]
+mod rate;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
