@@ -1,7 +1,9 @@
 // Browser test of the built UI (mock mode): serves dist-mock with `vite preview`, drives Debian's
 // Chromium through playwright-core, and checks the main flow end to end:
 // register via invite -> channels -> send (pending, then acked) -> receive -> DM -> voice (join,
-// speaking, mute, network view, per-user volume, voice settings) -> theme.
+// speaking, mute, network view, per-user volume, voice settings) -> theme; then, on a second
+// page with a 3,000-message channel (`?filler=3000`), scrolling to its beginning keeps a bounded
+// window of rows in the DOM and the rows in view still, and "Jump to present" comes back.
 // Screenshots go to ui/test-results/. Exit code 0 when every step passed.
 //
 // Knobs: HEARTH_CHROMIUM (browser binary, default /usr/bin/chromium), HEARTH_BROWSER_HEADED=1.
@@ -16,6 +18,50 @@ const uiDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..'
 const resultsDir = path.join(uiDir, 'test-results');
 const executablePath = process.env.HEARTH_CHROMIUM ?? '/usr/bin/chromium';
 const TIMEOUT = 15_000;
+
+/** Messages before the recent conversation in the long-history check, and the pane's bound. */
+const LONG_FILLER = 3000;
+const WINDOW_ROWS = 200;
+
+/**
+ * In the page: holds the message pane at the top until the channel's beginning shows, as a
+ * reader dragging the scrollbar up would. After each step it checks that the rows that were in
+ * view are where they were (the window grew above them) and counts the rows in the DOM.
+ */
+async function scrollToChannelStart({ limitMs }) {
+  const pane = document.querySelector('[data-testid=message-pane]');
+  const rows = () => [...pane.querySelectorAll(':scope > [data-row-key]')];
+  const frame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+  const inView = () => {
+    const top = pane.getBoundingClientRect().top;
+    const bottom = top + pane.clientHeight;
+    return new Map(
+      rows()
+        .map((r) => [r.dataset.rowKey, r.getBoundingClientRect()])
+        .filter(([, box]) => box.bottom > top && box.top < bottom)
+        .map(([key, box]) => [key, box.top]),
+    );
+  };
+  const t0 = performance.now();
+  const moved = [];
+  let maxRows = 0;
+  let steps = 0;
+  while (!pane.querySelector('.channel-start')) {
+    if (performance.now() - t0 > limitMs) return { error: 'timed out', maxRows, steps, loaded: Number(pane.dataset.loadedCount), moved };
+    pane.scrollTop = 0;
+    const before = inView();
+    const first = rows()[0]?.dataset.rowKey;
+    // Wait for the window to grow above (or the beginning to show).
+    for (let f = 0; f < 120 && rows()[0]?.dataset.rowKey === first && !pane.querySelector('.channel-start'); f++) await frame();
+    steps += 1;
+    maxRows = Math.max(maxRows, rows().length);
+    const after = new Map(rows().map((r) => [r.dataset.rowKey, r.getBoundingClientRect().top]));
+    for (const [key, top] of before) {
+      if (after.has(key) && Math.abs(after.get(key) - top) > 1) moved.push({ step: steps, key, before: top, after: after.get(key) });
+    }
+  }
+  return { ms: performance.now() - t0, maxRows, steps, loaded: Number(pane.dataset.loadedCount), moved };
+}
 
 function check(condition, message) {
   if (!condition) throw new Error(`check failed: ${message}`);
@@ -181,6 +227,31 @@ async function main() {
     await page.keyboard.press('Escape');
     await page.getByRole('dialog').waitFor({ state: 'detached' });
     await page.screenshot({ path: path.join(resultsDir, 'main-light.png') });
+
+    step = 'long history: bounded window up to the channel start';
+    const long = await context.newPage();
+    long.setDefaultTimeout(TIMEOUT);
+    long.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+    long.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
+    await long.goto(`${url}?filler=${LONG_FILLER}`);
+    await long.getByText('Here is the list').waitFor();
+    const walk = await long.evaluate(scrollToChannelStart, { limitMs: 120_000 });
+    check(!walk.error, `${walk.error} (${JSON.stringify(walk)})`);
+    check(walk.maxRows <= WINDOW_ROWS, `at most ${WINDOW_ROWS} rows in the DOM, saw ${walk.maxRows}`);
+    check(walk.loaded === LONG_FILLER + 5, `every message loaded, got ${walk.loaded}`);
+    check(walk.moved.length === 0, `the rows in view stayed still: ${JSON.stringify(walk.moved.slice(0, 5))}`);
+    await long.getByText('Older message 1', { exact: true }).waitFor();
+    console.log(
+      `browser tests: ${LONG_FILLER} messages scrolled to the top in ${Math.round(walk.ms)} ms, ` +
+        `${walk.steps} steps, at most ${walk.maxRows} rows in the DOM`,
+    );
+    await long.screenshot({ path: path.join(resultsDir, 'long-history-start.png') });
+    await long.getByRole('button', { name: 'Jump to present' }).click();
+    await long.getByText('Here is the list').waitFor();
+    await long.getByRole('button', { name: 'Jump to present' }).waitFor({ state: 'detached' });
+    const pane2 = long.getByTestId('message-pane');
+    check(await pane2.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 2), 'back at the bottom');
+    await long.close();
 
     check(errors.length === 0, `no page errors:\n${errors.join('\n')}`);
     console.log('browser tests: main flow passed (screenshots in ui/test-results/)');

@@ -43,6 +43,7 @@ export const en = {
   'dm.pick.submit': 'Open conversation',
   'messages.empty': 'This is the beginning of {channel}.',
   'messages.loadingOlder': 'Loading older messages…',
+  'messages.jumpToPresent': 'Jump to present',
   'messages.edited': '(edited)',
   'messages.sending': 'Sending…',
   'messages.failed': 'Not sent.',

@@ -45,6 +45,7 @@ export const fr: Record<MessageKey, string> = {
   'dm.pick.submit': 'Ouvrir la conversation',
   'messages.empty': 'Ceci est le début de {channel}.',
   'messages.loadingOlder': 'Chargement des messages plus anciens…',
+  'messages.jumpToPresent': 'Revenir au présent',
   'messages.edited': '(modifié)',
   'messages.sending': 'Envoi…',
   'messages.failed': 'Non envoyé.',

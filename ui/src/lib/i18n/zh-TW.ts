@@ -45,6 +45,7 @@ export const zhTW: Record<MessageKey, string> = {
   'dm.pick.submit': '開啟對話',
   'messages.empty': '這是 {channel} 的開頭。',
   'messages.loadingOlder': '正在載入較早的訊息…',
+  'messages.jumpToPresent': '跳到最新訊息',
   'messages.edited': '（已編輯）',
   'messages.sending': '傳送中…',
   'messages.failed': '未送出。',

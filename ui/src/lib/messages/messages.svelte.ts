@@ -44,8 +44,10 @@ export class MessagesState {
   typing = $state<Record<ChannelId, Record<UserId, number>>>({});
   replyTo = $state<Message | null>(null);
   editing = $state<Message | null>(null);
-  /** A message to scroll to and flash (from search). */
+  /** A message to flash (from search). */
   highlight = $state<MessageId | null>(null);
+  /** A message its channel's pane should bring into view; the pane takes it ([`jumpDone`]). */
+  jumpTarget = $state<{ channelId: ChannelId; id: MessageId } | null>(null);
 
   private backend: Backend;
   /** Where failures of edits, deletes and reactions go (the root shows a notice). */
@@ -68,6 +70,17 @@ export class MessagesState {
 
   timeline(channelId: ChannelId): Timeline {
     return this.timelines[channelId] ?? emptyTimeline();
+  }
+
+  /** Scrolls the channel's pane to a loaded message and flashes it (a search hit). */
+  jumpTo(channelId: ChannelId, id: MessageId) {
+    this.highlight = id;
+    this.jumpTarget = { channelId, id };
+  }
+
+  /** The pane has shown the jump target (or cannot: it is not loaded any more). */
+  jumpDone() {
+    this.jumpTarget = null;
   }
 
   /**
@@ -112,20 +125,34 @@ export class MessagesState {
     await this.loadOlder(channelId);
   }
 
-  /** Loads the page before the oldest loaded message. Returns how many arrived. */
-  async loadOlder(channelId: ChannelId): Promise<number> {
+  /**
+   * Loads the page before the oldest loaded message. Returns how many arrived. `onAdded` runs
+   * as soon as they are stored, before anything renders, so a caller can change what it shows
+   * around them in the same update.
+   */
+  async loadOlder(channelId: ChannelId, onAdded?: (added: number) => void): Promise<number> {
     const t = this.ensure(channelId);
     if (t.loading || (t.loaded && !t.hasMore)) return 0;
     t.loading = true;
     try {
       const before = t.messages[0]?.id ?? null;
       const page = await this.backend.history(channelId, before, PAGE_SIZE);
-      const known = new Set(t.messages.map((m) => m.id));
-      const older = page.messages.filter((m) => !known.has(m.id));
-      t.messages = [...older, ...t.messages].sort((a, b) => compareIds(a.id, b.id));
+      const older = [...page.messages].sort((a, b) => compareIds(a.id, b.id));
+      const first = t.messages[0]?.id;
+      let added = older.length;
+      if (first === undefined || added === 0 || compareIds(older[added - 1].id, first) < 0) {
+        // The usual case, the whole page before what is loaded: no merge over a long history.
+        t.messages = [...older, ...t.messages];
+      } else {
+        const known = new Set(t.messages.map((m) => m.id));
+        const fresh = older.filter((m) => !known.has(m.id));
+        added = fresh.length;
+        t.messages = [...fresh, ...t.messages].sort((a, b) => compareIds(a.id, b.id));
+      }
       t.hasMore = page.has_more;
       t.loaded = true;
-      return older.length;
+      onAdded?.(added);
+      return added;
     } catch (err) {
       console.error('history page failed', BackendError.from(err).code);
       return 0;
