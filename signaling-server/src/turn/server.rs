@@ -262,15 +262,20 @@ mod tests {
         assert_eq!(creds().key(&format!("{}:42", NOW + 60), "elsewhere", NOW), Err(Refusal::WrongRealm));
     }
 
-    #[test]
-    fn loopback_peers_are_allowed_by_default_only_for_a_local_relay() {
-        let mut listener = TurnListener {
+    /// The default listener on every interface.
+    fn wildcard_listener() -> TurnListener {
+        TurnListener {
             listen: "0.0.0.0:3478".parse().unwrap(),
             relay_address: None,
             relay_ports: (49152, 65535),
             realm: "hearth".into(),
             allow_loopback_peers: None,
-        };
+        }
+    }
+
+    #[test]
+    fn loopback_peers_are_allowed_by_default_only_for_a_local_relay() {
+        let mut listener = wildcard_listener();
         let public: IpAddr = "203.0.113.7".parse().unwrap();
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         assert!(!peer_policy(&listener, public).allow_loopback);
@@ -286,13 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_relay_address_comes_from_config_listener_or_public_url() {
-        let mut listener = TurnListener {
-            listen: "0.0.0.0:3478".parse().unwrap(),
-            relay_address: None,
-            relay_ports: (49152, 65535),
-            realm: "hearth".into(),
-            allow_loopback_peers: None,
-        };
+        let mut listener = wildcard_listener();
         assert_eq!(
             relay_address(&listener, "http://192.0.2.7:8080").await,
             "192.0.2.7".parse::<IpAddr>().unwrap()
