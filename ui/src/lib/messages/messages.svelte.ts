@@ -22,6 +22,8 @@ export interface PendingMessage {
 }
 
 export interface Timeline {
+  /** Replaced, never changed in place, when a message comes, goes or is edited (the pane
+   *  derives its rows from the array alone, not from each element). Reactions change in place. */
   messages: Message[];
   pending: PendingMessage[];
   /** False once the start of the channel is loaded. */
@@ -280,7 +282,7 @@ export class MessagesState {
         const t = this.timelines[event.message.channel_id];
         if (!t) return;
         const i = t.messages.findIndex((m) => m.id === event.message.id);
-        if (i >= 0) t.messages[i] = event.message;
+        if (i >= 0) t.messages = t.messages.map((m, j) => (j === i ? event.message : m));
         break;
       }
       case 'MessageDelete': {
