@@ -108,7 +108,21 @@ impl Notifier for SystemNotifier {
                 });
             })?;
         }
-        #[cfg(not(all(unix, not(target_os = "macos"))))]
+        #[cfg(target_os = "windows")]
+        {
+            // A click on the toast's body is its activation without an action.
+            let handle = notification.show()?;
+            let on_click = self.on_click.clone();
+            let channel = n.channel_id;
+            std::thread::Builder::new().name("notification".into()).spawn(move || {
+                let _closed = handle.wait_for_response(move |response: &notify_rust::NotificationResponse| {
+                    if response.is_default_action() {
+                        on_click(channel);
+                    }
+                });
+            })?;
+        }
+        #[cfg(target_os = "macos")]
         {
             notification.show()?;
         }
