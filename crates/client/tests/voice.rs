@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::{TestClient, TestServer, WAIT};
@@ -17,7 +16,7 @@ use hearth_protocol::model::{ChannelKind, VoiceState};
 use hearth_protocol::{ChannelId, UserId};
 use hearth_voice::level::rms_dbfs;
 use hearth_voice::synth::{self, Voice as Speaker};
-use hearth_voice::{AudioInput, AudioOutput, DeviceError, FRAME_SAMPLES, PcmFrame, PcmSource};
+use hearth_voice::{FRAME_SAMPLES, PcmSink, PcmSource, ScriptedMic};
 use tokio::sync::broadcast;
 
 const RATE: f32 = 48_000.0;
@@ -43,99 +42,12 @@ const MAX_DELAY: f32 = 0.8;
 /// Below this a stretch of the recording counts as silent (digital silence is -100).
 const SILENT_DBFS: f32 = -60.0;
 
-/// A scripted microphone: silence until [`Mouth::say`], then the script, then silence again.
-/// Remembers when the script's first frame was read, for latency.
-#[derive(Clone, Default)]
-struct Mouth(Arc<Mutex<MouthState>>);
-
-#[derive(Default)]
-struct MouthState {
-    script: Vec<f32>,
-    position: usize,
-    started: Option<Instant>,
-}
-
-impl Mouth {
-    fn say(&self, script: Vec<f32>) {
-        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        *s = MouthState { script, position: 0, started: None };
-    }
-
-    fn started(&self) -> Option<Instant> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).started
-    }
-
-    fn done(&self) -> bool {
-        let s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        s.position >= s.script.len()
-    }
-}
-
-impl AudioInput for Mouth {
-    fn read_frame(&mut self, frame: &mut PcmFrame) -> Result<bool, DeviceError> {
-        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        frame.fill(0.0);
-        if s.position < s.script.len() {
-            if s.position == 0 {
-                s.started = Some(Instant::now());
-            }
-            let end = (s.position + FRAME_SAMPLES).min(s.script.len());
-            let n = end - s.position;
-            frame[..n].copy_from_slice(&s.script[s.position..end]);
-            s.position = end;
-        }
-        Ok(true)
-    }
-}
-
-/// A recording speaker that also remembers when each frame was written.
-#[derive(Clone, Default)]
-struct Ear(Arc<Mutex<EarState>>);
-
-#[derive(Default)]
-struct EarState {
-    samples: Vec<f32>,
-    written: Vec<Instant>,
-}
-
-impl Ear {
-    fn recording(&self) -> (Vec<f32>, Vec<Instant>) {
-        let s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        (s.samples.clone(), s.written.clone())
-    }
-
-    /// Index of the first frame written at or after `t`.
-    fn frame_at(written: &[Instant], t: Instant) -> usize {
-        written.partition_point(|&w| w < t)
-    }
-
-    /// What was played after `t`.
-    fn after(&self, t: Instant) -> Vec<f32> {
-        let (samples, written) = self.recording();
-        let from = Self::frame_at(&written, t) * FRAME_SAMPLES;
-        samples[from.min(samples.len())..].to_vec()
-    }
-}
-
-impl AudioOutput for Ear {
-    fn write_frame(&mut self, frame: &PcmFrame) -> Result<(), DeviceError> {
-        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        s.samples.extend_from_slice(frame);
-        s.written.push(Instant::now());
-        Ok(())
-    }
-
-    fn queued_samples(&self) -> usize {
-        0
-    }
-}
-
 /// One engine in the call with its devices.
 struct Member {
     client: TestClient,
     voice: Option<Voice>,
-    mouth: Mouth,
-    ear: Ear,
+    mouth: ScriptedMic,
+    ear: PcmSink,
     id: UserId,
 }
 
@@ -145,16 +57,16 @@ impl Member {
             id: client.session.user().expect("identified").id,
             client,
             voice: None,
-            mouth: Mouth::default(),
-            ear: Ear::default(),
+            mouth: ScriptedMic::new(),
+            ear: PcmSink::new(),
         };
         member.rejoin(channel).await;
         member
     }
 
     async fn rejoin(&mut self, channel: ChannelId) {
-        self.mouth = Mouth::default();
-        self.ear = Ear::default();
+        self.mouth = ScriptedMic::new();
+        self.ear = PcmSink::new();
         let voice = self
             .client
             .engine
@@ -237,7 +149,7 @@ async fn voice_state(
 }
 
 /// Waits until every mouth has said its script, plus `tail` for it to reach the ears.
-async fn until_said(mouths: &[&Mouth], tail: Duration) {
+async fn until_said(mouths: &[&ScriptedMic], tail: Duration) {
     let deadline = Instant::now() + WAIT;
     while !mouths.iter().all(|m| m.done()) {
         assert!(Instant::now() < deadline, "scripts not read in time");
@@ -259,10 +171,11 @@ struct Heard {
     latency: Duration,
 }
 
-fn find(ear: &Ear, utterance: &[f32], said_at: Instant, other: &[f32]) -> Heard {
-    let (samples, written) = ear.recording();
+fn find(ear: &PcmSink, utterance: &[f32], said_at: Instant, other: &[f32]) -> Heard {
+    let recording = ear.recording();
+    let samples = &recording.samples;
     // From two frames before the mouth spoke to MAX_DELAY after it ended.
-    let first = Ear::frame_at(&written, said_at).saturating_sub(2);
+    let first = recording.frame_at(said_at).saturating_sub(2);
     let start = first * FRAME_SAMPLES;
     let end = (start + utterance.len() + (MAX_DELAY * RATE) as usize).min(samples.len());
     assert!(start < end, "the ear recorded nothing after the utterance began");
@@ -270,9 +183,8 @@ fn find(ear: &Ear, utterance: &[f32], said_at: Instant, other: &[f32]) -> Heard 
     let aligned = locate(utterance, window);
     let correlation = segment_correlation(utterance, window, aligned);
     let other_correlation = segment_correlation(other, window, locate(other, window));
-    let at = start + aligned.max(0) as usize;
-    let frame = (at / FRAME_SAMPLES).min(written.len() - 1);
-    let heard_at = written[frame] + Duration::from_secs_f32((at % FRAME_SAMPLES) as f32 / RATE);
+    let at = (start + aligned.max(0) as usize).min(samples.len() - 1);
+    let heard_at = recording.heard_at(at).expect("a recorded sample");
     Heard { correlation, other_correlation, latency: heard_at.saturating_duration_since(said_at) }
 }
 
@@ -431,12 +343,12 @@ async fn speaking_mute_and_deafen_reach_the_others_and_the_audio() {
     bob.voice().set_muted(true);
     let state = voice_state(&mut alice.client, bob.id, |s| s.muted).await;
     assert!(!state.speaking && !state.deafened);
-    let mouth = Mouth::default();
+    let mouth = ScriptedMic::new();
     bob.voice().set_input(Box::new(mouth.clone()));
     let muted_from = Instant::now();
     mouth.say(synth::utterance(&Speaker::speaker(3), 1.0));
     until_said(&[&mouth], Duration::from_millis(300)).await;
-    let while_muted = alice.ear.after(muted_from);
+    let while_muted = alice.ear.recording().after(muted_from).to_vec();
     assert!(while_muted.len() > 40 * FRAME_SAMPLES);
     assert!(rms_dbfs(&while_muted) < SILENT_DBFS, "muted Bob is heard: {:.1}", rms_dbfs(&while_muted));
 
@@ -447,7 +359,7 @@ async fn speaking_mute_and_deafen_reach_the_others_and_the_audio() {
     let unmuted_from = Instant::now();
     bob.voice().set_input(Box::new(PcmSource::new(again)));
     tokio::time::sleep(Duration::from_millis(1400)).await;
-    let heard = alice.ear.after(unmuted_from);
+    let heard = alice.ear.recording().after(unmuted_from).to_vec();
     assert!(rms_dbfs(&heard) > -40.0, "unmuted Bob not heard: {:.1}", rms_dbfs(&heard));
 
     // Alice deafens: the others see her deafened and muted, and nothing plays for her.
@@ -458,7 +370,7 @@ async fn speaking_mute_and_deafen_reach_the_others_and_the_audio() {
     bob.mouth.say(synth::utterance(&Speaker::speaker(5), 1.0));
     bob.voice().set_input(Box::new(bob.mouth.clone()));
     until_said(&[&bob.mouth], Duration::from_millis(300)).await;
-    let while_deaf = alice.ear.after(deaf_from);
+    let while_deaf = alice.ear.recording().after(deaf_from).to_vec();
     assert!(while_deaf.len() > 40 * FRAME_SAMPLES);
     assert!(while_deaf.iter().all(|&s| s == 0.0), "deafened Alice hears {:.1} dBFS", rms_dbfs(&while_deaf));
     assert!(alice.voice().settings().deafened);
@@ -544,7 +456,7 @@ async fn a_member_killed_mid_sentence_stops_being_mixed_and_is_removed() {
     carol.mouth.say(synth::utterance(&Speaker::speaker(8), 4.0));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(
-        rms_dbfs(&alice.ear.after(Instant::now() - Duration::from_millis(800))) > -40.0,
+        rms_dbfs(alice.ear.recording().after(Instant::now() - Duration::from_millis(800))) > -40.0,
         "Carol was heard"
     );
     carol.client.session.simulate_outage(Duration::from_secs(3600)).await.expect("outage");
@@ -561,7 +473,7 @@ async fn a_member_killed_mid_sentence_stops_being_mixed_and_is_removed() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(!carol.mouth.done(), "she was still talking");
     for ear in [&alice.ear, &bob.ear] {
-        let after = ear.after(removed_at + Duration::from_millis(300));
+        let after = ear.recording().after(removed_at + Duration::from_millis(300)).to_vec();
         assert!(after.len() > 30 * FRAME_SAMPLES);
         assert!(after.iter().all(|&s| s == 0.0), "Carol still mixed: {:.1} dBFS", rms_dbfs(&after));
     }
@@ -574,7 +486,7 @@ async fn a_member_killed_mid_sentence_stops_being_mixed_and_is_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mic_test_meters_speech_without_a_call() {
     let _serial = ONE_CALL_AT_A_TIME.lock().await;
-    let mouth = Mouth::default();
+    let mouth = ScriptedMic::new();
     let test = MicTest::start(Box::new(mouth.clone()), &VoiceSettings::default()).expect("mic test");
     let mut events = test.subscribe();
     let quiet = wait_voice(&mut events, |e| match e {

@@ -18,8 +18,9 @@
 //!
 //! Both are sans-IO: time is passed in (`now`, or the frame count for capture), so tests run
 //! faster than real time. Devices sit behind [`device::AudioInput`]/[`device::AudioOutput`];
-//! [`device::PcmSource`]/[`device::PcmSink`] feed and record PCM in tests and headless
-//! clients, and the `cpal` feature adds real devices.
+//! [`device::PcmSource`], [`device::ScriptedMic`] and [`device::PcmSink`] feed and record PCM
+//! (with the instants frames were read and written) in tests, benchmarks and headless clients,
+//! and the `cpal` feature adds real devices.
 //!
 //! The parts: [`device`], [`codec`] (Opus), [`jitter`], [`vad`], [`denoise`] (RNNoise via
 //! `nnnoiseless`), [`echo`] (AEC3 via `sonora`), [`mixer`], [`level`], [`pipeline`], and
@@ -52,7 +53,7 @@ pub type PcmFrame = [f32; FRAME_SAMPLES];
 pub const SILENT_FRAME: PcmFrame = [0.0; FRAME_SAMPLES];
 
 pub use codec::{CodecError, Decoder, Encoder, EncoderConfig};
-pub use device::{AudioInput, AudioOutput, DeviceError, PcmSink, PcmSource};
+pub use device::{AudioInput, AudioOutput, DeviceError, PcmSink, PcmSource, Recording, ScriptedMic};
 pub use jitter::{Conceal, JitterBuffer, JitterConfig, JitterStats, Playout};
 pub use mixer::Mixer;
 pub use pipeline::{
