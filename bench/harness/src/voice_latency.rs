@@ -1,13 +1,17 @@
 //! `voice-latency`: mouth-to-ear latency of a voice call over loopback, against a raw-UDP floor
 //! built from the same voice pipeline, measured in the same run.
 //!
-//! A synthetic microphone ([`Mouth`]) says a 200 ms voiced burst after a silence, again and
-//! again, and remembers the instant each of its frames was read; a synthetic speaker ([`Ear`])
-//! records every frame written and the instant it was. The latency of a burst is where its
-//! samples come out minus where they went in: the burst is found in the recording by
-//! cross-correlation (sample-exact), so the output instant is the write instant of the frame it
-//! starts in plus its offset in that frame, and the input instant is the read instant of the
-//! frame it starts in (the burst starts on a frame boundary). No device buffer is in either.
+//! A [`ScriptedMic`] says a 200 ms voiced burst after a silence, again and again, and
+//! remembers the instant each of its frames was read; a [`PcmSink`] records every frame written
+//! and the instant it was. The latency of a burst is that of its first sample: from the read of
+//! the frame it went in with (bursts start on a frame boundary) to the instant its image is
+//! heard (the write instant of the frame holding it plus its offset there; no device buffer is
+//! in either). The image is found by aligning the *reference*, the script through the same
+//! pipeline with no clock (each packet decoded in its own frame's slot), with the recording:
+//! the live output is that same decoded audio shifted in time, so the peak is exact, where the
+//! raw burst would correlate at each of its pitch periods (9 ms apart). The burst's first
+//! 20 ms must be there as sent, else the burst counts as clipped, not as fast. Where the
+//! audio sits inside the frames is the pipeline's own delay, measured once with noise.
 //!
 //! - **Hearth**: two engines (`hearth-client`) registered on a real `hearth-server` on
 //!   loopback join a voice channel with [`Engine::join_voice`]: webrtc-rs connections, the
@@ -23,12 +27,13 @@
 //! their own schedules, so the phase between the sender's reads and the receiver's writes is
 //! random per call and worth up to a frame of latency; the floor run copies the phase the
 //! Hearth call had, so each pair differs by the transport and not by luck, and the rounds
-//! together sample many phases.
+//! together sample many phases. The floor also times each stage of every burst's first packet
+//! (VAD hold, capture, send, loopback, hand-off, jitter buffer and tick), the latency budget.
 
 use std::net::UdpSocket;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -39,8 +44,8 @@ use hearth_protocol::UserId;
 use hearth_protocol::model::ChannelKind;
 use hearth_voice::synth::{self, Voice as Speaker};
 use hearth_voice::{
-    AudioInput, AudioOutput, Capture, CaptureConfig, Decoder, DeviceError, FRAME_DURATION, FRAME_SAMPLES,
-    JitterStats, PcmFrame, Playback, PlaybackConfig, SILENT_FRAME,
+    AudioInput, AudioOutput, Capture, CaptureConfig, Decoder, FRAME_DURATION, FRAME_SAMPLES, JitterStats,
+    PcmSink, Playback, PlaybackConfig, Recording, SILENT_FRAME, ScriptedMic, TransmitMode,
 };
 
 use crate::process::ScratchDir;
@@ -81,7 +86,8 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     if args.rounds == 0 || args.bursts == 0 {
         bail!("--rounds and --bursts must be at least 1");
     }
-    let signal = Signal::new(Duration::from_millis(args.gap_ms));
+    let signal = Signal::new(Duration::from_millis(args.gap_ms), args.bursts)
+        .context("running the pipeline without a clock")?;
     println!(
         "voice-latency: {} rounds x {} bursts of {} ms voiced sound after {} ms of silence, per side",
         args.rounds,
@@ -93,13 +99,14 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
         "  pipeline (both sides): RNNoise on, AEC3 on, VAD sensitivity 0.5 (-50 dBFS, 2-frame attack), Opus 32 kbit/s FEC DTX, default jitter buffer"
     );
     let delay = |ns, aec| -> Result<String> {
-        let d = signal.algorithmic_delay(ns, aec).context("running the pipeline without a clock")?;
-        Ok(d.map_or_else(|| "burst not found".to_owned(), |d| format!("{:.1} ms", d * 1000.0)))
+        let d = pipeline_delay(ns, aec).context("running the pipeline without a clock")?;
+        Ok(d.map_or_else(|| "not found".to_owned(), |d| format!("{:.1} ms", d as f64 / RATE * 1000.0)))
     };
     println!(
-        "  the pipeline's own delay (capture -> Opus -> decode in the same frame, no clock): {} (without AEC {})",
+        "  the pipeline's own delay (4 s of noise through Capture, gate open, decoded in the same frame): {} (without AEC {}, Opus alone {})",
         delay(true, true)?,
-        delay(true, false)?
+        delay(true, false)?,
+        delay(false, false)?
     );
     let load_before = load_average();
 
@@ -125,19 +132,21 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
 
     let mut hearth = Side::default();
     let mut floor = Side::default();
+    let mut budget = Budget::default();
     println!("  round   tick phase (hearth / floor)   p50 hearth / floor   found");
     for round in 0..args.rounds {
-        let script = signal.script(args.bursts);
+        let script = signal.script();
         // Hearth: Bob speaks, Alice listens (her microphone stays silent).
-        let mouth = Mouth::new(script.clone());
-        let ear = Ear::default();
+        let mouth = ScriptedMic::new();
+        mouth.say(script.clone());
+        let ear = PcmSink::new();
         let settings = VoiceSettings { sounds: false, ..VoiceSettings::default() };
         let listening = alice
             .join_voice(
                 channel.id,
                 CallConfig::loopback(Vec::new()),
                 settings.clone(),
-                Box::new(Mouth::new(Vec::new())),
+                Box::new(ScriptedMic::new()),
                 Box::new(ear.clone()),
             )
             .await
@@ -147,8 +156,8 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
                 channel.id,
                 CallConfig::loopback(Vec::new()),
                 settings,
-                Box::new(Mouth::idle()),
-                Box::new(Ear::default()),
+                Box::new(ScriptedMic::new()),
+                Box::new(PcmSink::new()),
             )
             .await
             .context("bob joining voice")?;
@@ -158,7 +167,7 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
         // The microphone is switched in once the call is up, so the lead silence is measured
         // from a connected call (join-time work is not in any burst).
         speaking.set_input(Box::new(mouth.clone()));
-        wait_said(&mouth, signal.length(args.bursts)).await?;
+        wait_said(&mouth, signal.length()).await?;
         let mut hearth_jitter = None;
         while let Ok(event) = events.try_recv() {
             if let VoiceEvent::Quality { jitter, .. } = event {
@@ -167,18 +176,20 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
         }
         speaking.leave().await;
         listening.leave().await;
-        let hearth_round = signal.measure(&mouth, &ear, args.bursts);
+        let hearth_round = signal.measure(&mouth, &ear);
 
         // Floor, with the phase the call had.
         let phase = hearth_round.phase.unwrap_or_default();
-        let mouth = Mouth::new(script);
-        let ear = Ear::default();
+        let mouth = ScriptedMic::new();
+        mouth.say(script);
+        let ear = PcmSink::new();
         let floor_run = {
             let (mouth, ear) = (mouth.clone(), ear.clone());
-            let length = signal.length(args.bursts);
+            let length = signal.length();
             tokio::task::spawn_blocking(move || run_floor(mouth, ear, phase, length)).await??
         };
-        let floor_round = signal.measure(&mouth, &ear, args.bursts);
+        let floor_round = signal.measure(&mouth, &ear);
+        budget.merge(signal.budget(&floor_round, &floor_run, &mouth.reads(), &ear.recording()));
         println!(
             "  {:>5}   {:>5.1} / {:>5.1} ms             {:>5} / {:>5} ms   {}/{} / {}/{}{}",
             round + 1,
@@ -208,17 +219,26 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     let load_after = load_average();
 
     println!();
-    println!("  mouth-to-ear (burst found by cross-correlation; frame read -> frame written + offset):");
+    println!(
+        "  mouth-to-ear of each burst's first sample (frame read -> its image heard: frame written + offset):"
+    );
     println!("    hearth (webrtc via hearth-server): {}", hearth.correlated.describe5());
     println!("    floor ({PEER}):                {}", floor.correlated.describe5());
-    println!("  first audible sample (>= -28 dBFS; includes the onset the VAD attack holds back):");
+    println!("  first audible sample (>= -28 dBFS; a cruder measure, for comparison):");
     println!("    hearth: {}", hearth.onset.describe5());
     println!("    floor:  {}", floor.onset.describe5());
     println!(
-        "  burst correlation (min/median): hearth {} / floor {}",
+        "  burst correlation with the reference (min/median): hearth {} / floor {}",
         hearth.correlation_summary(),
         floor.correlation_summary()
     );
+    if hearth.clipped + floor.clipped > 0 {
+        println!(
+            "  warning: bursts whose first 20 ms did not come out as sent (not in the percentiles): hearth {}, floor {}",
+            hearth.clipped, floor.clipped
+        );
+    }
+    budget.print(signal.delay);
     println!(
         "  load average before/after: {load_before} / {load_after} (2 cores; other builds share the machine)"
     );
@@ -273,7 +293,7 @@ async fn connected(voice: &Voice, peer: UserId) -> Result<()> {
 }
 
 /// Waits until the mouth has said its whole script, plus the longest delay searched.
-async fn wait_said(mouth: &Mouth, length: Duration) -> Result<()> {
+async fn wait_said(mouth: &ScriptedMic, length: Duration) -> Result<()> {
     let deadline = Instant::now() + length + Duration::from_secs(10);
     while !mouth.done() {
         if Instant::now() > deadline {
@@ -292,22 +312,43 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
-/// The script of one round: a lead silence, then bursts each followed by a gap.
+/// The script of one round (a lead silence, then bursts each followed by a gap) and what the
+/// pipeline makes of it without a clock.
 struct Signal {
     burst: Vec<f32>,
     gap_frames: usize,
+    bursts: usize,
     /// The burst's first sample above the onset level (for the first-audible measure).
     burst_onset: usize,
+    /// The script through the pipeline with no clock: `Capture`, then each packet decoded in
+    /// its own frame's slot (the pre-roll written back over the frames it belongs to). This is
+    /// what a listener hears with no transport, jitter buffer or tick in between; its samples
+    /// line up with the script's, so a burst's image in it starts `delay` after the burst.
+    reference: Vec<f32>,
+    /// The pipeline's own delay in samples (AEC3, RNNoise, Opus look-ahead).
+    delay: usize,
 }
 
 /// |sample| from which sound counts as audible: 0.04 is -28 dBFS, 20 dB under the burst's peak.
 const AUDIBLE: f32 = 0.04;
+/// The onset whose arrival is timed: the first 20 ms of a burst's image.
+const ONSET: usize = 960;
+/// How far from the whole burst's position its onset is searched (the jitter buffer may have
+/// stretched or skipped between them).
+const ONSET_SLACK: usize = 1920;
+/// Below this correlation with the reference, the onset did not come out as sent (clipped by
+/// the gate, concealed, or played apart from the rest): the burst's latency does not count.
+const ONSET_MIN_CORRELATION: f32 = 0.8;
 
 impl Signal {
-    fn new(gap: Duration) -> Signal {
+    fn new(gap: Duration, bursts: usize) -> Result<Signal> {
         let burst = voiced_burst();
         let burst_onset = burst.iter().position(|s| s.abs() >= AUDIBLE).unwrap_or(0);
-        Signal { burst, gap_frames: frames(gap), burst_onset }
+        let mut signal =
+            Signal { burst, gap_frames: frames(gap), bursts, burst_onset, reference: Vec::new(), delay: 0 };
+        signal.reference = heard_without_clock(&signal.script())?;
+        signal.delay = pipeline_delay(true, true)?.context("the pipeline's delay could not be measured")?;
+        Ok(signal)
     }
 
     fn lead_frames() -> usize {
@@ -323,91 +364,167 @@ impl Signal {
         Self::lead_frames() + i * self.period_frames()
     }
 
-    fn script(&self, bursts: usize) -> Vec<f32> {
-        let mut script = vec![0.0; self.burst_frame(bursts) * FRAME_SAMPLES];
-        for i in 0..bursts {
+    fn script(&self) -> Vec<f32> {
+        let mut script = vec![0.0; self.burst_frame(self.bursts) * FRAME_SAMPLES];
+        for i in 0..self.bursts {
             let at = self.burst_frame(i) * FRAME_SAMPLES;
             script[at..at + self.burst.len()].copy_from_slice(&self.burst);
         }
         script
     }
 
-    /// The delay the DSP and codec add by themselves (AEC, RNNoise, Opus look-ahead), in
-    /// seconds: the script through `Capture` and straight into an Opus decoder, each packet
-    /// decoded in the frame it was captured in, so no tick, transport or jitter buffer counts.
-    fn algorithmic_delay(&self, noise_suppression: bool, echo_cancellation: bool) -> Result<Option<f64>> {
-        let mut capture = capture()?;
-        capture.set_noise_suppression(noise_suppression);
-        capture.set_echo_cancellation(echo_cancellation);
-        let mut decoder = Decoder::new()?;
-        let script = self.script(2);
-        let mut out = Vec::with_capacity(script.len());
-        for chunk in script.chunks_exact(FRAME_SAMPLES) {
-            let mut mic = SILENT_FRAME;
-            mic.copy_from_slice(chunk);
-            capture.far_end(&SILENT_FRAME)?;
-            let mut frame = SILENT_FRAME;
-            // The pre-roll's frames were output as silence when they were held; write them
-            // back over those frames, as the far end's jitter buffer would play them.
-            let output = capture.process(&mic)?;
-            let held = output.pre_roll.len();
-            for (age, packet) in (1..=held).rev().zip(&output.pre_roll) {
-                let mut earlier = SILENT_FRAME;
-                decoder.decode(&packet.payload, &mut earlier)?;
-                let at = out.len() - age * FRAME_SAMPLES;
-                out[at..at + FRAME_SAMPLES].copy_from_slice(&earlier);
-            }
-            if let Some(packet) = output.packet {
-                decoder.decode(&packet.payload, &mut frame)?;
-            }
-            out.extend_from_slice(&frame);
-        }
-        // The second burst: the first after a gap like every measured one.
-        let at = self.burst_frame(1) * FRAME_SAMPLES;
-        let search = (MAX_DELAY.as_secs_f64() * RATE) as usize;
-        let window = &out[at..(at + self.burst.len() + search).min(out.len())];
-        let found = synth::align(&self.burst, window, search);
-        Ok((found.correlation >= MIN_CORRELATION && found.lag >= 0).then(|| found.lag as f64 / RATE))
+    fn length(&self) -> Duration {
+        FRAME_DURATION * u32::try_from(self.burst_frame(self.bursts)).unwrap_or(u32::MAX)
     }
 
-    fn length(&self, bursts: usize) -> Duration {
-        FRAME_DURATION * u32::try_from(self.burst_frame(bursts)).unwrap_or(u32::MAX)
+    /// Where burst `i`'s image starts in the reference.
+    fn image_start(&self, i: usize) -> usize {
+        self.burst_frame(i) * FRAME_SAMPLES + self.delay
     }
 
-    /// Finds every burst in what the ear recorded.
-    fn measure(&self, mouth: &Mouth, ear: &Ear, bursts: usize) -> Round {
+    /// Finds every burst in what the ear recorded. A burst's latency is that of its first
+    /// sample: from the read of the frame it went in with (bursts start on a frame boundary)
+    /// to the instant its image is heard. The image is found by aligning the reference (the
+    /// same decoded audio, so the peak is sharp, not one of the burst's pitch periods), and
+    /// its first 20 ms must be found there too, as sent.
+    fn measure(&self, mouth: &ScriptedMic, ear: &PcmSink) -> Round {
         let reads = mouth.reads();
-        let (samples, written) = ear.recording();
-        let mut round = Round { phase: phase(&reads, &written), ..Round::default() };
+        let recording = ear.recording();
+        let samples = &recording.samples;
+        let mut round = Round { phase: phase(&reads, &recording.written), ..Round::default() };
         let search = (MAX_DELAY.as_secs_f64() * RATE) as usize;
-        for i in 0..bursts {
+        for i in 0..self.bursts {
             let Some(&said_at) = reads.get(self.burst_frame(i)) else { continue };
+            let from = self.image_start(i);
+            let Some(image) = self.reference.get(from..from + self.burst.len()) else { continue };
             // From two frames before the burst went in (a frame written just before the read
             // instant may still hold it if the clocks' phases are close) to MAX_DELAY after.
-            let first = written.partition_point(|&w| w < said_at).saturating_sub(2);
-            let start = first * FRAME_SAMPLES;
-            let end = (start + self.burst.len() + search).min(samples.len());
-            if start + self.burst.len() >= end {
+            let start = recording.frame_at(said_at).saturating_sub(2) * FRAME_SAMPLES;
+            let end = (start + self.delay + self.burst.len() + search).min(samples.len());
+            if start + self.delay + self.burst.len() >= end {
                 continue;
             }
             let window = &samples[start..end];
-            let found = synth::align(&self.burst, window, search);
-            round.correlations.push(found.correlation);
-            let at_time = |at: usize| {
-                let frame = (at / FRAME_SAMPLES).min(written.len() - 1);
-                written[frame] + Duration::from_secs_f64((at % FRAME_SAMPLES) as f64 / RATE)
-            };
-            if found.correlation >= MIN_CORRELATION && found.lag >= 0 {
-                let heard_at = at_time(start + found.lag.unsigned_abs());
-                round.latencies.record(heard_at.saturating_duration_since(said_at));
+            let whole = synth::align(image, window, self.delay + search);
+            round.correlations.push(whole.correlation);
+            if whole.correlation < MIN_CORRELATION || whole.lag < 0 {
+                continue;
             }
-            if let Some(onset) = window.iter().position(|s| s.abs() >= AUDIBLE) {
+            let around = (whole.lag.unsigned_abs()).saturating_sub(ONSET_SLACK);
+            let onset = synth::align(&image[..ONSET], &window[around..], 2 * ONSET_SLACK);
+            let onset_lag = around as isize + onset.lag;
+            if onset.correlation < ONSET_MIN_CORRELATION || onset_lag < 0 {
+                round.clipped += 1;
+                continue;
+            }
+            let Some(heard_at) = recording.heard_at(start + onset_lag.unsigned_abs()) else { continue };
+            let latency = heard_at.saturating_duration_since(said_at);
+            round.latencies.record(latency);
+            round.found.push(Found { burst: i, latency, start, lag: onset_lag });
+            if let Some(first) = window.iter().position(|s| s.abs() >= AUDIBLE)
+                && let Some(heard) = recording.heard_at(start + first)
+            {
                 let said = said_at + Duration::from_secs_f64(self.burst_onset as f64 / RATE);
-                round.onsets.record(at_time(start + onset).saturating_duration_since(said));
+                round.onsets.record(heard.saturating_duration_since(said));
             }
         }
         round
     }
+
+    /// Where a floor run's time went for each burst it found: the first packet of the burst's
+    /// talkspurt, from the read of its frame to its playout, stage by stage.
+    fn budget(&self, round: &Round, run: &FloorRun, reads: &[Instant], recording: &Recording) -> Budget {
+        let mut budget = Budget::default();
+        for found in &round.found {
+            let first_frame = self.burst_frame(found.burst);
+            let Some(packet) = run.sent.iter().find(|p| p.frame >= first_frame) else { continue };
+            let (Some(&frame_read), Some(&tick_read)) = (reads.get(packet.frame), reads.get(packet.tick))
+            else {
+                continue;
+            };
+            let arrival = run.arrivals.iter().find(|(ts, _)| *ts == packet.timestamp).map(|&(_, at)| at);
+            let inserted = run.inserted.iter().find(|(ts, _)| *ts == packet.timestamp).map(|&(_, at)| at);
+            // Where the packet's frame starts in the recording: the image of the burst's first
+            // sample, moved to the frame's first sample.
+            let slot =
+                packet.frame as isize * FRAME_SAMPLES as isize - self.image_start(found.burst) as isize;
+            let index = found.start as isize + found.lag + slot;
+            let played = usize::try_from(index).ok().and_then(|i| recording.heard_at(i));
+            let (Some(arrival), Some(inserted), Some(played)) = (arrival, inserted, played) else { continue };
+            let d = |a: Instant, b: Instant| b.saturating_duration_since(a);
+            budget.hold.record(d(frame_read, tick_read));
+            budget.capture.record(d(tick_read, packet.encoded));
+            budget.send.record(d(packet.encoded, packet.sent));
+            budget.network.record(d(packet.sent, arrival));
+            budget.handoff.record(d(arrival, inserted));
+            budget.playout.record(d(inserted, played));
+            budget.total.record(found.latency);
+        }
+        budget
+    }
+}
+
+/// The DSP's and codec's own delay in samples (AEC3 and its band filters, RNNoise, Opus
+/// look-ahead): 4 s of white noise through `Capture` with the gate held open, each packet
+/// decoded in the frame it was captured in, aligned with what went in. Noise, because the
+/// delay is not the same at every frequency (the echo canceller's filters shift low
+/// frequencies more): speech measures 22-28 ms depending on the voice's pitch, and a short
+/// voiced burst correlates at every pitch period, 9 ms apart. Noise weighs all frequencies
+/// alike and has a single peak.
+fn pipeline_delay(noise_suppression: bool, echo_cancellation: bool) -> Result<Option<usize>> {
+    let mut rng = synth::Rng::new(0x6e6f697365);
+    let noise: Vec<f32> = (0..4 * FRAME_SAMPLES * 50).map(|_| (rng.unit() as f32 - 0.5) * 0.3).collect();
+    let mut capture = Capture::new(CaptureConfig {
+        mode: TransmitMode::PushToTalk,
+        noise_suppression,
+        echo_cancellation,
+        ..CaptureConfig::default()
+    })?;
+    capture.set_push_to_talk(true);
+    let mut decoder = Decoder::new()?;
+    let mut out = Vec::with_capacity(noise.len());
+    for chunk in noise.chunks_exact(FRAME_SAMPLES) {
+        let mut mic = SILENT_FRAME;
+        mic.copy_from_slice(chunk);
+        capture.far_end(&SILENT_FRAME)?;
+        let mut frame = SILENT_FRAME;
+        if let Some(packet) = capture.process(&mic)?.packet {
+            decoder.decode(&packet.payload, &mut frame)?;
+        }
+        out.extend_from_slice(&frame);
+    }
+    // Opus codes noise loosely (and RNNoise takes most of it out), so the peak is low, but it
+    // stands alone: elsewhere the correlation is under 0.05.
+    let found = synth::align(&noise, &out, (0.1 * RATE) as usize);
+    Ok((found.correlation >= 0.1 && found.lag >= 0).then_some(found.lag.unsigned_abs()))
+}
+
+/// `script` through the pipeline with no clock (see [`Signal::reference`]).
+fn heard_without_clock(script: &[f32]) -> Result<Vec<f32>> {
+    let mut capture = capture()?;
+    let mut decoder = Decoder::new()?;
+    let mut out = Vec::with_capacity(script.len());
+    for chunk in script.chunks_exact(FRAME_SAMPLES) {
+        let mut mic = SILENT_FRAME;
+        mic.copy_from_slice(chunk);
+        capture.far_end(&SILENT_FRAME)?;
+        let output = capture.process(&mic)?;
+        // The pre-roll's frames were output as silence when they were held; write them back
+        // over those frames, as the far end's jitter buffer plays them.
+        let held = output.pre_roll.len();
+        for (age, packet) in (1..=held).rev().zip(&output.pre_roll) {
+            let mut earlier = SILENT_FRAME;
+            decoder.decode(&packet.payload, &mut earlier)?;
+            let at = out.len() - age * FRAME_SAMPLES;
+            out[at..at + FRAME_SAMPLES].copy_from_slice(&earlier);
+        }
+        let mut frame = SILENT_FRAME;
+        if let Some(packet) = output.packet {
+            decoder.decode(&packet.payload, &mut frame)?;
+        }
+        out.extend_from_slice(&frame);
+    }
+    Ok(out)
 }
 
 fn frames(d: Duration) -> usize {
@@ -477,6 +594,18 @@ struct Round {
     latencies: Latencies,
     onsets: Latencies,
     correlations: Vec<f32>,
+    /// Bursts found whose onset did not come out as sent.
+    clipped: usize,
+    found: Vec<Found>,
+}
+
+/// A burst found in the recording.
+struct Found {
+    burst: usize,
+    latency: Duration,
+    /// Where the searched window starts in the recording, and the onset's lag in it.
+    start: usize,
+    lag: isize,
 }
 
 /// One side's measurements over all rounds.
@@ -485,6 +614,7 @@ struct Side {
     correlated: Latencies,
     onset: Latencies,
     correlations: Vec<f32>,
+    clipped: usize,
 }
 
 impl Side {
@@ -492,6 +622,7 @@ impl Side {
         self.correlated.merge(round.latencies);
         self.onset.merge(round.onsets);
         self.correlations.extend(round.correlations);
+        self.clipped += round.clipped;
     }
 
     fn correlation_summary(&self) -> String {
@@ -523,94 +654,84 @@ impl Describe5 for Latencies {
     }
 }
 
-/// The synthetic microphone: plays its script once, then silence, and remembers the instant
-/// each frame of the script was read (index = frame of the script).
-#[derive(Clone)]
-struct Mouth(Arc<Mutex<MouthState>>);
-
-struct MouthState {
-    script: Vec<f32>,
-    position: usize,
-    reads: Vec<Instant>,
-}
-
-impl Mouth {
-    fn new(script: Vec<f32>) -> Mouth {
-        Mouth(Arc::new(Mutex::new(MouthState { script, position: 0, reads: Vec::new() })))
-    }
-
-    /// A microphone in a silent room.
-    fn idle() -> Mouth {
-        Mouth::new(Vec::new())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, MouthState> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn done(&self) -> bool {
-        let s = self.lock();
-        s.position >= s.script.len()
-    }
-
-    fn reads(&self) -> Vec<Instant> {
-        self.lock().reads.clone()
-    }
-}
-
-impl AudioInput for Mouth {
-    fn read_frame(&mut self, frame: &mut PcmFrame) -> Result<bool, DeviceError> {
-        let now = Instant::now();
-        let mut s = self.lock();
-        frame.fill(0.0);
-        if s.position < s.script.len() {
-            let end = (s.position + FRAME_SAMPLES).min(s.script.len());
-            let n = end - s.position;
-            frame[..n].copy_from_slice(&s.script[s.position..end]);
-            s.position = end;
-            s.reads.push(now);
-        }
-        Ok(true)
-    }
-}
-
-/// The synthetic speaker: records every frame and the instant it was written.
-#[derive(Clone, Default)]
-struct Ear(Arc<Mutex<EarState>>);
-
-#[derive(Default)]
-struct EarState {
-    samples: Vec<f32>,
-    written: Vec<Instant>,
-}
-
-impl Ear {
-    fn recording(&self) -> (Vec<f32>, Vec<Instant>) {
-        let s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        (s.samples.clone(), s.written.clone())
-    }
-}
-
-impl AudioOutput for Ear {
-    fn write_frame(&mut self, frame: &PcmFrame) -> Result<(), DeviceError> {
-        let now = Instant::now();
-        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        s.samples.extend_from_slice(frame);
-        s.written.push(now);
-        Ok(())
-    }
-
-    fn queued_samples(&self) -> usize {
-        0
-    }
-}
-
 /// What the floor run saw of its own scheduling.
 struct FloorRun {
     /// Ticks that started more than a frame after their deadline (either thread).
     late_ticks: u64,
     /// The receiver's jitter buffer at the end.
     jitter: JitterStats,
+    /// Every packet sent, in order.
+    sent: Vec<SentPacket>,
+    /// When the UDP reader got each packet (by RTP timestamp), and when the receiving audio
+    /// thread put it into the jitter buffer.
+    arrivals: Vec<(u32, Instant)>,
+    inserted: Vec<(u32, Instant)>,
+}
+
+/// A packet the floor's sender sent.
+struct SentPacket {
+    timestamp: u32,
+    /// The script frame it holds, and the sender's tick (script frame read) that sent it:
+    /// later for a talkspurt's pre-roll.
+    frame: usize,
+    tick: usize,
+    encoded: Instant,
+    sent: Instant,
+}
+
+/// Where the floor's time went, per stage, over the bursts it found (see [`Signal::budget`]).
+#[derive(Default)]
+struct Budget {
+    hold: Latencies,
+    capture: Latencies,
+    send: Latencies,
+    network: Latencies,
+    handoff: Latencies,
+    playout: Latencies,
+    total: Latencies,
+}
+
+impl Budget {
+    fn merge(&mut self, other: Budget) {
+        self.hold.merge(other.hold);
+        self.capture.merge(other.capture);
+        self.send.merge(other.send);
+        self.network.merge(other.network);
+        self.handoff.merge(other.handoff);
+        self.playout.merge(other.playout);
+        self.total.merge(other.total);
+    }
+
+    fn print(&mut self, delay: usize) {
+        if self.total.len() == 0 {
+            return;
+        }
+        println!(
+            "  where the floor's time goes, per burst (the first packet of its talkspurt; p50 [p5..p95] over {} bursts):",
+            self.total.len()
+        );
+        let mut sum = 0.0;
+        let delay_ms = delay as f64 / RATE * 1000.0;
+        for (what, stage) in [
+            ("VAD hold (frame read -> the tick that sends it)", &mut self.hold),
+            ("capture (AEC3, RNNoise, VAD, Opus)", &mut self.capture),
+            ("send (UDP send call)", &mut self.send),
+            ("loopback (send -> UDP reader)", &mut self.network),
+            ("to the jitter buffer (reader -> audio thread)", &mut self.handoff),
+            ("jitter buffer + render tick (inserted -> written)", &mut self.playout),
+        ] {
+            let mut p = |q| stage.percentile_ms(q).unwrap_or(f64::NAN);
+            sum += p(50.0);
+            println!("    {what:<52} {:>5.1} [{:.1}..{:.1}] ms", p(50.0), p(5.0), p(95.0));
+        }
+        println!("    {:<52} {delay_ms:>5.1} ms", "pipeline delay (where the audio sits in the frames)");
+        println!(
+            "    {:<52} {:>5.1} ms (measured: p50 {})",
+            "sum of the p50s",
+            sum + delay_ms,
+            fmt_opt(self.total.percentile_ms(50.0), 1)
+        );
+    }
 }
 
 fn describe_jitter(stats: Option<&JitterStats>) -> String {
@@ -622,8 +743,11 @@ fn describe_jitter(stats: Option<&JitterStats>) -> String {
 
 /// The pipeline's settings as the engine sets them for [`VoiceSettings::default`].
 fn capture() -> Result<Capture> {
-    let mut capture =
-        Capture::new(CaptureConfig { initial_timestamp: rand::random(), ..CaptureConfig::default() })?;
+    capture_from(rand::random())
+}
+
+fn capture_from(initial_timestamp: u32) -> Result<Capture> {
+    let mut capture = Capture::new(CaptureConfig { initial_timestamp, ..CaptureConfig::default() })?;
     capture.set_sensitivity(VoiceSettings::default().sensitivity);
     Ok(capture)
 }
@@ -640,7 +764,7 @@ const HEADER: usize = 8;
 
 /// Runs the floor for `length` (+ the search tail): a sending and a receiving audio thread,
 /// the receiver's ticks `phase` after the sender's, and a UDP reader feeding the receiver.
-fn run_floor(mouth: Mouth, ear: Ear, phase: Duration, length: Duration) -> Result<FloorRun> {
+fn run_floor(mouth: ScriptedMic, ear: PcmSink, phase: Duration, length: Duration) -> Result<FloorRun> {
     let rx_socket = UdpSocket::bind("127.0.0.1:0").context("binding the floor's receive socket")?;
     rx_socket.set_read_timeout(Some(Duration::from_millis(50)))?;
     let tx_socket = UdpSocket::bind("127.0.0.1:0").context("binding the floor's send socket")?;
@@ -651,6 +775,7 @@ fn run_floor(mouth: Mouth, ear: Ear, phase: Duration, length: Duration) -> Resul
     let reader = {
         let stop = stop.clone();
         std::thread::Builder::new().name("floor-udp-rx".into()).spawn(move || {
+            let mut arrivals = Vec::new();
             let mut buf = [0u8; 1500];
             while !stop.load(Ordering::Relaxed) {
                 let n = match rx_socket.recv(&mut buf) {
@@ -671,11 +796,13 @@ fn run_floor(mouth: Mouth, ear: Ear, phase: Duration, length: Duration) -> Resul
                 }
                 let seq = u16::from_be_bytes([buf[0], buf[1]]);
                 let timestamp = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                arrivals.push((timestamp, arrival));
                 let datagram = Datagram { seq, timestamp, payload: buf[HEADER..n].to_vec(), arrival };
                 if inbox_tx.send(datagram).is_err() {
                     break;
                 }
             }
+            arrivals
         })?
     };
 
@@ -684,43 +811,55 @@ fn run_floor(mouth: Mouth, ear: Ear, phase: Duration, length: Duration) -> Resul
     let end = start + length + MAX_DELAY + Duration::from_millis(100);
     let sender = {
         let mut mouth = mouth;
-        std::thread::Builder::new().name("floor-send".into()).spawn(move || -> Result<u64> {
-            raise_priority();
-            let mut capture = capture()?;
-            let mut own = Playback::<u8>::new(PlaybackConfig::default());
-            let mut late = 0;
-            let mut seq: u16 = rand::random();
-            let mut datagram = Vec::with_capacity(1500);
-            ticks(start, end, &mut late, |now| {
-                // As the engine's tick: render (nothing to play here) and feed it to the echo
-                // canceller, then read the microphone and capture.
-                let mut out = SILENT_FRAME;
-                own.render(now, &mut out);
-                capture.far_end(&out)?;
-                let mut mic = SILENT_FRAME;
-                mouth.read_frame(&mut mic)?;
-                // As the engine: a talkspurt's pre-roll (the onset the VAD attack held back,
-                // with its own timestamps) goes first, then the frame's packet.
-                let output = capture.process(&mic)?;
-                for packet in output.pre_roll.iter().chain(output.packet.as_ref()) {
-                    datagram.clear();
-                    datagram.extend_from_slice(&seq.to_be_bytes());
-                    datagram.extend_from_slice(&[0, 0]);
-                    datagram.extend_from_slice(&packet.rtp_timestamp.to_be_bytes());
-                    datagram.extend_from_slice(&packet.payload);
-                    tx_socket.send(&datagram).context("sending a floor datagram")?;
-                    seq = seq.wrapping_add(1);
-                }
-                Ok(())
-            })?;
-            Ok(late)
-        })?
+        std::thread::Builder::new().name("floor-send".into()).spawn(
+            move || -> Result<(u64, Vec<SentPacket>)> {
+                raise_priority();
+                let initial: u32 = rand::random();
+                let mut capture = capture_from(initial)?;
+                let mut own = Playback::<u8>::new(PlaybackConfig::default());
+                let mut late = 0;
+                let mut seq: u16 = rand::random();
+                let mut datagram = Vec::with_capacity(1500);
+                let mut sent = Vec::new();
+                let mut tick = 0;
+                ticks(start, end, &mut late, |now| {
+                    // As the engine's tick: render (nothing to play here) and feed it to the echo
+                    // canceller, then read the microphone and capture.
+                    let mut out = SILENT_FRAME;
+                    own.render(now, &mut out);
+                    capture.far_end(&out)?;
+                    let mut mic = SILENT_FRAME;
+                    mouth.read_frame(&mut mic)?;
+                    // As the engine: a talkspurt's pre-roll (the onset the VAD attack held back,
+                    // with its own timestamps) goes first, then the frame's packet.
+                    let output = capture.process(&mic)?;
+                    let encoded = Instant::now();
+                    for packet in output.pre_roll.iter().chain(output.packet.as_ref()) {
+                        datagram.clear();
+                        datagram.extend_from_slice(&seq.to_be_bytes());
+                        datagram.extend_from_slice(&[0, 0]);
+                        datagram.extend_from_slice(&packet.rtp_timestamp.to_be_bytes());
+                        datagram.extend_from_slice(&packet.payload);
+                        tx_socket.send(&datagram).context("sending a floor datagram")?;
+                        seq = seq.wrapping_add(1);
+                        let frame =
+                            (packet.rtp_timestamp.wrapping_sub(initial) / FRAME_SAMPLES as u32) as usize;
+                        let timestamp = packet.rtp_timestamp;
+                        sent.push(SentPacket { timestamp, frame, tick, encoded, sent: Instant::now() });
+                    }
+                    tick += 1;
+                    Ok(())
+                })?;
+                Ok((late, sent))
+            },
+        )?
     };
     let receiver = {
         let mut ear = ear;
         std::thread::Builder::new().name("floor-recv".into()).spawn(
-            move || -> Result<(u64, JitterStats)> {
+            move || -> Result<(u64, JitterStats, Vec<(u32, Instant)>)> {
                 raise_priority();
+                let mut inserted = Vec::new();
                 let epoch = Instant::now();
                 let mut capture = capture()?;
                 let mut playback = Playback::<u8>::new(PlaybackConfig::default());
@@ -758,6 +897,7 @@ fn run_floor(mouth: Mouth, ear: Ear, phase: Duration, length: Duration) -> Resul
                             &datagram.payload,
                             arrival,
                         );
+                        inserted.push((datagram.timestamp, Instant::now()));
                     }
                     if Instant::now() > deadline + FRAME_DURATION {
                         late += 1;
@@ -774,18 +914,18 @@ fn run_floor(mouth: Mouth, ear: Ear, phase: Duration, length: Duration) -> Resul
                         n = (start.elapsed().as_micros() / FRAME_DURATION.as_micros()) as u32 + 1;
                     }
                 }
-                Ok((late, playback.peer(&0).map(|p| p.stats).unwrap_or_default()))
+                Ok((late, playback.peer(&0).map(|p| p.stats).unwrap_or_default(), inserted))
             },
         )?
     };
     let sent = sender.join();
     let received = receiver.join();
     stop.store(true, Ordering::Relaxed);
-    let _reader_done = reader.join();
-    let late_send = sent.map_err(|_| anyhow::anyhow!("the floor's sending thread panicked"))??;
-    let (late_recv, jitter) =
+    let arrivals = reader.join().map_err(|_| anyhow::anyhow!("the floor's UDP reader panicked"))?;
+    let (late_send, sent) = sent.map_err(|_| anyhow::anyhow!("the floor's sending thread panicked"))??;
+    let (late_recv, jitter, inserted) =
         received.map_err(|_| anyhow::anyhow!("the floor's receiving thread panicked"))??;
-    Ok(FloorRun { late_ticks: late_send + late_recv, jitter })
+    Ok(FloorRun { late_ticks: late_send + late_recv, jitter, sent, arrivals, inserted })
 }
 
 /// Calls `tick` on deadlines `start + n × 20 ms` until `end`, as the engine's audio thread
@@ -845,8 +985,8 @@ mod tests {
 
     #[test]
     fn the_script_places_each_burst_on_a_frame_boundary() {
-        let signal = Signal::new(Duration::from_millis(500));
-        let script = signal.script(3);
+        let signal = Signal::new(Duration::from_millis(500), 3).unwrap();
+        let script = signal.script();
         for i in 0..3 {
             let at = signal.burst_frame(i) * FRAME_SAMPLES;
             assert_eq!(&script[at..at + signal.burst.len()], &signal.burst[..]);
