@@ -18,7 +18,8 @@
 //!    app pages history in; the clock stops at the first animation frame after the channel's
 //!    beginning is shown with all N messages loaded (the pane's `data-loaded-count`). The pane
 //!    renders only a window of them, so the messages in the DOM at the end are counted and
-//!    reported beside the process tree's memory.
+//!    reported beside the process tree's memory, read at once and again after the idle time
+//!    (WebKit returns freed memory lazily).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -169,7 +170,7 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
 
     // 4. Render the long channel up to its beginning.
     println!("== render: open #history and scroll to its beginning ({} messages)", args.messages);
-    let render = render_channel(&rig, &hearth, &login, args.messages).await;
+    let render = render_channel(&rig, &hearth, &login, args.messages, args.idle_secs).await;
     match &render {
         Ok(r) => {
             println!(
@@ -177,6 +178,7 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
                 r.total_ms, r.loaded, r.dom_messages, r.first_page_ms, r.nudges
             );
             print_memory("hearth scrolled to the beginning", &r.memory);
+            print_memory(&format!("hearth {} s later", args.idle_secs), &r.settled);
         }
         Err(e) => println!("  render failed: {e:#}"),
     }
@@ -421,7 +423,10 @@ struct Render {
     /// Messages in the DOM at the end: the pane's window, not the whole history.
     dom_messages: u64,
     nudges: u64,
+    /// The process tree when the beginning showed.
     memory: TreeMemory,
+    /// The same, after the idle time.
+    settled: TreeMemory,
 }
 
 /// The in-page side of the render step (see the module docs). Returns its own timings, taken
@@ -470,7 +475,13 @@ button.click();
 })();
 "#;
 
-async fn render_channel(rig: &Rig, app: &App, login: &Login<'_>, expected: usize) -> Result<Render> {
+async fn render_channel(
+    rig: &Rig,
+    app: &App,
+    login: &Login<'_>,
+    expected: usize,
+    idle_secs: u64,
+) -> Result<Render> {
     let (_home, driver) = launch(rig, app, "render").await?;
     let session = driver.new_session(&app.binary).await?;
     sign_in(&session, login).await?;
@@ -486,13 +497,17 @@ async fn render_channel(rig: &Rig, app: &App, login: &Login<'_>, expected: usize
     }
     let number =
         |key: &str| result.get(key).and_then(Value::as_f64).with_context(|| format!("no {key} in {result}"));
+    let pid = app_pid(&driver, app)?;
+    let memory = tree_memory(pid);
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let render = Render {
         total_ms: number("ms")?,
         first_page_ms: number("firstPage")?,
         loaded: number("loaded")? as u64,
         dom_messages: number("domMessages")? as u64,
         nudges: number("nudges")? as u64,
-        memory: tree_memory(app_pid(&driver, app)?),
+        memory,
+        settled: tree_memory(pid),
     };
     session.close().await.context("closing the session")?;
     Ok(render)
