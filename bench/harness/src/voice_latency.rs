@@ -20,8 +20,8 @@
 //! - **Floor** (`raw-udp-opus`): the same `hearth_voice::Capture` and `Playback` with the same
 //!   settings, driven by two threads ticking like the engine's audio thread (deadlines
 //!   `start + n × 20 ms`, nice -10, packets into the jitter buffer as they arrive), with the
-//!   packets sent as plain UDP datagrams on 127.0.0.1 (sequence number and RTP timestamp in an
-//!   8-byte header). No webrtc, no server, no async runtime: what is left is the pipeline.
+//!   packets sent as plain UDP datagrams on 127.0.0.1 (sequence number, marker and RTP
+//!   timestamp in an 8-byte header). No webrtc, no server, no async runtime: what is left is the pipeline.
 //!
 //! Each round is one Hearth call then one floor run. The two audio threads of a call tick on
 //! their own schedules, so the phase between the sender's reads and the receiver's writes is
@@ -45,7 +45,7 @@ use hearth_protocol::model::ChannelKind;
 use hearth_voice::synth::{self, Voice as Speaker};
 use hearth_voice::{
     AudioInput, AudioOutput, Capture, CaptureConfig, Decoder, FRAME_DURATION, FRAME_SAMPLES, JitterStats,
-    PcmSink, Playback, PlaybackConfig, Recording, SILENT_FRAME, ScriptedMic, TransmitMode,
+    PcmSink, Playback, PlaybackConfig, ReceivedPacket, Recording, SILENT_FRAME, ScriptedMic, TransmitMode,
 };
 
 use crate::process::ScratchDir;
@@ -756,6 +756,7 @@ fn capture_from(initial_timestamp: u32) -> Result<Capture> {
 struct Datagram {
     seq: u16,
     timestamp: u32,
+    marker: bool,
     payload: Vec<u8>,
     arrival: Instant,
 }
@@ -795,9 +796,10 @@ fn run_floor(mouth: ScriptedMic, ear: PcmSink, phase: Duration, length: Duration
                     continue;
                 }
                 let seq = u16::from_be_bytes([buf[0], buf[1]]);
+                let marker = buf[2] != 0;
                 let timestamp = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                 arrivals.push((timestamp, arrival));
-                let datagram = Datagram { seq, timestamp, payload: buf[HEADER..n].to_vec(), arrival };
+                let datagram = Datagram { seq, timestamp, marker, payload: buf[HEADER..n].to_vec(), arrival };
                 if inbox_tx.send(datagram).is_err() {
                     break;
                 }
@@ -837,7 +839,7 @@ fn run_floor(mouth: ScriptedMic, ear: PcmSink, phase: Duration, length: Duration
                     for packet in output.pre_roll.iter().chain(output.packet.as_ref()) {
                         datagram.clear();
                         datagram.extend_from_slice(&seq.to_be_bytes());
-                        datagram.extend_from_slice(&[0, 0]);
+                        datagram.extend_from_slice(&[u8::from(packet.marker), 0]);
                         datagram.extend_from_slice(&packet.rtp_timestamp.to_be_bytes());
                         datagram.extend_from_slice(&packet.payload);
                         tx_socket.send(&datagram).context("sending a floor datagram")?;
@@ -889,14 +891,15 @@ fn run_floor(mouth: ScriptedMic, ear: PcmSink, phase: Duration, length: Duration
                             }
                         };
                         let arrival = datagram.arrival.saturating_duration_since(epoch);
-                        // A packet the buffer refuses (late, duplicate) is one the engine drops too.
-                        let _inserted = playback.receive(
-                            &0,
-                            datagram.seq,
-                            datagram.timestamp,
-                            &datagram.payload,
+                        let packet = ReceivedPacket {
+                            sequence: datagram.seq,
+                            timestamp: datagram.timestamp,
+                            marker: datagram.marker,
+                            payload: &datagram.payload,
                             arrival,
-                        );
+                        };
+                        // A packet the buffer refuses (late, duplicate) is one the engine drops too.
+                        let _inserted = playback.receive(&0, &packet);
                         inserted.push((datagram.timestamp, Instant::now()));
                     }
                     if Instant::now() > deadline + FRAME_DURATION {

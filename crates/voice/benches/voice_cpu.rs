@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use hearth_voice::codec::{Decoder, Encoder, EncoderConfig, is_dtx_packet};
 use hearth_voice::synth::{Rng, Voice, utterance};
-use hearth_voice::{Capture, CaptureConfig, FRAME_SAMPLES, PcmFrame, Playback, PlaybackConfig, SILENT_FRAME};
+use hearth_voice::{
+    Capture, CaptureConfig, FRAME_SAMPLES, PcmFrame, Playback, PlaybackConfig, ReceivedPacket, SILENT_FRAME,
+};
 
 const PEERS: usize = 9;
 
@@ -89,9 +91,14 @@ fn run_hearth(mic: &[PcmFrame], peers: &[Stream], echo_cancellation: bool) -> Du
         for (p, stream) in peers.iter().enumerate() {
             if let Some((seq, ts, payload)) = &stream.packets[k] {
                 let jitter = Duration::from_micros((rng.unit() * 5000.0) as u64);
-                playback
-                    .receive(&p, *seq, *ts, payload, now - Duration::from_millis(6) + jitter)
-                    .expect("receive");
+                let packet = ReceivedPacket {
+                    sequence: *seq,
+                    timestamp: *ts,
+                    marker: false,
+                    payload,
+                    arrival: now - Duration::from_millis(6) + jitter,
+                };
+                playback.receive(&p, &packet).expect("receive");
             }
         }
         playback.render(now, &mut out);

@@ -1,23 +1,27 @@
 //! A jitter buffer for one remote Opus stream: a plain state machine driven by explicit time.
 //!
-//! [`JitterBuffer::insert`] takes each RTP packet (sequence number, timestamp, payload,
-//! arrival time); [`JitterBuffer::pop`] is called once per 20 ms playout tick and says what to
-//! play: a packet, a concealment (FEC from the next packet when it is here, PLC otherwise),
-//! silence (the sender is in DTX or stopped sending), or nothing (not started). No clock is
-//! read inside: tests drive it with fake time.
+//! [`JitterBuffer::insert`] takes each RTP packet ([`ReceivedPacket`]: sequence number,
+//! timestamp, marker, payload, arrival time); [`JitterBuffer::pop`] is called once per playout
+//! tick (one frame) and says what to play: a packet, a concealment (FEC from the next packet
+//! when it is here, PLC otherwise), silence (the sender is in DTX or stopped sending), or
+//! nothing (not started). No clock is read inside: tests drive it with fake time.
 //!
 //! How playout time is chosen. Each packet's *transit* is its arrival time minus its RTP
 //! timestamp (in µs); the smallest transit in a sliding window is the path's base delay and
 //! the spread above it is the jitter. The target delay is a high percentile of that spread
 //! plus a small margin, so almost every packet is in time, and at least the largest spread of
-//! the last 16 packets but one. It grows at once when the spread grows (a burst), and shrinks by at most 0.5 ms per received packet (slowly). The playout
-//! *offset* of the slot about to play is `now - timestamp - base`; the buffer keeps it between
-//! the target and one frame above it:
+//! the last 16 packets but one. It grows at once when the spread grows (a burst), and shrinks
+//! by at most 0.5 ms per received packet (slowly). The first packet of a talkspurt (the RTP
+//! marker) is not a jitter sample: the sender's voice activity decides when it goes out, which
+//! is later than its timestamp on purpose when the talkspurt's pre-roll goes out with the frame
+//! that opened the gate. The playout *offset* of a slot is `now - timestamp - base`:
 //!
-//! - below the target it *holds*: the slot does not advance (priming at the start; PLC
-//!   stretching when a packet is missing but may still come; silence in a DTX gap);
-//! - more than 30 ms above it *skips*: freely inside silence, and by dropping one packet at
-//!   most every 500 ms during speech.
+//! - a talkspurt (the first packet, or the first after a silence) starts at the first tick at
+//!   which its first packet is here and its offset has reached the target; so does the stream;
+//! - during speech, below the target the buffer *holds*: the slot does not advance (PLC
+//!   stretching when a packet is missing but may still come, or the target has just grown);
+//! - more than 30 ms above it, it *skips*: by dropping one packet at most every 500 ms during
+//!   speech (in silence, the next talkspurt starts on time anyway).
 //!
 //! Slots are identified by the (unwrapped) RTP timestamp, 960 per 20 ms, so DTX pauses
 //! (timestamp jumps without sequence gaps) are told apart from losses (sequence gaps).
@@ -100,6 +104,18 @@ pub enum Conceal {
     Fec(Vec<u8>),
     /// Nothing to recover from: the decoder's packet loss concealment.
     Plc,
+}
+
+/// One RTP packet as it reached the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedPacket<'a> {
+    pub sequence: u16,
+    pub timestamp: u32,
+    /// The RTP marker bit: the first packet of a talkspurt (after frames that were not sent).
+    pub marker: bool,
+    pub payload: &'a [u8],
+    /// When it arrived, on the receiver's clock (the one `now` is given in).
+    pub arrival: Duration,
 }
 
 /// What [`JitterBuffer::insert`] did with a packet.
@@ -242,9 +258,10 @@ impl JitterBuffer {
         }
     }
 
-    /// Takes one received packet. `arrival` is the receiver's clock, on the same scale as
-    /// the `now` given to [`JitterBuffer::pop`].
-    pub fn insert(&mut self, seq: u16, rtp_ts: u32, payload: &[u8], arrival: Duration) -> Inserted {
+    /// Takes one received packet. Its `arrival` is on the same clock as the `now` given to
+    /// [`JitterBuffer::pop`].
+    pub fn insert(&mut self, packet: &ReceivedPacket<'_>) -> Inserted {
+        let ReceivedPacket { sequence: seq, timestamp: rtp_ts, marker, payload, arrival } = *packet;
         let mut ext_seq = self.unwrap_seq(seq);
         let mut ext_ts = self.unwrap_ts(rtp_ts);
         if let (Some(hs), Some(ht)) = (self.highest_seq, self.highest_ts)
@@ -269,7 +286,13 @@ impl JitterBuffer {
         self.highest_ts = Some(self.highest_ts.map_or(ext_ts, |h| h.max(ext_ts)));
 
         // Late packets are measured too: their lateness is exactly what the target must cover.
-        self.measure(ext_ts, micros(arrival));
+        // A talkspurt's first packet is not (see the module docs); when it is the first packet
+        // at all, its transit stands in for the base delay until a packet is measured.
+        if !marker {
+            self.measure(ext_ts, micros(arrival));
+        } else if self.transits.is_empty() {
+            self.base_transit_us = micros(arrival) - ts_to_us(ext_ts);
+        }
 
         if self.next_ts.is_some_and(|next| ext_ts < next) {
             self.stats.late += 1;
@@ -387,17 +410,17 @@ impl JitterBuffer {
         };
 
         let contiguous = self.last_played_seq.is_some_and(|last| following_seq == last + 1);
-        let gap_frames = ((following_ts - next) / FRAME_TS).max(1);
         // A loss right at the end of a silence counts as part of the silence.
         if contiguous || self.in_gap || self.concealed_run >= self.config.max_concealed {
-            // A silence gap (DTX or a pause in sending): timing can be adjusted for free.
+            // A silence gap (DTX or a pause in sending): the next talkspurt starts at the first
+            // tick at which its first packet is due, whatever the slots in between, so timing
+            // is set afresh at every talkspurt and costs nothing.
             self.concealed_run = 0;
             self.in_gap = true;
-            if excess < 0 {
-                return Playout::Silence;
+            let offset = now_us - ts_to_us(following_ts) - self.base_transit_us;
+            if offset >= self.target_us {
+                return self.play(following_ts);
             }
-            let step = (1 + excess / FRAME_US).min(gap_frames);
-            self.next_ts = Some(next + step * FRAME_TS);
             return Playout::Silence;
         }
 

@@ -1,6 +1,8 @@
 //! Jitter buffer behaviour with fake time: a sender that emits one packet per 20 ms and a
 //! receiver that ticks every 20 ms, with delays, losses and reordering chosen per test.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 const MS: Duration = Duration::from_millis(1);
@@ -20,13 +22,27 @@ fn which(p: &[u8]) -> u32 {
     u32::from_be_bytes([p[0], p[1], p[2], p[3]])
 }
 
-/// A packet of the simulated stream: sequence, timestamp, payload index, arrival time.
+/// A packet of the simulated stream: sequence, timestamp, marker, payload index, arrival time.
 #[derive(Clone)]
 struct Sent {
     seq: u16,
     ts: u32,
+    marker: bool,
     k: u32,
     arrival: Duration,
+}
+
+impl Sent {
+    fn insert_into(&self, jb: &mut JitterBuffer) -> Inserted {
+        let payload = payload(self.k);
+        jb.insert(&ReceivedPacket {
+            sequence: self.seq,
+            timestamp: self.ts,
+            marker: self.marker,
+            payload: &payload,
+            arrival: self.arrival,
+        })
+    }
 }
 
 /// `n` packets with sequence numbers from `seq0`, timestamps from `ts0`, sent every 20 ms
@@ -36,6 +52,7 @@ fn stream(n: u32, seq0: u16, ts0: u32, delay: impl Fn(u32) -> Duration) -> Vec<S
         .map(|k| Sent {
             seq: seq0.wrapping_add(k as u16),
             ts: ts0.wrapping_add(k * 960),
+            marker: false,
             k,
             arrival: ms(20 * u64::from(k)) + delay(k),
         })
@@ -44,19 +61,71 @@ fn stream(n: u32, seq0: u16, ts0: u32, delay: impl Fn(u32) -> Duration) -> Vec<S
 
 /// Delivers `packets` in arrival order while ticking every 20 ms (phase 7 ms) until `until`;
 /// returns every tick's playout.
-fn run(jb: &mut JitterBuffer, mut packets: Vec<Sent>, until: Duration) -> Vec<Playout> {
+fn run(jb: &mut JitterBuffer, packets: Vec<Sent>, until: Duration) -> Vec<Playout> {
+    run_at(jb, packets, ms(7), until).into_iter().map(|(_, p)| p).collect()
+}
+
+/// Like [`run`], with the receiver's ticks at `phase` after the sender's; returns every tick's
+/// instant and playout.
+fn run_at(
+    jb: &mut JitterBuffer,
+    mut packets: Vec<Sent>,
+    phase: Duration,
+    until: Duration,
+) -> Vec<(Duration, Playout)> {
     packets.sort_by_key(|p| p.arrival);
     let mut pending = packets.into_iter().peekable();
     let mut out = Vec::new();
-    let mut now = ms(7);
+    let mut now = phase;
     while now <= until {
         while let Some(p) = pending.next_if(|p| p.arrival <= now) {
-            jb.insert(p.seq, p.ts, &payload(p.k), p.arrival);
+            p.insert_into(jb);
         }
-        out.push(jb.pop(now));
-        now += ms(20);
+        out.push((now, jb.pop(now)));
+        now += FRAME;
     }
     out
+}
+
+const FRAME: Duration = crate::FRAME_DURATION;
+
+/// `count` talkspurts of `length` packets, `pause` frames apart, as a voice-activity sender
+/// makes them: sequence numbers run on across the pauses, timestamps jump, and each
+/// talkspurt's first packet carries the marker. Packets arrive `delay(k)` after their frame
+/// (`k` counts frames from t = 0); with `onset_late`, each talkspurt's first packet is sent a
+/// frame late, with the second (the pre-roll of a voice-activity gate).
+fn talkspurts(
+    count: u32,
+    length: u32,
+    pause: u32,
+    onset_late: bool,
+    delay: impl Fn(u32) -> Duration,
+) -> Vec<Sent> {
+    let mut packets = Vec::new();
+    for t in 0..count {
+        for i in 0..length {
+            let k = t * (length + pause) + i;
+            let sent = FRAME * if onset_late && i == 0 { k + 1 } else { k };
+            packets.push(Sent {
+                seq: packets.len() as u16,
+                ts: k * FRAME_TS as u32,
+                marker: i == 0,
+                k,
+                arrival: sent + delay(k),
+            });
+        }
+    }
+    packets
+}
+
+/// When each packet (by `k`) was played.
+fn play_times(out: &[(Duration, Playout)]) -> BTreeMap<u32, Duration> {
+    out.iter()
+        .filter_map(|(t, p)| match p {
+            Playout::Frame(p) => Some((which(p), *t)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn played(out: &[Playout]) -> Vec<u32> {
@@ -253,7 +322,7 @@ fn the_target_delay_grows_fast_on_jitter_and_shrinks_slowly_after() {
     let mut played_rough = 0;
     while now <= ms(40_000) {
         while let Some(p) = pending.next_if(|p| p.arrival <= now) {
-            jb.insert(p.seq, p.ts, &payload(p.k), p.arrival);
+            p.insert_into(&mut jb);
         }
         if let Playout::Frame(p) = jb.pop(now)
             && (500..1000).contains(&which(&p))
@@ -306,7 +375,7 @@ fn after_a_delay_spike_the_next_one_is_absorbed() {
 fn the_buffer_is_bounded() {
     let mut jb = JitterBuffer::new(JitterConfig { max_packets: 16, ..JitterConfig::default() });
     for k in 0..200u32 {
-        jb.insert(k as u16, k * 960, &payload(k), ms(u64::from(k)));
+        Sent { seq: k as u16, ts: k * 960, marker: false, k, arrival: ms(u64::from(k)) }.insert_into(&mut jb);
     }
     assert_eq!(jb.stats().buffered, 16);
     assert_eq!(jb.stats().dropped, 184);
@@ -330,4 +399,81 @@ fn a_restarted_stream_is_followed() {
     let out = run(&mut jb, packets, ms(2000));
     let got = played(&out);
     assert_eq!(got, (0..20).chain(100..120).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_talkspurt_plays_at_the_first_tick_at_which_it_is_due() {
+    // Two talkspurts 1 s apart on a clean path (30 ms, steady): the target is its minimum, so
+    // each talkspurt's first packet is due `min_delay` after its arrival, and plays at the
+    // first tick at or after that, whatever the receiver's phase: never a tick later.
+    let min_delay = JitterConfig::default().min_delay;
+    let first_of_second = 50;
+    for phase_ms in 0..FRAME.as_millis() as u64 {
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let packets = talkspurts(2, 10, first_of_second - 10, false, |_| ms(30));
+        let out = run_at(&mut jb, packets, ms(phase_ms), ms(2000));
+        let played = play_times(&out);
+        assert_eq!(played.len(), 20, "phase {phase_ms} ms: {played:?}");
+        for k in [0, first_of_second] {
+            let due = FRAME * k + ms(30) + min_delay;
+            let first_tick = out.iter().map(|(t, _)| *t).find(|t| *t >= due).unwrap();
+            assert_eq!(played[&k], first_tick, "phase {phase_ms} ms, packet {k}");
+        }
+        // The rest of each talkspurt follows back to back.
+        for k in (1..10).chain(first_of_second + 1..first_of_second + 10) {
+            assert_eq!(played[&k], played[&(k - 1)] + FRAME, "phase {phase_ms} ms, packet {k}");
+        }
+        assert_eq!(jb.stats().target_delay_ms, min_delay.as_secs_f32() * 1000.0);
+    }
+}
+
+#[test]
+fn a_talkspurt_whose_first_packet_was_held_back_loses_nothing_and_waits_no_longer() {
+    // A voice-activity sender holds each talkspurt's first frame until the gate opens and
+    // sends it with the second: it arrives a frame late, on purpose. At every receiver phase,
+    // every packet plays (none dropped to catch up, none late), each talkspurt starts at the
+    // first tick after its first packet arrived, and the target stays at its minimum: the
+    // held-back frames are not taken for network jitter.
+    let min_delay = JitterConfig::default().min_delay;
+    assert!(min_delay <= FRAME);
+    for phase_ms in 0..FRAME.as_millis() as u64 {
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let packets = talkspurts(12, 10, 25, true, |_| ms(1));
+        let starts: Vec<(u32, Duration)> =
+            packets.iter().filter(|p| p.marker).map(|p| (p.k, p.arrival)).collect();
+        let out = run_at(&mut jb, packets, ms(phase_ms), ms(9000));
+        let played = play_times(&out);
+        let stats = jb.stats();
+        assert_eq!(
+            (played.len(), stats.late, stats.dropped, stats.lost),
+            (120, 0, 0, 0),
+            "phase {phase_ms} ms: {stats:?}"
+        );
+        for (k, arrival) in starts {
+            let first_tick = out.iter().map(|(t, _)| *t).find(|t| *t >= arrival).unwrap();
+            assert_eq!(played[&k], first_tick, "phase {phase_ms} ms, talkspurt at {k}");
+        }
+        assert_eq!(stats.target_delay_ms, min_delay.as_secs_f32() * 1000.0, "phase {phase_ms} ms");
+    }
+}
+
+#[test]
+fn a_delay_spike_at_the_start_of_a_talkspurt_still_grows_the_target() {
+    // The marker's own transit is not a jitter sample, but the packets behind it are: a path
+    // that stalls as a talkspurt starts (its first 6 packets released together 120 ms late)
+    // grows the target, so the next such stall is absorbed.
+    let stall = |k: u32| {
+        let i = k % 40;
+        if k >= 40 && i < 6 { ms(30 + 120 - 20 * u64::from(i)) } else { ms(30) }
+    };
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let out = run(&mut jb, talkspurts(4, 20, 20, false, stall), ms(3500));
+    let stats = jb.stats();
+    assert!(stats.target_delay_ms >= 100.0, "{stats:?}");
+    // Talkspurts start when their first packet is due, so no stall made a packet late or
+    // clipped an onset; catching up afterwards drops at most one packet per stall.
+    let got = played(&out);
+    assert!([0, 40, 80, 120].iter().all(|k| got.contains(k)), "{got:?}");
+    assert_eq!((stats.late, stats.lost), (0, 0), "{stats:?}");
+    assert!(stats.dropped <= 3, "{stats:?}");
 }

@@ -12,9 +12,10 @@
 //! - [`pipeline::Capture`]: microphone frame → echo cancellation → noise suppression → level
 //!   meter → voice activity → mute/push-to-talk gate → Opus → an [`pipeline::EncodedPacket`]
 //!   (payload, RTP timestamp, marker) for the RTP sender, or nothing (silence, DTX, muted).
-//! - [`pipeline::Playback`]: RTP payloads per peer (sequence number, timestamp, arrival time) →
-//!   a [`jitter::JitterBuffer`] and an Opus [`codec::Decoder`] per peer → per-user gain →
-//!   [`mixer::Mixer`] → one frame for the speaker every 20 ms.
+//! - [`pipeline::Playback`]: RTP packets per peer ([`jitter::ReceivedPacket`]: sequence number,
+//!   timestamp, marker, payload, arrival time) → a [`jitter::JitterBuffer`] and an Opus
+//!   [`codec::Decoder`] per peer → per-user gain → [`mixer::Mixer`] → one frame for the
+//!   speaker every 20 ms.
 //!
 //! Both are sans-IO: time is passed in (`now`, or the frame count for capture), so tests run
 //! faster than real time. Devices sit behind [`device::AudioInput`]/[`device::AudioOutput`];
@@ -54,7 +55,7 @@ pub const SILENT_FRAME: PcmFrame = [0.0; FRAME_SAMPLES];
 
 pub use codec::{CodecError, Decoder, Encoder, EncoderConfig};
 pub use device::{AudioInput, AudioOutput, DeviceError, PcmSink, PcmSource, Recording, ScriptedMic};
-pub use jitter::{Conceal, JitterBuffer, JitterConfig, JitterStats, Playout};
+pub use jitter::{Conceal, JitterBuffer, JitterConfig, JitterStats, Playout, ReceivedPacket};
 pub use mixer::Mixer;
 pub use pipeline::{
     Capture, CaptureConfig, CaptureOutput, EncodedPacket, PeerAudio, Playback, PlaybackConfig, TransmitMode,

@@ -2,7 +2,7 @@
 //!
 //! - [`Capture`]: microphone frame → echo cancellation → noise suppression → level meter →
 //!   voice activity → mute / push-to-talk / voice-activity gate → Opus → maybe a packet.
-//! - [`Playback`]: RTP payloads per peer → jitter buffer → Opus decode (FEC/PLC for losses) →
+//! - [`Playback`]: RTP packets per peer → jitter buffer → Opus decode (FEC/PLC for losses) →
 //!   per-user gain → mixer (deafen, limiter) → one frame for the speaker.
 //!
 //! Neither reads a clock: capture advances one frame (960 RTP timestamp units) per call, and
@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::codec::{self, CodecError, Decoder, Encoder, EncoderConfig};
 use crate::denoise::Denoiser;
 use crate::echo::{EchoCanceller, EchoError};
-use crate::jitter::{Conceal, Inserted, JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::jitter::{Conceal, Inserted, JitterBuffer, JitterConfig, JitterStats, Playout, ReceivedPacket};
 use crate::level::{FLOOR_DBFS, LevelMeter, rms_dbfs};
 use crate::mixer::{MixSource, Mixer, clamp_gain};
 use crate::vad::{Vad, VadConfig, sensitivity_to_dbfs};
@@ -394,22 +394,15 @@ impl<P: Eq + Hash + Clone> Playback<P> {
         self.peers.remove(peer).is_some()
     }
 
-    /// Takes one RTP packet from `peer` (starting a stream if needed). `arrival` is on the
+    /// Takes one RTP packet from `peer` (starting a stream if needed). Its arrival is on the
     /// same clock as `now` in [`Playback::render`].
-    pub fn receive(
-        &mut self,
-        peer: &P,
-        sequence: u16,
-        rtp_timestamp: u32,
-        payload: &[u8],
-        arrival: Duration,
-    ) -> Result<Inserted, PipelineError> {
+    pub fn receive(&mut self, peer: &P, packet: &ReceivedPacket<'_>) -> Result<Inserted, PipelineError> {
         let gain = self.gain(peer);
         let stream = match self.peers.entry(peer.clone()) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => entry.insert(PeerStream::new(&self.config, gain)?),
         };
-        Ok(stream.jitter.insert(sequence, rtp_timestamp, payload, arrival))
+        Ok(stream.jitter.insert(packet))
     }
 
     /// Per-user volume, 0.0..=2.0 (0–200 %).

@@ -5,6 +5,11 @@ use super::*;
 use crate::device::{AudioInput, AudioOutput, PcmSink, PcmSource};
 use crate::synth::{self, Rng, Voice};
 
+/// A received packet without the marker, as most of these tests send.
+fn packet(sequence: u16, timestamp: u32, payload: &[u8], arrival: Duration) -> ReceivedPacket<'_> {
+    ReceivedPacket { sequence, timestamp, marker: false, payload, arrival }
+}
+
 fn quiet_config() -> CaptureConfig {
     // Echo cancellation needs a far end; these tests have none.
     CaptureConfig { echo_cancellation: false, ..CaptureConfig::default() }
@@ -165,8 +170,8 @@ fn playback_mixes_peers_with_their_gain_and_deafen() {
     for (k, (fa, fb)) in a.iter().zip(&b).enumerate() {
         let now = Duration::from_millis(20 * k as u64);
         let ts = (k * FRAME_SAMPLES) as u32;
-        playback.receive(&"a", k as u16, ts, enc_a.encode(fa).unwrap(), now).unwrap();
-        playback.receive(&"b", k as u16, ts, enc_b.encode(fb).unwrap(), now).unwrap();
+        playback.receive(&"a", &packet(k as u16, ts, enc_a.encode(fa).unwrap(), now)).unwrap();
+        playback.receive(&"b", &packet(k as u16, ts, enc_b.encode(fb).unwrap(), now)).unwrap();
         if k == 50 {
             playback.set_gain(&"a", 0.0);
             playback.set_gain(&"b", 1.0);
@@ -216,7 +221,7 @@ fn a_loss_in_speech_is_concealed_and_a_loss_after_silence_costs_no_decoding() {
         if !codec::is_dtx_packet(&payload) {
             seq = seq.wrapping_add(1);
             if !lost {
-                playback.receive(&1, seq, (k * FRAME_SAMPLES) as u32, &payload, now).unwrap();
+                playback.receive(&1, &packet(seq, (k * FRAME_SAMPLES) as u32, &payload, now)).unwrap();
             }
         }
         playback.render(now + Duration::from_millis(15), &mut out);
@@ -240,7 +245,8 @@ fn a_corrupt_packet_is_concealed_not_fatal() {
     let mut out = SILENT_FRAME;
     for k in 0..10u16 {
         let now = Duration::from_millis(20 * u64::from(k));
-        playback.receive(&1, k, u32::from(k) * 960, &[0xff, 0xff, 0xff, 0xff, 0xff], now).unwrap();
+        let garbage = [0xff, 0xff, 0xff, 0xff, 0xff];
+        playback.receive(&1, &packet(k, u32::from(k) * 960, &garbage, now)).unwrap();
         playback.render(now + Duration::from_millis(15), &mut out);
     }
     assert!(playback.peer(&1).unwrap().decode_errors > 0);
@@ -254,8 +260,8 @@ struct Network {
     loss: f64,
     base_ms: f64,
     jitter_ms: f64,
-    /// Packets in flight: (arrival, sequence, timestamp, payload).
-    in_flight: Vec<(Duration, u16, u32, Vec<u8>)>,
+    /// Packets in flight: (arrival, sequence, timestamp, marker, payload).
+    in_flight: Vec<(Duration, u16, u32, bool, Vec<u8>)>,
     next_seq: u16,
     sent: u32,
     dropped: u32,
@@ -272,13 +278,14 @@ impl Network {
         }
         let delay = self.base_ms + self.jitter_ms * self.rng.unit().powi(2);
         let arrival = now + Duration::from_secs_f64(delay / 1000.0);
-        self.in_flight.push((arrival, seq, packet.rtp_timestamp, packet.payload.clone()));
+        self.in_flight.push((arrival, seq, packet.rtp_timestamp, packet.marker, packet.payload.clone()));
         // Now and then a packet is sent twice (a retransmitting middlebox).
         if self.rng.unit() < 0.01 {
             self.in_flight.push((
                 arrival + Duration::from_millis(5),
                 seq,
                 packet.rtp_timestamp,
+                packet.marker,
                 packet.payload.clone(),
             ));
         }
@@ -295,8 +302,9 @@ impl Network {
             }
         });
         due.sort_by_key(|p| p.0);
-        for (arrival, seq, ts, payload) in due {
-            playback.receive(&7, seq, ts, &payload, arrival).unwrap();
+        for (arrival, sequence, timestamp, marker, payload) in due {
+            let packet = ReceivedPacket { sequence, timestamp, marker, payload: &payload, arrival };
+            playback.receive(&7, &packet).unwrap();
         }
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use hearth_voice::codec::{Encoder, EncoderConfig, is_dtx_packet};
 use hearth_voice::synth::{Voice, utterance};
-use hearth_voice::{Capture, CaptureConfig, FRAME_SAMPLES, PcmFrame, Playback, PlaybackConfig, SILENT_FRAME};
+use hearth_voice::{
+    Capture, CaptureConfig, FRAME_SAMPLES, PcmFrame, Playback, PlaybackConfig, ReceivedPacket, SILENT_FRAME,
+};
 
 struct Counting;
 
@@ -86,7 +88,14 @@ fn a_call_allocates_only_for_the_packets_it_moves() {
         for (p, stream) in peers.iter().enumerate() {
             if let Some(payload) = &stream[k] {
                 let before = allocations();
-                playback.receive(&p, k as u16, (k * FRAME_SAMPLES) as u32, payload, now).unwrap();
+                let packet = ReceivedPacket {
+                    sequence: k as u16,
+                    timestamp: (k * FRAME_SAMPLES) as u32,
+                    marker: false,
+                    payload,
+                    arrival: now,
+                };
+                playback.receive(&p, &packet).unwrap();
                 receive_allocs += allocations() - before;
                 received += 1;
             }

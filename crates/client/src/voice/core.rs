@@ -11,7 +11,8 @@ use hearth_protocol::UserId;
 use hearth_voice::level::FLOOR_DBFS;
 use hearth_voice::pipeline::PipelineError;
 use hearth_voice::{
-    Capture, CaptureConfig, FRAME_SAMPLES, PcmFrame, Playback, PlaybackConfig, SAMPLE_RATE, TransmitMode,
+    Capture, CaptureConfig, FRAME_SAMPLES, PcmFrame, Playback, PlaybackConfig, ReceivedPacket, SAMPLE_RATE,
+    TransmitMode,
 };
 
 use super::{PeerLevel, VoiceEvent, VoiceSettings};
@@ -339,19 +340,12 @@ impl Core {
         self.tones.is_playing()
     }
 
-    /// One RTP packet from `user`, arrived at `arrival` (same clock as `now`).
-    pub(crate) fn receive(
-        &mut self,
-        user: UserId,
-        seq: u16,
-        rtp_timestamp: u32,
-        payload: &[u8],
-        arrival: Duration,
-    ) {
+    /// One RTP packet from `user` (its arrival on the same clock as `now`).
+    pub(crate) fn receive(&mut self, user: UserId, packet: &ReceivedPacket<'_>) {
         if !self.members.contains(&user) {
             return;
         }
-        if let Err(e) = self.playback.receive(&user, seq, rtp_timestamp, payload, arrival) {
+        if let Err(e) = self.playback.receive(&user, packet) {
             tracing::debug!(error = %e, "voice packet dropped");
         }
     }

@@ -41,7 +41,16 @@ impl Wire {
             match effect {
                 Effect::Send { payload, skipped } => {
                     self.timestamp = self.timestamp.wrapping_add(skipped * Core::FRAME);
-                    to.receive(from, self.seq, self.timestamp, &payload, arrival);
+                    // As the call layer: the marker on the first packet and after a skip.
+                    let marker = skipped > 0 || self.sent == 0;
+                    let packet = ReceivedPacket {
+                        sequence: self.seq,
+                        timestamp: self.timestamp,
+                        marker,
+                        payload: &payload,
+                        arrival,
+                    };
+                    to.receive(from, &packet);
                     self.timestamps.push(self.timestamp);
                     self.seq = self.seq.wrapping_add(1);
                     self.timestamp = self.timestamp.wrapping_add(Core::FRAME);

@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use hearth_protocol::{ChannelId, UserId};
 use hearth_voice::pipeline::PipelineError;
-use hearth_voice::{AudioInput, AudioOutput, FRAME_DURATION, JitterStats, PcmFrame, SILENT_FRAME};
+use hearth_voice::{
+    AudioInput, AudioOutput, FRAME_DURATION, JitterStats, PcmFrame, ReceivedPacket, SILENT_FRAME,
+};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -300,8 +302,14 @@ impl AudioWorker {
                 self.output_failed = false;
             }
             Inbox::Media(packet) => {
-                let arrival = packet.arrival.saturating_duration_since(self.epoch);
-                self.core.receive(packet.user_id, packet.seq, packet.rtp_timestamp, &packet.payload, arrival);
+                let received = ReceivedPacket {
+                    sequence: packet.seq,
+                    timestamp: packet.rtp_timestamp,
+                    marker: packet.marker,
+                    payload: &packet.payload,
+                    arrival: packet.arrival.saturating_duration_since(self.epoch),
+                };
+                self.core.receive(packet.user_id, &received);
             }
             Inbox::PeerJoined(user) => {
                 if let Err(e) = self.core.add_member(user, true) {
