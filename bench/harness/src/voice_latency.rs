@@ -19,7 +19,7 @@
 //!   cancellation on, voice activity, sensitivity 0.5) except the join/leave sounds.
 //! - **Floor** (`raw-udp-opus`): the same `hearth_voice::Capture` and `Playback` with the same
 //!   settings, driven by two threads ticking like the engine's audio thread (deadlines
-//!   `start + n × 20 ms`, nice -10, packets into the jitter buffer as they arrive), with the
+//!   `start + n × 10 ms`, nice -10, packets into the jitter buffer as they arrive), with the
 //!   packets sent as plain UDP datagrams on 127.0.0.1 (sequence number, marker and RTP
 //!   timestamp in an 8-byte header). No webrtc, no server, no async runtime: what is left is the pipeline.
 //!
@@ -46,6 +46,7 @@ use hearth_voice::synth::{self, Voice as Speaker};
 use hearth_voice::{
     AudioInput, AudioOutput, Capture, CaptureConfig, Decoder, FRAME_DURATION, FRAME_SAMPLES, JitterStats,
     PcmSink, Playback, PlaybackConfig, ReceivedPacket, Recording, SILENT_FRAME, ScriptedMic, TransmitMode,
+    VadConfig,
 };
 
 use crate::process::ScratchDir;
@@ -96,7 +97,9 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
         args.gap_ms
     );
     println!(
-        "  pipeline (both sides): RNNoise on, AEC3 on, VAD sensitivity 0.5 (-50 dBFS, 2-frame attack), Opus 32 kbit/s FEC DTX, default jitter buffer"
+        "  pipeline (both sides): {} ms frames, RNNoise on, AEC3 on, VAD sensitivity 0.5 (-50 dBFS, {}-frame attack), Opus 32 kbit/s FEC DTX, default jitter buffer",
+        FRAME_DURATION.as_millis(),
+        VadConfig::default().attack_frames
     );
     let delay = |ns, aec| -> Result<String> {
         let d = pipeline_delay(ns, aec).context("running the pipeline without a clock")?;
@@ -762,6 +765,8 @@ struct Datagram {
 }
 
 const HEADER: usize = 8;
+/// As the engine's audio thread: this far behind, the missed ticks are skipped.
+const STALL: Duration = Duration::from_millis(100);
 
 /// Runs the floor for `length` (+ the search tail): a sending and a receiving audio thread,
 /// the receiver's ticks `phase` after the sender's, and a UDP reader feeding the receiver.
@@ -913,7 +918,7 @@ fn run_floor(mouth: ScriptedMic, ear: PcmSink, phase: Duration, length: Duration
                     capture.process(&SILENT_FRAME)?;
                     n += 1;
                     let due = start + FRAME_DURATION * n;
-                    if Instant::now() > due + FRAME_DURATION * 5 {
+                    if Instant::now() > due + STALL {
                         n = (start.elapsed().as_micros() / FRAME_DURATION.as_micros()) as u32 + 1;
                     }
                 }
@@ -931,8 +936,8 @@ fn run_floor(mouth: ScriptedMic, ear: PcmSink, phase: Duration, length: Duration
     Ok(FloorRun { late_ticks: late_send + late_recv, jitter, sent, arrivals, inserted })
 }
 
-/// Calls `tick` on deadlines `start + n × 20 ms` until `end`, as the engine's audio thread
-/// does (never re-anchored; more than 5 frames behind, it skips instead of bursting).
+/// Calls `tick` on deadlines `start + n × 10 ms` until `end`, as the engine's audio thread
+/// does (never re-anchored; more than 100 ms behind, it skips instead of bursting).
 fn ticks(
     start: Instant,
     end: Instant,
@@ -955,7 +960,7 @@ fn ticks(
         tick(epoch.elapsed())?;
         n += 1;
         let due = start + FRAME_DURATION * n;
-        if Instant::now() > due + FRAME_DURATION * 5 {
+        if Instant::now() > due + STALL {
             n = (start.elapsed().as_micros() / FRAME_DURATION.as_micros()) as u32 + 1;
         }
     }
@@ -979,11 +984,12 @@ mod tests {
         let t0 = Instant::now();
         let reads = vec![t0];
         // Writes alternate just before and just after a frame boundary.
-        let written: Vec<Instant> = (1..20u64)
-            .map(|i| t0 + Duration::from_micros(i * 20_000 + if i % 2 == 0 { 200 } else { 19_900 }))
+        let frame = FRAME_DURATION;
+        let written: Vec<Instant> = (1..20u32)
+            .map(|i| t0 + frame * i + if i % 2 == 0 { frame / 100 } else { frame * 99 / 100 })
             .collect();
         let p = phase(&reads, &written).expect("a phase");
-        assert!(p < Duration::from_millis(1) || p > Duration::from_millis(19), "{p:?}");
+        assert!(p < frame / 20 || p > frame * 19 / 20, "{p:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `bench/run.sh voice-cpu`: the CPU one client spends on audio in a 10-person call, as a
 //! percentage of one core over real time, beside a plain Opus loop measured in the same run.
 //!
-//! Hearth, per 20 ms frame: one `Capture::process` (echo cancellation, RNNoise, level, VAD,
+//! Hearth, per frame (10 ms): one `Capture::process` (echo cancellation, RNNoise, level, VAD,
 //! Opus encode) and one `Playback::render` over 9 peers (9 jitter buffers, 9 Opus decodes with
 //! FEC/PLC where packets are missing, gains, mixer with limiter), plus feeding the played mix
 //! back to the echo canceller. Everyone talks at once, each with their own utterance (with its
@@ -20,7 +20,8 @@ use std::time::Duration;
 use hearth_voice::codec::{Decoder, Encoder, EncoderConfig, is_dtx_packet};
 use hearth_voice::synth::{Rng, Voice, utterance};
 use hearth_voice::{
-    Capture, CaptureConfig, FRAME_SAMPLES, PcmFrame, Playback, PlaybackConfig, ReceivedPacket, SILENT_FRAME,
+    Capture, CaptureConfig, FRAME_DURATION, FRAME_SAMPLES, FRAMES_PER_SECOND, PcmFrame, Playback,
+    PlaybackConfig, ReceivedPacket, SILENT_FRAME,
 };
 
 const PEERS: usize = 9;
@@ -84,7 +85,7 @@ fn run_hearth(mic: &[PcmFrame], peers: &[Stream], echo_cancellation: bool) -> Du
     let mut sent = 0usize;
     let start = thread_cpu();
     for (k, frame) in mic.iter().enumerate() {
-        let now = Duration::from_millis(20 * k as u64 + 7);
+        let now = FRAME_DURATION * k as u32 + Duration::from_millis(7);
         if capture.process(frame).expect("capture").packet.is_some() {
             sent += 1;
         }
@@ -156,12 +157,13 @@ fn main() {
     }
     let mic = frames(&utterance(&Voice::speaker(0), seconds));
     let peers: Vec<Stream> = (0..PEERS).map(|n| peer_stream(n, seconds)).collect();
-    let audio_s = mic.len() as f64 * 0.02;
+    let audio_s = mic.len() as f64 * FRAME_DURATION.as_secs_f64();
     let percent = |cpu: Duration| cpu.as_secs_f64() / audio_s * 100.0;
 
     // Warm up both (page in code and tables), then alternate.
-    run_hearth(&mic[..50.min(mic.len())], &peers, true);
-    run_opus_loop(&mic[..50.min(mic.len())], &peers);
+    let warm_up = FRAMES_PER_SECOND.min(mic.len());
+    run_hearth(&mic[..warm_up], &peers, true);
+    run_opus_loop(&mic[..warm_up], &peers);
     let (mut hearth, mut opus, mut no_aec) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         hearth.push(percent(run_hearth(&mic, &peers, true)));

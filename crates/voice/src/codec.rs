@@ -1,4 +1,5 @@
-//! Opus for voice: 48 kHz mono, VOIP application, 20 ms frames, in-band FEC and DTX on.
+//! Opus for voice: 48 kHz mono, VOIP application, 10 ms frames ([`crate::FRAME_DURATION`]),
+//! in-band FEC and DTX on.
 //!
 //! The decoder has three ways to produce a frame, matching what the jitter buffer asks for:
 //! [`Decoder::decode`] a packet, [`Decoder::decode_fec`] the frame *before* a packet from the
@@ -21,7 +22,7 @@ pub fn is_dtx_packet(payload: &[u8]) -> bool {
 pub enum CodecError {
     #[error("opus: {0}")]
     Opus(#[from] opus::Error),
-    /// A packet decoded to a different length than one 20 ms frame.
+    /// A packet decoded to a different length than one frame.
     #[error("packet holds {0} samples, expected {FRAME_SAMPLES}")]
     FrameSize(usize),
 }
@@ -54,7 +55,7 @@ impl Default for EncoderConfig {
     }
 }
 
-/// An Opus encoder for 20 ms mono frames.
+/// An Opus encoder for mono frames of [`crate::FRAME_DURATION`].
 pub struct Encoder {
     inner: opus::Encoder,
     buffer: Box<[u8; MAX_PACKET]>,
@@ -119,7 +120,7 @@ impl Decoder {
         Ok(Decoder { inner: opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono)? })
     }
 
-    /// Decodes one packet of 20 ms into `out`.
+    /// Decodes one packet of one frame into `out`.
     pub fn decode(&mut self, packet: &[u8], out: &mut PcmFrame) -> Result<(), CodecError> {
         let n = self.inner.decode_float(packet, out, false)?;
         expect_frame(n)
@@ -187,9 +188,10 @@ mod tests {
     fn silence_becomes_dtx_packets() {
         let mut enc = Encoder::new(&EncoderConfig::default()).unwrap();
         let silent = [0.0; FRAME_SAMPLES];
-        let dtx = (0..50).filter(|_| is_dtx_packet(enc.encode(&silent).unwrap())).count();
+        let second = crate::FRAMES_PER_SECOND;
+        let dtx = (0..second).filter(|_| is_dtx_packet(enc.encode(&silent).unwrap())).count();
         // DTX starts after a short hangover; most of one second of silence is not sent.
-        assert!(dtx > 35, "{dtx} of 50 frames were DTX");
+        assert!(dtx > second * 7 / 10, "{dtx} of {second} frames were DTX");
     }
 
     #[test]
@@ -234,7 +236,7 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let mut dec = Decoder::new().unwrap();
         let mut out = [0.0; FRAME_SAMPLES];
-        // A TOC byte announcing a 60 ms frame: too long for one 20 ms frame.
+        // A TOC byte announcing a 60 ms frame: too long for one frame.
         assert!(dec.decode(&[0xff, 0xff, 0xff, 0xff], &mut out).is_err());
         dec.conceal(&mut out).unwrap();
     }

@@ -1,20 +1,22 @@
 //! Noise suppression with RNNoise (the pure-Rust `nnnoiseless` port): a small recurrent
-//! network that estimates per-band gains on 10 ms frames. A 20 ms frame is two of them.
+//! network that estimates per-band gains on 10 ms frames, the length of ours.
 //! As a by-product it estimates the probability that a frame is speech, which the VAD uses.
 
 use nnnoiseless::DenoiseState;
 
 use crate::PcmFrame;
 
-const HALF: usize = DenoiseState::FRAME_SIZE;
+/// RNNoise takes 10 ms at a time.
+const CHUNK: usize = DenoiseState::FRAME_SIZE;
+const _: () = assert!(crate::FRAME_SAMPLES % CHUNK == 0, "a frame must be whole RNNoise frames");
 /// RNNoise works on samples in the 16-bit integer range.
 const SCALE: f32 = 32_768.0;
 
 /// A noise suppressor that can be switched off (then frames pass untouched).
 pub struct Denoiser {
     state: Option<Box<DenoiseState<'static>>>,
-    input: [f32; HALF],
-    output: [f32; HALF],
+    input: [f32; CHUNK],
+    output: [f32; CHUNK],
 }
 
 impl std::fmt::Debug for Denoiser {
@@ -25,7 +27,7 @@ impl std::fmt::Debug for Denoiser {
 
 impl Denoiser {
     pub fn new(enabled: bool) -> Self {
-        Denoiser { state: enabled.then(DenoiseState::new), input: [0.0; HALF], output: [0.0; HALF] }
+        Denoiser { state: enabled.then(DenoiseState::new), input: [0.0; CHUNK], output: [0.0; CHUNK] }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -39,17 +41,17 @@ impl Denoiser {
         }
     }
 
-    /// Suppresses noise in `frame` in place and returns the speech probability (the larger
-    /// of the two halves), or `None` when switched off.
+    /// Suppresses noise in `frame` in place and returns the speech probability (the largest of
+    /// its RNNoise frames'), or `None` when switched off.
     pub fn process(&mut self, frame: &mut PcmFrame) -> Option<f32> {
         let state = self.state.as_mut()?;
         let mut probability = 0.0f32;
-        for half in frame.chunks_exact_mut(HALF) {
-            for (dst, &src) in self.input.iter_mut().zip(half.iter()) {
+        for chunk in frame.chunks_exact_mut(CHUNK) {
+            for (dst, &src) in self.input.iter_mut().zip(chunk.iter()) {
                 *dst = src * SCALE;
             }
             probability = probability.max(state.process_frame(&mut self.output, &self.input));
-            for (dst, &src) in half.iter_mut().zip(self.output.iter()) {
+            for (dst, &src) in chunk.iter_mut().zip(self.output.iter()) {
                 *dst = (src / SCALE).clamp(-1.0, 1.0);
             }
         }
@@ -93,13 +95,17 @@ mod tests {
         let pauses: Vec<usize> = frames(&speech)
             .iter()
             .enumerate()
-            .filter(|(i, f)| *i > 25 && rms_dbfs(&f[..]) < -70.0)
+            .filter(|(i, f)| *i > crate::FRAMES_PER_SECOND / 2 && rms_dbfs(&f[..]) < -70.0)
             .map(|(i, _)| i)
             .collect();
         assert!(pauses.len() > 10);
-        let before: f32 = pauses.iter().map(|&i| rms_dbfs(&noisy[i * 960..(i + 1) * 960])).sum::<f32>()
-            / pauses.len() as f32;
-        let after: f32 = pauses.iter().map(|&i| rms_dbfs(&cleaned[i * 960..(i + 1) * 960])).sum::<f32>()
+        let before: f32 =
+            pauses.iter().map(|&i| rms_dbfs(&noisy[i * FRAME_SAMPLES..(i + 1) * FRAME_SAMPLES])).sum::<f32>()
+                / pauses.len() as f32;
+        let after: f32 = pauses
+            .iter()
+            .map(|&i| rms_dbfs(&cleaned[i * FRAME_SAMPLES..(i + 1) * FRAME_SAMPLES]))
+            .sum::<f32>()
             / pauses.len() as f32;
         assert!(after < before - 15.0, "noise {before:.1} dBFS -> {after:.1} dBFS");
         // The speech itself survives (RNNoise delays by 10 ms; align finds it).

@@ -4,14 +4,17 @@
 //! Without headphones the microphone hears what the speaker plays, and everyone else hears
 //! themselves back. The canceller learns the path from the *render* signal (what we are about
 //! to play, [`EchoCanceller::render`]) to the microphone and subtracts it from the *capture*
-//! signal ([`EchoCanceller::capture`]). Both sides are fed in 10 ms halves of our 20 ms frames.
+//! signal ([`EchoCanceller::capture`]). Both sides are fed in 10 ms chunks, the length of our
+//! frames.
 
 use sonora::config::EchoCanceller as Aec3;
 use sonora::{AudioProcessing, Config, StreamConfig};
 
 use crate::{PcmFrame, SAMPLE_RATE};
 
-const HALF: usize = crate::FRAME_SAMPLES / 2;
+/// AEC3 takes 10 ms at a time.
+const CHUNK: usize = SAMPLE_RATE as usize / 100;
+const _: () = assert!(crate::FRAME_SAMPLES % CHUNK == 0, "a frame must be whole 10 ms chunks");
 
 /// Why the echo canceller refused a frame.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +24,7 @@ pub struct EchoError(String);
 /// An echo canceller for one microphone and the mix played on the speaker.
 pub struct EchoCanceller {
     apm: AudioProcessing,
-    scratch: [f32; HALF],
+    scratch: [f32; CHUNK],
 }
 
 impl std::fmt::Debug for EchoCanceller {
@@ -42,14 +45,14 @@ impl EchoCanceller {
         let stream = StreamConfig::new(SAMPLE_RATE, 1);
         let apm =
             AudioProcessing::builder().config(config).capture_config(stream).render_config(stream).build();
-        EchoCanceller { apm, scratch: [0.0; HALF] }
+        EchoCanceller { apm, scratch: [0.0; CHUNK] }
     }
 
     /// Feeds what is about to be played on the speaker (the far end).
     pub fn render(&mut self, played: &PcmFrame) -> Result<(), EchoError> {
-        for half in played.chunks_exact(HALF) {
+        for chunk in played.chunks_exact(CHUNK) {
             self.apm
-                .process_render_f32(&[half], &mut [&mut self.scratch[..]])
+                .process_render_f32(&[chunk], &mut [&mut self.scratch[..]])
                 .map_err(|e| EchoError(format!("{e:?}")))?;
         }
         Ok(())
@@ -57,10 +60,10 @@ impl EchoCanceller {
 
     /// Removes the echo of recently rendered audio from a microphone frame, in place.
     pub fn capture(&mut self, mic: &mut PcmFrame) -> Result<(), EchoError> {
-        for half in mic.chunks_exact_mut(HALF) {
-            self.scratch.copy_from_slice(half);
+        for chunk in mic.chunks_exact_mut(CHUNK) {
+            self.scratch.copy_from_slice(chunk);
             self.apm
-                .process_capture_f32(&[&self.scratch[..]], &mut [half])
+                .process_capture_f32(&[&self.scratch[..]], &mut [chunk])
                 .map_err(|e| EchoError(format!("{e:?}")))?;
         }
         Ok(())
@@ -93,7 +96,7 @@ mod tests {
             let before = mic;
             canceller.capture(&mut mic).unwrap();
             // Judge the last 4 s, after the canceller has converged.
-            if i >= 200 {
+            if i >= 4 * crate::FRAMES_PER_SECOND {
                 echo_energy += before.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
                 residual_energy += mic.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
             }

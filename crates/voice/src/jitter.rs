@@ -10,8 +10,8 @@
 //! timestamp (in µs); the smallest transit in a sliding window is the path's base delay and
 //! the spread above it is the jitter. The target delay is a high percentile of that spread
 //! plus a small margin, so almost every packet is in time, and at least the largest spread of
-//! the last 16 packets but one. It grows at once when the spread grows (a burst), and shrinks
-//! by at most 0.5 ms per received packet (slowly). The first packet of a talkspurt (the RTP
+//! the last 320 ms of packets but one. It grows at once when the spread grows (a burst), and
+//! shrinks by at most 25 ms per second of packets (slowly). The first packet of a talkspurt (the RTP
 //! marker) is not a jitter sample: the sender's voice activity decides when it goes out, which
 //! is later than its timestamp on purpose when the talkspurt's pre-roll goes out with the frame
 //! that opened the gate. The playout *offset* of a slot is `now - timestamp - base`:
@@ -20,10 +20,10 @@
 //!   which its first packet is here and its offset has reached the target; so does the stream;
 //! - during speech, below the target the buffer *holds*: the slot does not advance (PLC
 //!   stretching when a packet is missing but may still come, or the target has just grown);
-//! - more than 30 ms above it, it *skips*: by dropping one packet at most every 500 ms during
-//!   speech (in silence, the next talkspurt starts on time anyway).
+//! - more than 30 ms above it, it *skips*: by dropping one packet in 25 at most during speech
+//!   (in silence, the next talkspurt starts on time anyway).
 //!
-//! Slots are identified by the (unwrapped) RTP timestamp, 960 per 20 ms, so DTX pauses
+//! Slots are identified by the (unwrapped) RTP timestamp, 480 per 10 ms frame, so DTX pauses
 //! (timestamp jumps without sequence gaps) are told apart from losses (sequence gaps).
 //! Sequence numbers and timestamps are unwrapped around the highest seen, so wraparound is
 //! invisible, and a jump of more than a minute is taken as a new stream.
@@ -31,29 +31,30 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use crate::{FRAME_SAMPLES, SAMPLE_RATE};
+use crate::{FRAME_DURATION, FRAME_SAMPLES, FRAMES_PER_SECOND, SAMPLE_RATE, frames_in};
 
 const FRAME_TS: i64 = FRAME_SAMPLES as i64;
-const FRAME_US: i64 = 20_000;
+const FRAME_US: i64 = FRAME_DURATION.as_micros() as i64;
 /// Transit samples kept for the jitter estimate (5 s of speech).
-const WINDOW: usize = 250;
+const WINDOW: usize = 5 * FRAMES_PER_SECOND;
 /// Percentile of the transit spread the target covers.
 const PERCENTILE: f64 = 0.97;
-/// The most recent packets, whose second-largest spread the target covers at once: a delay
-/// spike on a FIFO path delays a run of packets, so this reacts within the spike, while one
-/// stray late packet does not move the target.
-const RECENT_PEAK: usize = 16;
+/// The most recent packets (320 ms), whose second-largest spread the target covers at once: a
+/// delay spike on a FIFO path delays a run of packets, so this reacts within the spike, while
+/// one stray late packet does not move the target.
+const RECENT_PEAK: usize = frames_in(Duration::from_millis(320)) as usize;
 /// Added to the percentile: packets near it should not miss their tick by a hair.
 const MARGIN_US: i64 = 5_000;
-/// How fast the target may fall, per received packet.
-const SHRINK_PER_PACKET_US: i64 = 500;
+/// How fast the target may fall, per received packet (25 ms per second of speech).
+const SHRINK_PER_PACKET_US: i64 = 25_000 / FRAMES_PER_SECOND as i64;
 /// Above target + this, the playout delay is reduced.
 const SKIP_THRESHOLD_US: i64 = 30_000;
-/// At most one packet dropped to reduce delay per this much time during speech.
-const SPEECH_SKIP_INTERVAL_US: i64 = 500_000;
+/// At most one packet dropped to reduce delay per this much time during speech: one frame in
+/// 25 (a 4 % speed-up, 20 ms per 500 ms with 20 ms frames as with 10 ms ones).
+const SPEECH_SKIP_INTERVAL_US: i64 = 25 * FRAME_US;
 /// A timestamp or sequence jump larger than this (in RTP units: 60 s) starts a new stream.
 const RESTART_TS: i64 = 60 * SAMPLE_RATE as i64;
-const RESTART_SEQ: i64 = 3000;
+const RESTART_SEQ: i64 = 60 * FRAMES_PER_SECOND as i64;
 /// Sequence numbers remembered for duplicate detection.
 const RECENT_SEQS: usize = 128;
 
@@ -76,13 +77,15 @@ impl Default for JitterConfig {
         JitterConfig {
             min_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(500),
-            max_packets: 64,
-            max_concealed: 5,
+            // 1.28 s.
+            max_packets: 128,
+            // 100 ms.
+            max_concealed: frames_in(Duration::from_millis(100)),
         }
     }
 }
 
-/// What to play in the current 20 ms slot.
+/// What to play in the current slot (one frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Playout {
     /// Decode this packet.
@@ -348,7 +351,7 @@ impl JitterBuffer {
         };
     }
 
-    /// Decides what plays in the slot at `now`. Call once per 20 ms tick.
+    /// Decides what plays in the slot at `now`. Call once per tick (one frame).
     pub fn pop(&mut self, now: Duration) -> Playout {
         let now_us = micros(now);
         let next = match self.next_ts {

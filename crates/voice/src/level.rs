@@ -42,8 +42,8 @@ pub struct LevelMeter {
 
 impl Default for LevelMeter {
     fn default() -> Self {
-        // 24 dB per second at 50 frames per second.
-        LevelMeter { level_dbfs: FLOOR_DBFS, fall_db_per_frame: 24.0 / 50.0 }
+        // 24 dB per second.
+        LevelMeter { level_dbfs: FLOOR_DBFS, fall_db_per_frame: 24.0 / crate::FRAMES_PER_SECOND as f32 }
     }
 }
 
@@ -82,7 +82,8 @@ mod tests {
         assert_eq!(meter.update(-20.0), -20.0);
         let after = meter.update(-90.0);
         assert!(after < -20.0 && after > -21.0, "{after}");
-        for _ in 0..200 {
+        // 24 dB per second: 70 dB takes about 3 s.
+        for _ in 0..4 * crate::FRAMES_PER_SECOND {
             meter.update(-90.0);
         }
         assert_eq!(meter.level_dbfs(), -90.0);

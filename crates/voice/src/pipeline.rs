@@ -1,11 +1,11 @@
-//! The two ends the call layer drives, once per 20 ms frame each:
+//! The two ends the call layer drives, once per frame (10 ms) each:
 //!
 //! - [`Capture`]: microphone frame → echo cancellation → noise suppression → level meter →
 //!   voice activity → mute / push-to-talk / voice-activity gate → Opus → maybe a packet.
 //! - [`Playback`]: RTP packets per peer → jitter buffer → Opus decode (FEC/PLC for losses) →
 //!   per-user gain → mixer (deafen, limiter) → one frame for the speaker.
 //!
-//! Neither reads a clock: capture advances one frame (960 RTP timestamp units) per call, and
+//! Neither reads a clock: capture advances one frame (480 RTP timestamp units) per call, and
 //! playback takes `now`, the receiver's clock on the same scale as the arrival times given to
 //! [`Playback::receive`]. The RTP sequence number is the call layer's (its packetizer numbers
 //! what it sends); the timestamp and marker bit come from here, so pauses in sending show up
@@ -422,7 +422,7 @@ impl<P: Eq + Hash + Clone> Playback<P> {
         self.mixer.is_deafened()
     }
 
-    /// Produces the next 20 ms for the speaker. Call once per frame, with the receiver's
+    /// Produces the next frame for the speaker. Call once per frame, with the receiver's
     /// clock. Peers are still decoded while deafened, so their rings and statistics stay
     /// live and undeafening is instant.
     pub fn render(&mut self, now: Duration, out: &mut PcmFrame) {

@@ -4,6 +4,7 @@
 use super::*;
 use crate::device::{AudioInput, AudioOutput, PcmSink, PcmSource};
 use crate::synth::{self, Rng, Voice};
+use crate::{FRAME_DURATION, FRAMES_PER_SECOND, frames_in};
 
 /// A received packet without the marker, as most of these tests send.
 fn packet(sequence: u16, timestamp: u32, payload: &[u8], arrival: Duration) -> ReceivedPacket<'_> {
@@ -33,14 +34,18 @@ fn capture_sends_speech_and_not_the_pauses() {
     let outputs: Vec<CaptureOutput> = frames.iter().map(|f| capture.process(f).unwrap()).collect();
     let sent: Vec<&EncodedPacket> = outputs.iter().flat_map(|o| o.pre_roll.iter().chain(&o.packet)).collect();
     let loud = frames.iter().filter(|f| rms_dbfs(&f[..]) > -40.0).count();
-    // Every loud frame is sent (give or take the VAD attack), and long pauses are not.
-    assert!(sent.len() >= loud - 8, "{} sent, {loud} loud", sent.len());
-    assert!(sent.len() < frames.len() - 20, "{} of {} sent", sent.len(), frames.len());
-    // Timestamps advance by 960 per frame, sent or not; talkspurts start with the marker.
+    // Every loud frame is sent (give or take the VAD attack: 160 ms over these 4 s), and long
+    // pauses (400 ms or more) are not.
+    let frames_of_ms = |ms: usize| ms * FRAMES_PER_SECOND / 1000;
+    assert!(sent.len() >= loud - frames_of_ms(160), "{} sent, {loud} loud", sent.len());
+    assert!(sent.len() < frames.len() - frames_of_ms(400), "{} of {} sent", sent.len(), frames.len());
+    // Timestamps advance by a frame's samples per frame, sent or not; talkspurts start with
+    // the marker.
+    let frame = FRAME_SAMPLES as u32;
     for pair in sent.windows(2) {
         let step = pair[1].rtp_timestamp.wrapping_sub(pair[0].rtp_timestamp);
-        assert_eq!(step % 960, 0);
-        assert_eq!(pair[1].marker, step != 960, "{step}");
+        assert_eq!(step % frame, 0);
+        assert_eq!(pair[1].marker, step != frame, "{step}");
     }
     assert!(sent[0].marker);
     assert!(outputs.iter().any(|o| o.speaking()));
@@ -59,32 +64,39 @@ fn onset_at(onset: usize, frames: usize) -> Vec<PcmFrame> {
     out
 }
 
+/// The sound of [`onset_at`]`(10, ..)` comes out of RNNoise a frame later (it delays by 10 ms,
+/// one frame), so the VAD hears it from frame 11, and its two-frame attack opens the gate on
+/// frame 12.
+const HEARD: usize = 11;
+const OPENS: usize = 12;
+
 #[test]
 fn a_talkspurt_starts_with_the_frame_the_vad_attack_held_back() {
     let frames = onset_at(10, 20);
     let mut capture = Capture::new(CaptureConfig { initial_timestamp: 1_000, ..quiet_config() }).unwrap();
     let outputs: Vec<CaptureOutput> = frames.iter().map(|f| capture.process(f).unwrap()).collect();
-    // The attack is two frames: frame 10 is heard but not yet sent, frame 11 opens the gate.
-    assert!(outputs[..11].iter().all(|o| o.packet.is_none() && o.pre_roll.is_empty()));
-    let opening = &outputs[11];
+    // The attack is two frames: frame 11 is heard but not yet sent, frame 12 opens the gate.
+    assert!(outputs[..OPENS].iter().all(|o| o.packet.is_none() && o.pre_roll.is_empty()));
+    let opening = &outputs[OPENS];
     assert_eq!(opening.pre_roll.len(), 1, "{opening:?}");
     let onset = &opening.pre_roll[0];
     let packet = opening.packet.as_ref().unwrap();
     // The onset keeps its own slot in RTP time and starts the talkspurt.
-    assert_eq!(onset.rtp_timestamp, 1_000 + 10 * 960);
-    assert_eq!(packet.rtp_timestamp, 1_000 + 11 * 960);
+    let frame = FRAME_SAMPLES as u32;
+    assert_eq!(onset.rtp_timestamp, 1_000 + HEARD as u32 * frame);
+    assert_eq!(packet.rtp_timestamp, 1_000 + OPENS as u32 * frame);
     assert!(onset.marker && !packet.marker);
-    assert!(outputs[12].pre_roll.is_empty() && !outputs[12].packet.as_ref().unwrap().marker);
+    let next = &outputs[OPENS + 1];
+    assert!(next.pre_roll.is_empty() && !next.packet.as_ref().unwrap().marker);
 
     // What the far end hears, each packet in its timestamp's slot, against the same capture
     // with the gate open throughout (push-to-talk held): the first 10 ms of the word are there.
-    // (Without the pre-roll they are silent: the packet of frame 11 starts 10 ms into the word,
-    // as RNNoise delays by 10 ms.)
+    // (Without the pre-roll they are silent: the packet of frame 12 starts 10 ms into the word.)
     let heard = |outputs: &[CaptureOutput]| {
         let mut decoder = Decoder::new().unwrap();
         let mut slots = vec![SILENT_FRAME; frames.len()];
         for p in outputs.iter().flat_map(|o| o.pre_roll.iter().chain(&o.packet)) {
-            let slot = (p.rtp_timestamp.wrapping_sub(1_000) / 960) as usize;
+            let slot = (p.rtp_timestamp.wrapping_sub(1_000) / frame) as usize;
             decoder.decode(&p.payload, &mut slots[slot]).unwrap();
         }
         slots.concat()
@@ -106,21 +118,21 @@ fn no_pre_roll_from_muted_audio_or_with_push_to_talk() {
     // Muted through the onset, unmuted as speech goes on: the muted frames never leave.
     let mut capture = Capture::new(quiet_config()).unwrap();
     capture.set_muted(true);
-    for f in &frames[..11] {
+    for f in &frames[..OPENS] {
         capture.process(f).unwrap();
     }
     capture.set_muted(false);
-    let first = capture.process(&frames[11]).unwrap();
+    let first = capture.process(&frames[OPENS]).unwrap();
     assert!(first.pre_roll.is_empty() && first.packet.as_ref().unwrap().marker, "{first:?}");
 
     // Push-to-talk sends from the press on, nothing from before it.
     let mut capture =
         Capture::new(CaptureConfig { mode: TransmitMode::PushToTalk, ..quiet_config() }).unwrap();
-    for f in &frames[..12] {
+    for f in &frames[..OPENS + 1] {
         capture.process(f).unwrap();
     }
     capture.set_push_to_talk(true);
-    let pressed = capture.process(&frames[12]).unwrap();
+    let pressed = capture.process(&frames[OPENS + 1]).unwrap();
     assert!(pressed.pre_roll.is_empty() && pressed.packet.is_some(), "{pressed:?}");
 }
 
@@ -167,39 +179,41 @@ fn playback_mixes_peers_with_their_gain_and_deafen() {
     let mut out = SILENT_FRAME;
     let mut energy_with_b_muted = 0.0f64;
     let mut heard = Vec::new();
+    // b is turned up and a down after 1 s; everyone is deafened after 1.6 s.
+    let (second, deafen) = (FRAMES_PER_SECOND, FRAMES_PER_SECOND * 8 / 5);
     for (k, (fa, fb)) in a.iter().zip(&b).enumerate() {
-        let now = Duration::from_millis(20 * k as u64);
+        let now = FRAME_DURATION * k as u32;
         let ts = (k * FRAME_SAMPLES) as u32;
         playback.receive(&"a", &packet(k as u16, ts, enc_a.encode(fa).unwrap(), now)).unwrap();
         playback.receive(&"b", &packet(k as u16, ts, enc_b.encode(fb).unwrap(), now)).unwrap();
-        if k == 50 {
+        if k == second {
             playback.set_gain(&"a", 0.0);
             playback.set_gain(&"b", 1.0);
         }
-        if k == 80 {
+        if k == deafen {
             playback.set_deafened(true);
         }
         playback.render(now + Duration::from_millis(15), &mut out);
-        if k < 50 {
+        if k < second {
             heard.extend_from_slice(&out);
         }
-        if k > 80 {
+        if k > deafen {
             assert!(out.iter().all(|&s| s == 0.0), "deafened but audible at frame {k}");
         }
-        if (55..80).contains(&k) {
+        if (second * 11 / 10..deafen).contains(&k) {
             energy_with_b_muted += out.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
         }
     }
     // The first second is a's voice alone (b at 0 %).
-    let a_first: Vec<f32> = a[..50].iter().flatten().copied().collect();
+    let a_first: Vec<f32> = a[..second].iter().flatten().copied().collect();
     let matched = synth::align(&a_first, &heard, 4800);
     assert!(matched.correlation > 0.8, "{matched:?}");
-    let b_first: Vec<f32> = b[..50].iter().flatten().copied().collect();
+    let b_first: Vec<f32> = b[..second].iter().flatten().copied().collect();
     assert!(synth::align(&b_first, &heard, 4800).correlation < 0.3);
     assert!(energy_with_b_muted > 0.0);
     // Deafened, the peers are still decoded: rings and stats stay live.
     let stats = playback.peer(&"b").unwrap();
-    assert_eq!(stats.stats.played, 100);
+    assert_eq!(stats.stats.played, 2 * second as u64);
     assert_eq!(stats.gain, 1.0);
     assert_eq!(playback.peers().count(), 2);
 }
@@ -214,10 +228,13 @@ fn a_loss_in_speech_is_concealed_and_a_loss_after_silence_costs_no_decoding() {
     let mut playback: Playback<u8> = Playback::new(PlaybackConfig::default());
     let mut out = SILENT_FRAME;
     let (mut seq, mut concealed_speech) = (0u16, Vec::new());
+    // 40 ms of speech lost, 600 ms in.
+    let lost_at = FRAMES_PER_SECOND * 3 / 5;
+    let lost_frames = frames_in(Duration::from_millis(40)) as usize;
     for (k, frame) in frames_of(speech).iter().enumerate() {
-        let now = Duration::from_millis(20 * k as u64);
+        let now = FRAME_DURATION * k as u32;
         let payload = encoder.encode(frame).unwrap().to_vec();
-        let lost = k == 30 || k == 31;
+        let lost = (lost_at..lost_at + lost_frames).contains(&k);
         if !codec::is_dtx_packet(&payload) {
             seq = seq.wrapping_add(1);
             if !lost {
@@ -225,7 +242,7 @@ fn a_loss_in_speech_is_concealed_and_a_loss_after_silence_costs_no_decoding() {
             }
         }
         playback.render(now + Duration::from_millis(15), &mut out);
-        if k == 30 {
+        if k == lost_at {
             concealed_speech.extend_from_slice(&out);
         }
     }
@@ -244,9 +261,9 @@ fn a_corrupt_packet_is_concealed_not_fatal() {
     let mut playback: Playback<u8> = Playback::new(PlaybackConfig::default());
     let mut out = SILENT_FRAME;
     for k in 0..10u16 {
-        let now = Duration::from_millis(20 * u64::from(k));
+        let now = FRAME_DURATION * u32::from(k);
         let garbage = [0xff, 0xff, 0xff, 0xff, 0xff];
-        playback.receive(&1, &packet(k, u32::from(k) * 960, &garbage, now)).unwrap();
+        playback.receive(&1, &packet(k, u32::from(k) * FRAME_SAMPLES as u32, &garbage, now)).unwrap();
         playback.render(now + Duration::from_millis(15), &mut out);
     }
     assert!(playback.peer(&1).unwrap().decode_errors > 0);
@@ -331,8 +348,8 @@ fn end_to_end(speaker: u32, loss: f64, jitter_ms: f64, seed: u64) -> (f32, f32, 
     let mut frame = SILENT_FRAME;
     let mut out = SILENT_FRAME;
     // The receiver's ticks are 7 ms out of phase with the sender's; run 1 s past the end.
-    for k in 0..(8 * 50 + 50) {
-        let sent_at = Duration::from_millis(20 * k);
+    for k in 0..9 * FRAMES_PER_SECOND as u32 {
+        let sent_at = FRAME_DURATION * k;
         if mic.read_frame(&mut frame).unwrap()
             && let Some(packet) = capture.process(&frame).unwrap().packet
         {
@@ -354,7 +371,7 @@ fn end_to_end(speaker: u32, loss: f64, jitter_ms: f64, seed: u64) -> (f32, f32, 
 }
 
 // Thresholds. Opus at 32 kbit/s with RNNoise in front keeps the waveform of this synthetic
-// speech: the clean path measures 0.96 per 200 ms segment after alignment. A lost 20 ms frame
+// speech: the clean path measures 0.96 per 200 ms segment after alignment. A lost frame
 // is rebuilt by FEC or PLC, which keeps pitch and timbre but not the exact waveform, so 5 %
 // loss with 60 ms of jitter measures 0.93. An unrelated utterance through the same measure
 // gives 0.14-0.17 (pitch harmonics line up by chance at some lag). 0.8 sits well between

@@ -7,6 +7,9 @@
 //! ends only after `hangover_frames` consecutive inactive ones (the ring does not flicker
 //! between words, and word endings are not cut).
 
+use std::time::Duration;
+
+use crate::frames_in;
 use crate::level::FLOOR_DBFS;
 
 /// Settings of a [`Vad`].
@@ -26,9 +29,9 @@ impl Default for VadConfig {
     fn default() -> Self {
         VadConfig {
             threshold_dbfs: -50.0,
-            attack_frames: 2,
-            // 300 ms.
-            hangover_frames: 15,
+            // 20 ms of voice, so a click (one frame after RNNoise) does not open the gate.
+            attack_frames: frames_in(Duration::from_millis(20)),
+            hangover_frames: frames_in(Duration::from_millis(300)),
             min_speech_probability: 0.15,
         }
     }
@@ -108,17 +111,22 @@ mod tests {
         levels.iter().map(|&l| vad.update(l, None)).collect()
     }
 
+    fn frames(ms: u64) -> usize {
+        frames_in(Duration::from_millis(ms)) as usize
+    }
+
     #[test]
     fn speaking_starts_after_the_attack_and_survives_short_pauses() {
         let mut vad = Vad::new(VadConfig::default());
+        assert_eq!(VadConfig::default().attack_frames, 2);
         assert_eq!(feed(&mut vad, &[QUIET, LOUD, LOUD, LOUD]), [false, false, true, true]);
         // A 200 ms pause between words keeps the ring on.
-        let pause = feed(&mut vad, &[QUIET; 10]);
+        let pause = feed(&mut vad, &vec![QUIET; frames(200)]);
         assert!(pause.iter().all(|&s| s));
         assert!(vad.update(LOUD, None));
-        // 300 ms of silence ends it, on exactly the 15th quiet frame.
-        let end = feed(&mut vad, &[QUIET; 15]);
-        assert_eq!(end.iter().filter(|&&s| s).count(), 14);
+        // 300 ms of silence ends it, on exactly its last quiet frame.
+        let end = feed(&mut vad, &vec![QUIET; frames(300)]);
+        assert_eq!(end.iter().filter(|&&s| s).count(), frames(300) - 1);
         assert!(!vad.is_speaking());
     }
 
@@ -134,7 +142,9 @@ mod tests {
         let mut vad = Vad::new(VadConfig::default());
         feed(&mut vad, &[LOUD; 5]);
         // Syllables of 60 ms with 100 ms gaps: one long speaking state, no transitions.
-        let pattern: Vec<f32> = (0..100).map(|i| if i % 8 < 3 { LOUD } else { QUIET }).collect();
+        let (syllable, period) = (frames(60), frames(160));
+        let pattern: Vec<f32> =
+            (0..12 * period).map(|i| if i % period < syllable { LOUD } else { QUIET }).collect();
         let out = feed(&mut vad, &pattern);
         assert!(out.iter().all(|&s| s));
     }

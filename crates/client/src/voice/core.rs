@@ -11,15 +11,15 @@ use hearth_protocol::UserId;
 use hearth_voice::level::FLOOR_DBFS;
 use hearth_voice::pipeline::PipelineError;
 use hearth_voice::{
-    Capture, CaptureConfig, FRAME_SAMPLES, PcmFrame, Playback, PlaybackConfig, ReceivedPacket, SAMPLE_RATE,
-    TransmitMode,
+    Capture, CaptureConfig, FRAME_SAMPLES, FRAMES_PER_SECOND, PcmFrame, Playback, PlaybackConfig,
+    ReceivedPacket, SAMPLE_RATE, TransmitMode,
 };
 
 use super::{PeerLevel, VoiceEvent, VoiceSettings};
 use crate::call::PeerQuality;
 
 /// Levels are reported every this many frames (100 ms): enough for a meter, few events.
-const LEVEL_EVERY: u64 = 5;
+const LEVEL_EVERY: u64 = FRAMES_PER_SECOND as u64 / 10;
 
 /// What the core asks the network side to do.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,12 @@ use hearth_voice::synth::{self, Voice};
 
 const ALICE: UserId = UserId(1);
 const BOB: UserId = UserId(2);
-const TICK: Duration = Duration::from_millis(20);
+const TICK: Duration = hearth_voice::FRAME_DURATION;
+const FRAME: usize = hearth_voice::FRAME_SAMPLES;
+/// Frames in `ms` milliseconds.
+fn frames(ms: usize) -> usize {
+    ms * hearth_voice::FRAMES_PER_SECOND / 1000
+}
 
 fn settings() -> VoiceSettings {
     // No echo canceller: nothing here plays into a microphone, and AEC3 needs time to converge.
@@ -73,7 +78,7 @@ fn talk(
     extra_frames: usize,
     mut each: impl FnMut(usize, &mut Core, &mut Core, Duration),
 ) -> (Vec<f32>, Vec<Effect>) {
-    let frames = speech.len().div_ceil(960) + extra_frames;
+    let frames = speech.len().div_ceil(FRAME) + extra_frames;
     let mut heard = Vec::new();
     let mut states = Vec::new();
     let mut effects = Vec::new();
@@ -82,13 +87,13 @@ fn talk(
         let now = TICK * k as u32;
         each(k, alice, bob, now);
         let mut mic = SILENT_FRAME;
-        let chunk = speech.get(k * 960..((k + 1) * 960).min(speech.len())).unwrap_or(&[]);
+        let chunk = speech.get(k * FRAME..((k + 1) * FRAME).min(speech.len())).unwrap_or(&[]);
         mic[..chunk.len()].copy_from_slice(chunk);
         alice.capture(now, &mic, &mut effects, &mut events).unwrap();
-        // 5 ms on the wire; Bob ticks 10 ms after Alice.
-        states.extend(wire.carry(&mut effects, ALICE, bob, now + Duration::from_millis(5)));
+        // 2 ms on the wire; Bob ticks 7 ms after Alice.
+        states.extend(wire.carry(&mut effects, ALICE, bob, now + Duration::from_millis(2)));
         let mut out = SILENT_FRAME;
-        bob.render(now + Duration::from_millis(10), &mut out, &mut events).unwrap();
+        bob.render(now + Duration::from_millis(7), &mut out, &mut events).unwrap();
         heard.extend_from_slice(&out);
     }
     (heard, states)
@@ -114,7 +119,7 @@ fn what_one_says_the_other_plays_across_pauses_without_growing_delay() {
     assert!(matched > 0.8, "correlation {matched}");
     // The speech has pauses, so frames were skipped; with timestamps advanced across them
     // the delay stays near the jitter buffer's minimum (10 ms + 5 ms margin, plus phase).
-    assert!(wire.sent < speech.len() / 960, "{} of {} frames sent", wire.sent, speech.len() / 960);
+    assert!(wire.sent < speech.len() / FRAME, "{} of {} frames sent", wire.sent, speech.len() / FRAME);
     let lag_ms = found.lag as f32 / 48.0;
     assert!((0.0..60.0).contains(&lag_ms), "lag {lag_ms} ms");
     let stats = bob.playback.peer(&ALICE).unwrap().stats;
@@ -199,28 +204,29 @@ fn join_and_leave_sounds_play_and_a_leaver_is_no_longer_mixed() {
     // A newcomer: a short rising tone, then silence.
     bob.add_member(UserId(3), true).unwrap();
     let mut tone = Vec::new();
-    for k in 0..15 {
-        bob.render(TICK * k, &mut out, &mut events).unwrap();
+    for k in 0..frames(300) {
+        bob.render(TICK * k as u32, &mut out, &mut events).unwrap();
         tone.extend_from_slice(&out);
     }
-    let loud = tone.chunks(960).filter(|f| rms_dbfs(f) > -30.0).count();
-    assert!((7..=10).contains(&loud), "{loud} frames of tone");
+    let loud = tone.chunks(FRAME).filter(|f| rms_dbfs(f) > -30.0).count();
+    assert!((frames(140)..=frames(200)).contains(&loud), "{loud} frames of tone");
     assert!(!bob.tones_playing());
 
     // Alice speaks, then leaves mid-sentence: her stream is gone and the leave tone plays.
     let mut wire = Wire::new();
     let speech = synth::utterance(&Voice::speaker(5), 2.0);
+    let leaves = frames(1200);
     let (heard, _) = talk(&mut alice, &mut bob, &mut wire, &speech, 0, |k, _, bob, _| {
-        if k == 60 {
+        if k == leaves {
             let mut ev = Vec::new();
             bob.remove_member(ALICE, &mut ev);
         }
     });
-    assert!(rms_dbfs(&heard[..50 * 960]) > -40.0);
+    assert!(rms_dbfs(&heard[..frames(1000) * FRAME]) > -40.0);
     assert!(bob.playback.peer(&ALICE).is_none());
     assert_eq!(bob.members().copied().collect::<Vec<_>>(), [UserId(3)]);
     // After the leave tone (~170 ms) nothing of her is heard although she kept talking.
-    let after = &heard[(60 + 10) * 960..];
+    let after = &heard[(leaves + frames(200)) * FRAME..];
     assert!(after.iter().all(|&s| s == 0.0), "{}", rms_dbfs(after));
 }
 
@@ -230,7 +236,7 @@ fn a_mic_test_meters_without_sending_or_playing() {
     let speech = synth::utterance(&Voice::speaker(6), 1.0);
     let (mut effects, mut events) = (Vec::new(), Vec::new());
     let mut out = SILENT_FRAME;
-    for (k, chunk) in speech.chunks(960).enumerate() {
+    for (k, chunk) in speech.chunks(FRAME).enumerate() {
         let mut mic = SILENT_FRAME;
         mic[..chunk.len()].copy_from_slice(chunk);
         test.render(TICK * k as u32, &mut out, &mut events).unwrap();
@@ -290,8 +296,8 @@ fn a_talkspurt_is_sent_from_its_first_frame_with_that_frames_timestamp() {
     let mut wire = Wire::new();
     // 400 ms of silence, then a loud 300 ms tone: the VAD needs two frames to open, and the
     // first of them must still be sent (the pre-roll), in its own place in time.
-    let onset_frame = 20;
-    let mut speech = vec![0.0f32; onset_frame * 960];
+    let onset_frame = frames(400);
+    let mut speech = vec![0.0f32; onset_frame * FRAME];
     speech.extend(
         (0..300 * 48).map(|i| 0.5 * (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 48_000.0).sin()),
     );

@@ -5,8 +5,8 @@
 //!
 //! - the **audio thread** (`hearth-voice-audio`, a plain OS thread so a busy async runtime
 //!   never delays a frame) owns the devices and a [`core::Core`] (capture and playback
-//!   pipelines, members, tones, speaking reporter). It ticks every 20 ms on deadlines counted
-//!   from its start instant (`start + n × 20 ms`, so sleeping late once never shifts the
+//!   pipelines, members, tones, speaking reporter). It ticks once per frame (10 ms) on deadlines
+//!   counted from its start instant (`start + n × 10 ms`, so sleeping late once never shifts the
 //!   schedule), and per tick: renders the mix (jitter buffers → decode → per-user gain → mixer,
 //!   plus join/leave tones) and writes it to the output, feeds it to the echo canceller, reads
 //!   a microphone frame and runs capture (AEC → RNNoise → VAD → mute/PTT gate → Opus). Between
@@ -47,6 +47,9 @@ pub use hearth_voice::TransmitMode;
 
 /// Events buffered for slow subscribers (levels come 10 times a second).
 const EVENT_BUFFER: usize = 512;
+/// The audio thread this far behind its schedule skips the missed ticks instead of running
+/// them back to back.
+const STALL: Duration = Duration::from_millis(100);
 
 /// Why voice could not start.
 #[derive(Debug, thiserror::Error)]
@@ -269,11 +272,11 @@ impl AudioWorker {
             }
             self.tick();
             tick = tick.wrapping_add(1);
-            // Far behind (the machine stalled): skip the missed ticks rather than run them in
-            // a burst; the schedule stays anchored at `start`.
+            // Far behind (the machine stalled for 100 ms): skip the missed ticks rather than
+            // run them in a burst; the schedule stays anchored at `start`.
             let elapsed = start.elapsed();
             let due = start + FRAME_DURATION * tick;
-            if Instant::now() > due + FRAME_DURATION * 5 {
+            if Instant::now() > due + STALL {
                 tick = (elapsed.as_micros() / FRAME_DURATION.as_micros()) as u32 + 1;
             }
         }

@@ -37,15 +37,15 @@ pub enum DeviceError {
     Backend(String),
 }
 
-/// A microphone: hands out 20 ms frames of 48 kHz mono audio.
+/// A microphone: hands out frames ([`PcmFrame`]) of 48 kHz mono audio.
 pub trait AudioInput: Send {
-    /// Fills `frame` with the next 20 ms of captured audio and returns `true`, or returns
-    /// `false` when no complete frame is available (a real device has not captured 20 ms yet;
+    /// Fills `frame` with the next frame of captured audio and returns `true`, or returns
+    /// `false` when no complete frame is available (a real device has not captured a frame yet;
     /// a synthetic one has run out).
     fn read_frame(&mut self, frame: &mut PcmFrame) -> Result<bool, DeviceError>;
 }
 
-/// A speaker: takes 20 ms frames of 48 kHz mono audio.
+/// A speaker: takes frames ([`PcmFrame`]) of 48 kHz mono audio.
 pub trait AudioOutput: Send {
     /// Queues one frame for playback.
     fn write_frame(&mut self, frame: &PcmFrame) -> Result<(), DeviceError>;

@@ -9,12 +9,12 @@
 //!
 //! [`Resampler`] is a windowed-sinc interpolator (Kaiser window, [`TAPS`] taps, a table of
 //! [`PHASES`] fractional phases interpolated linearly) whose step can be nudged while it runs.
-//! [`DriftControl`] turns the queue level seen after each 20 ms exchange into that nudge: a
+//! [`DriftControl`] turns the queue level seen after each frame's exchange into that nudge: a
 //! proportional-integral controller on a smoothed level, clamped to ±[`MAX_CORRECTION`].
 
 use std::collections::VecDeque;
 
-use crate::FRAME_SAMPLES;
+use crate::{FRAME_SAMPLES, FRAMES_PER_SECOND};
 
 /// Filter length in input samples (half on each side of the interpolated point).
 pub const TAPS: usize = 32;
@@ -185,8 +185,8 @@ fn bessel_i0(x: f64) -> f64 {
     sum
 }
 
-/// Keeps a queue between a device and the 20 ms audio thread at a steady level by nudging
-/// the resampler's ratio. Fed once per exchange (each frame read or written) with the level
+/// Keeps a queue between a device and the audio thread (a frame per tick) at a steady level by
+/// nudging the resampler's ratio. Fed once per exchange (each frame read or written) with the level
 /// left in the queue, in pipeline samples; returns the correction for [`Resampler`].
 ///
 /// The target is what the device may take or bring before the next exchange, plus
@@ -205,12 +205,13 @@ pub struct DriftControl {
 
 /// Queue level kept above one device chunk (5 ms at 48 kHz).
 pub const MARGIN: usize = 240;
-/// Smoothing of the level per exchange (time constant of about 1 s at 50 exchanges/s).
-const SMOOTHING: f64 = 0.02;
+/// Smoothing of the level per exchange (a time constant of about 1 s).
+const SMOOTHING: f64 = 1.0 / FRAMES_PER_SECOND as f64;
 /// Proportional gain: correction per sample of level error (1000 ppm at 1,000 samples off).
 const KP: f64 = 1e-6;
-/// Integral gain per exchange: removes the steady-state error a constant drift leaves.
-const KI: f64 = 2e-9;
+/// Integral gain per exchange (1e-7 per second): removes the steady-state error a constant
+/// drift leaves.
+const KI: f64 = 1e-7 / FRAMES_PER_SECOND as f64;
 
 impl DriftControl {
     /// For a microphone, updated after each frame read.
@@ -348,18 +349,21 @@ mod tests {
         }
     }
 
+    /// The audio thread's tick in ms.
+    const TICK_MS: u64 = crate::FRAME_DURATION.as_millis() as u64;
+
     /// Ten simulated minutes: a 44.1 kHz microphone whose crystal runs `ppm` fast or slow hands over
-    /// 10 ms chunks; the audio thread reads 20 ms frames on the computer's clock. The queue
+    /// 10 ms chunks; the audio thread reads a frame per tick on the computer's clock. The queue
     /// must stay near its target (no creeping latency, no empty reads after warm-up).
     fn drifting_input(ppm: f64) -> (usize, f64, f64) {
         let device_rate = 44_100.0 * (1.0 + ppm * 1e-6);
         let mut resampler = Resampler::new(44_100, 48_000);
         let mut control = DriftControl::input();
-        let mut frame = [0.0f32; 960];
+        let mut frame = [0.0f32; FRAME_SAMPLES];
         let (mut device_clock, mut empty_reads, mut max_level) = (0.0f64, 0usize, 0.0f64);
         let mut produced_device = 0usize;
         // Time in 1 ms steps; the device delivers 441 samples each time its clock says 10 ms
-        // passed; the thread reads each 20 ms.
+        // passed; the thread reads once per tick.
         for ms in 0..600_000u64 {
             device_clock += device_rate / 1000.0;
             while device_clock - produced_device as f64 >= 441.0 {
@@ -367,7 +371,7 @@ mod tests {
                 produced_device += 441;
                 control.chunk((441.0 / resampler.nominal_ratio()).ceil() as usize);
             }
-            if ms % 20 == 19 {
+            if ms % TICK_MS == TICK_MS - 1 {
                 if !resampler.produce(&mut frame) && ms > 1000 {
                     empty_reads += 1;
                 }
@@ -394,7 +398,7 @@ mod tests {
         }
     }
 
-    /// The other direction, as `CpalOutput` runs it: the audio thread writes 20 ms frames on
+    /// The other direction, as `CpalOutput` runs it: the audio thread writes a frame per tick on
     /// the computer's clock through the resampler into a queue, and a 44.1 kHz speaker whose
     /// crystal is `ppm` off pulls 10 ms chunks from it.
     fn drifting_output(ppm: f64) -> (usize, f64) {
@@ -406,8 +410,8 @@ mod tests {
         let (mut device_clock, mut consumed, mut underruns, mut max_level) = (0.0f64, 0usize, 0usize, 0.0f64);
         let per_device_sample = resampler.nominal_ratio();
         for ms in 0..600_000u64 {
-            if ms % 20 == 0 {
-                resampler.push(std::iter::repeat_n(0.1, 960));
+            if ms % TICK_MS == 0 {
+                resampler.push(std::iter::repeat_n(0.1, FRAME_SAMPLES));
                 scratch.clear();
                 resampler.drain_into(&mut scratch);
                 queue.extend(scratch.iter().copied());
@@ -437,9 +441,10 @@ mod tests {
         for ppm in [-300.0, -100.0, 0.0, 100.0, 300.0] {
             let (underruns, max_level) = drifting_output(ppm);
             assert_eq!(underruns, 0, "{ppm} ppm: the speaker ran dry");
-            // Target: a 10 ms chunk (480) + the frame played before the next write (960) +
-            // margin (240) = 1680 samples, 35 ms, right after a write.
-            assert!(max_level < 1680.0 + 480.0 + 240.0, "{ppm} ppm: queue reached {max_level}");
+            // Target: a 10 ms chunk (480) + the frame played before the next write + margin
+            // (240), right after a write.
+            let target = (480 + FRAME_SAMPLES + MARGIN) as f64;
+            assert!(max_level < target + 480.0 + 240.0, "{ppm} ppm: queue reached {max_level}");
         }
     }
 
