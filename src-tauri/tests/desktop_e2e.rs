@@ -623,7 +623,9 @@ impl TauriDriver {
         });
         TauriDriver {
             url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            // A WebDriver command that never answers (WebKit has hung taking a screenshot)
+            // fails the test instead of stalling CI.
+            http: reqwest::Client::builder().timeout(2 * WAIT).build().expect("an HTTP client"),
             display: env.display.clone(),
             _process: process,
         }
