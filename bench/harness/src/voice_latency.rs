@@ -19,15 +19,16 @@
 //!   cancellation on, voice activity, sensitivity 0.5) except the join/leave sounds.
 //! - **Floor** (`raw-udp-opus`): the same `hearth_voice::Capture` and `Playback` with the same
 //!   settings, driven by two threads ticking like the engine's audio thread (deadlines
-//!   `start + n × 10 ms`, nice -10, packets into the jitter buffer as they arrive), with the
+//!   `start + n × 10 ms`, moved in a pause when the playback asks, so the ticks fall just
+//!   after the talker's packets; nice -10, packets into the jitter buffer as they arrive), with the
 //!   packets sent as plain UDP datagrams on 127.0.0.1 (sequence number, marker and RTP
 //!   timestamp in an 8-byte header). No webrtc, no server, no async runtime: what is left is the pipeline.
 //!
-//! Each round is one Hearth call then one floor run. The two audio threads of a call tick on
-//! their own schedules, so the phase between the sender's reads and the receiver's writes is
-//! random per call and worth up to a frame of latency; the floor run copies the phase the
-//! Hearth call had, so each pair differs by the transport and not by luck, and the rounds
-//! together sample many phases. The floor also times each stage of every burst's first packet
+//! Each round is one Hearth call then one floor run. The two audio threads of a call start on
+//! schedules of their own, so the phase between the sender's reads and the receiver's writes is
+//! random per call and worth up to a frame of latency until the receiver has moved its tick
+//! (after its first talkspurt); the floor run starts with the phase the Hearth call had, so each
+//! pair differs by the transport and not by luck, and the rounds together sample many phases. The floor also times each stage of every burst's first packet
 //! (VAD hold, capture, send, loopback, hand-off, jitter buffer and tick), the latency budget.
 
 use std::net::UdpSocket;
@@ -45,8 +46,8 @@ use hearth_protocol::model::ChannelKind;
 use hearth_voice::synth::{self, Voice as Speaker};
 use hearth_voice::{
     AudioInput, AudioOutput, Capture, CaptureConfig, Decoder, FRAME_DURATION, FRAME_SAMPLES, JitterStats,
-    PcmSink, Playback, PlaybackConfig, ReceivedPacket, Recording, SILENT_FRAME, ScriptedMic, TransmitMode,
-    VadConfig,
+    PcmSink, Playback, PlaybackConfig, ReceivedPacket, Recording, SILENT_FRAME, ScriptedMic, TickShift,
+    TransmitMode, VadConfig,
 };
 
 use crate::process::ScratchDir;
@@ -872,7 +873,7 @@ fn run_floor(mouth: ScriptedMic, ear: PcmSink, phase: Duration, length: Duration
                 let mut playback = Playback::<u8>::new(PlaybackConfig::default());
                 playback.add_peer(0)?;
                 let mut late = 0;
-                let start = start + phase;
+                let mut start = start + phase;
                 let mut n: u32 = 0;
                 'ticks: loop {
                     let deadline = start + FRAME_DURATION * n;
@@ -911,11 +912,19 @@ fn run_floor(mouth: ScriptedMic, ear: PcmSink, phase: Duration, length: Duration
                         late += 1;
                     }
                     let mut out = SILENT_FRAME;
-                    playback.render(epoch.elapsed(), &mut out);
+                    let now = epoch.elapsed();
+                    playback.render(now, &mut out);
                     ear.write_frame(&out)?;
                     capture.far_end(&out)?;
                     // The listener's microphone is silent, but it is captured as in a call.
                     capture.process(&SILENT_FRAME)?;
+                    // As the engine: the schedule moves in a pause to tick just after the
+                    // talker's packets arrive.
+                    match playback.tick_shift(now) {
+                        Some(TickShift::Earlier(by)) => start = start.checked_sub(by).unwrap_or(start),
+                        Some(TickShift::Later(by)) => start += by,
+                        None => {}
+                    }
                     n += 1;
                     let due = start + FRAME_DURATION * n;
                     if Instant::now() > due + STALL {

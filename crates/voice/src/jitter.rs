@@ -240,6 +240,11 @@ impl JitterBuffer {
         stats
     }
 
+    /// Nothing is being played: not started, or in a silence between talkspurts.
+    pub fn in_silence(&self) -> bool {
+        self.next_ts.is_none() || self.in_gap
+    }
+
     /// Forgets the stream (timing, packets, position) but keeps the counters.
     pub fn reset(&mut self) {
         let stats = std::mem::take(&mut self.stats);

@@ -31,7 +31,8 @@
 //! (with the instants frames were read and written) in tests, benchmarks and headless clients,
 //! and the `cpal` feature adds real devices.
 //!
-//! The parts: [`device`], [`codec`] (Opus), [`jitter`], [`vad`], [`denoise`] (RNNoise via
+//! The parts: [`device`], [`codec`] (Opus), [`jitter`], [`pacing`] (where the audio thread's
+//! tick should fall against packet arrivals), [`vad`], [`denoise`] (RNNoise via
 //! `nnnoiseless`), [`echo`] (AEC3 via `sonora`), [`mixer`], [`level`], [`pipeline`], and
 //! [`synth`] (deterministic speech-like signals and alignment for other crates' tests).
 
@@ -42,6 +43,7 @@ pub mod echo;
 pub mod jitter;
 pub mod level;
 pub mod mixer;
+pub mod pacing;
 pub mod pipeline;
 pub mod synth;
 pub mod vad;
@@ -73,6 +75,7 @@ pub use codec::{CodecError, Decoder, Encoder, EncoderConfig};
 pub use device::{AudioInput, AudioOutput, DeviceError, PcmSink, PcmSource, Recording, ScriptedMic};
 pub use jitter::{Conceal, JitterBuffer, JitterConfig, JitterStats, Playout, ReceivedPacket};
 pub use mixer::Mixer;
+pub use pacing::{TickPhase, TickShift};
 pub use pipeline::{
     Capture, CaptureConfig, CaptureOutput, EncodedPacket, PeerAudio, Playback, PlaybackConfig, TransmitMode,
 };

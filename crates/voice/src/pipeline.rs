@@ -22,6 +22,7 @@ use crate::echo::{EchoCanceller, EchoError};
 use crate::jitter::{Conceal, Inserted, JitterBuffer, JitterConfig, JitterStats, Playout, ReceivedPacket};
 use crate::level::{FLOOR_DBFS, LevelMeter, rms_dbfs};
 use crate::mixer::{MixSource, Mixer, clamp_gain};
+use crate::pacing::{TickPhase, TickShift};
 use crate::vad::{Vad, VadConfig, sensitivity_to_dbfs};
 use crate::{FRAME_SAMPLES, PcmFrame, SILENT_FRAME};
 
@@ -372,11 +373,19 @@ pub struct Playback<P> {
     /// Per-user volume, kept across a peer leaving and rejoining.
     gains: HashMap<P, f32>,
     mixer: Mixer,
+    /// Where the render tick falls against the packets' arrivals.
+    tick_phase: TickPhase,
 }
 
 impl<P: Eq + Hash + Clone> Playback<P> {
     pub fn new(config: PlaybackConfig) -> Self {
-        Playback { config, peers: HashMap::new(), gains: HashMap::new(), mixer: Mixer::new() }
+        Playback {
+            config,
+            peers: HashMap::new(),
+            gains: HashMap::new(),
+            mixer: Mixer::new(),
+            tick_phase: TickPhase::new(),
+        }
     }
 
     /// Starts a stream for `peer` (no-op if it has one).
@@ -402,6 +411,7 @@ impl<P: Eq + Hash + Clone> Playback<P> {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => entry.insert(PeerStream::new(&self.config, gain)?),
         };
+        self.tick_phase.arrived(packet.arrival);
         Ok(stream.jitter.insert(packet))
     }
 
@@ -426,6 +436,7 @@ impl<P: Eq + Hash + Clone> Playback<P> {
     /// clock. Peers are still decoded while deafened, so their rings and statistics stay
     /// live and undeafening is instant.
     pub fn render(&mut self, now: Duration, out: &mut PcmFrame) {
+        self.tick_phase.ticked(now);
         for stream in self.peers.values_mut() {
             stream.tick(now);
         }
@@ -441,6 +452,19 @@ impl<P: Eq + Hash + Clone> Playback<P> {
             gain_end: s.ramp.1,
         });
         self.mixer.mix(sources, out);
+    }
+
+    /// How to move the render tick so it falls just after the packets arrive (see
+    /// [`crate::pacing`]), if it should move; `now` is the tick just rendered. The caller moves
+    /// its schedule from the next tick on: each packet then waits about
+    /// [`crate::pacing::AFTER_ARRIVAL`] for its tick instead of up to a frame. Only while
+    /// every peer is silent: a move during speech would stretch it (earlier) or delay it
+    /// (later); in a pause it costs nothing, and the next talkspurt starts on the new tick.
+    pub fn tick_shift(&mut self, now: Duration) -> Option<TickShift> {
+        if !self.peers.values().all(|s| s.jitter.in_silence()) {
+            return None;
+        }
+        self.tick_phase.shift(now)
     }
 
     /// The peers with a stream.

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::device::{AudioInput, AudioOutput, PcmSink, PcmSource};
+use crate::pacing::{AFTER_ARRIVAL, TickShift};
 use crate::synth::{self, Rng, Voice};
 use crate::{FRAME_DURATION, FRAMES_PER_SECOND, frames_in};
 
@@ -400,4 +401,78 @@ fn speech_survives_loss_jitter_reordering_and_duplicates() {
     // Loss as played is the network's loss plus a little lateness, not more.
     assert!(s.loss_fraction() < 0.10, "{s:?}");
     assert!(s.target_delay_ms > 20.0 && s.target_delay_ms < 120.0, "{s:?}");
+}
+
+#[test]
+fn the_render_tick_moves_in_a_pause_to_just_after_the_talkers_packets() {
+    // A talker says a word every 700 ms (200 ms of voice: a talkspurt that opens the VAD
+    // gate, its first frame held back and sent with the second); its packets arrive 1 ms after
+    // each of its ticks. The listener ticks 8 ms after the talker, so at first a talkspurt
+    // waits 7 ms for the listener's tick; once the listener has moved its tick (in a pause, as
+    // the audio thread does), every talkspurt plays 2 ms after it arrives, and nothing is lost.
+    let word: Vec<PcmFrame> = onset_at(0, frames_in(Duration::from_millis(200)) as usize);
+    let pause = frames_in(Duration::from_millis(500)) as usize;
+    let mut script = vec![SILENT_FRAME; pause];
+    for _ in 0..8 {
+        script.extend_from_slice(&word);
+        script.extend(std::iter::repeat_n(SILENT_FRAME, pause));
+    }
+    let mut capture = Capture::new(quiet_config()).unwrap();
+    let mut playback: Playback<u8> = Playback::new(PlaybackConfig::default());
+    let mut out = SILENT_FRAME;
+    let (mut seq, mut sent) = (0u16, 0u64);
+    let mut tick = Duration::from_millis(8);
+    let mut shifts = Vec::new();
+    // (arrival of each talkspurt's first packet, the listener tick that played it)
+    let mut onsets: Vec<(Duration, Option<Duration>)> = Vec::new();
+    let mut played_before = 0;
+    for (k, frame) in script.iter().enumerate() {
+        let sent_at = FRAME_DURATION * k as u32;
+        // The listener's ticks that come before this send.
+        while tick < sent_at {
+            playback.render(tick, &mut out);
+            let played = playback.peer(&1).map_or(0, |p| p.stats.played);
+            if played > played_before
+                && let Some(onset) = onsets.last_mut().filter(|o| o.1.is_none())
+            {
+                onset.1 = Some(tick);
+            }
+            played_before = played;
+            let next = tick + FRAME_DURATION;
+            let shift = playback.tick_shift(tick);
+            if let Some(shift) = shift {
+                // Never while something plays: this frame and the next are silence.
+                let jitter = &playback.peers[&1].jitter;
+                shifts.push((shift, jitter.in_silence() && out == SILENT_FRAME));
+            }
+            tick = match shift {
+                Some(TickShift::Earlier(by)) => next - by,
+                Some(TickShift::Later(by)) => next + by,
+                None => next,
+            };
+        }
+        let output = capture.process(frame).unwrap();
+        let arrival = sent_at + Duration::from_millis(1);
+        // A word's talkspurt starts with the pre-roll (the marker also comes on the comfort
+        // noise packets DTX sends now and then in the hangover).
+        if output.pre_roll.first().is_some_and(|p| p.marker) {
+            onsets.push((arrival, None));
+        }
+        for p in output.pre_roll.iter().chain(&output.packet) {
+            let packet =
+                ReceivedPacket { marker: p.marker, ..packet(seq, p.rtp_timestamp, &p.payload, arrival) };
+            playback.receive(&1, &packet).unwrap();
+            seq = seq.wrapping_add(1);
+            sent += 1;
+        }
+    }
+    let waits: Vec<Duration> =
+        onsets.iter().map(|(arrival, played)| played.expect("played") - *arrival).collect();
+    assert_eq!(waits.len(), 8, "{waits:?}");
+    assert_eq!(waits[0], Duration::from_millis(7), "{waits:?}");
+    assert_eq!(shifts.len(), 1, "{shifts:?}");
+    assert!(shifts[0].1, "moved while playing: {shifts:?}");
+    assert!(waits[1..].iter().all(|w| *w == AFTER_ARRIVAL), "{waits:?} after {shifts:?}");
+    let stats = playback.peer(&1).unwrap().stats;
+    assert_eq!((stats.played, stats.lost, stats.late, stats.dropped), (sent, 0, 0, 0), "{stats:?}");
 }

@@ -12,7 +12,7 @@ use hearth_voice::level::FLOOR_DBFS;
 use hearth_voice::pipeline::PipelineError;
 use hearth_voice::{
     Capture, CaptureConfig, FRAME_SAMPLES, FRAMES_PER_SECOND, PcmFrame, Playback, PlaybackConfig,
-    ReceivedPacket, SAMPLE_RATE, TransmitMode,
+    ReceivedPacket, SAMPLE_RATE, TickShift, TransmitMode,
 };
 
 use super::{PeerLevel, VoiceEvent, VoiceSettings};
@@ -379,6 +379,16 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// How the audio thread should move its tick, if at all, after rendering at `now` (see
+    /// [`hearth_voice::pacing`]): just after the packets of whoever talks arrive, moved in a
+    /// pause.
+    pub(crate) fn tick_shift(&mut self, now: Duration) -> Option<TickShift> {
+        if !self.in_call {
+            return None;
+        }
+        self.playback.tick_shift(now)
     }
 
     /// Processes the microphone frame captured at `now`.

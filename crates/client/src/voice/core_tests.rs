@@ -309,3 +309,19 @@ fn a_talkspurt_is_sent_from_its_first_frame_with_that_frames_timestamp() {
     assert_eq!(sorted.len(), wire.timestamps.len(), "no timestamp used twice: {:?}", wire.timestamps);
     assert!(wire.timestamps.windows(2).all(|w| w[1] > w[0]), "in order: {:?}", wire.timestamps);
 }
+
+#[test]
+fn the_listener_is_asked_to_tick_just_after_the_talkers_packets_in_a_pause() {
+    // Bob ticks 7 ms after Alice and her packets take 2 ms: each waits 5 ms for his tick.
+    // Once she pauses, his core asks for the tick 3 ms sooner, 2 ms after her packets arrive.
+    let (mut alice, mut bob) = pair();
+    let speech = synth::utterance(&Voice::speaker(3), 1.0);
+    let silence = frames(1000);
+    talk(&mut alice, &mut bob, &mut Wire::new(), &speech, silence, |_, _, _, _| {});
+    let now = TICK * (speech.len().div_ceil(FRAME) + silence) as u32;
+    assert_eq!(bob.tick_shift(now), Some(TickShift::Earlier(Duration::from_millis(3))));
+    // Asked once; and a mic test (no call) never asks.
+    assert_eq!(bob.tick_shift(now), None);
+    let mut test = Core::new(&settings(), false).unwrap();
+    assert_eq!(test.tick_shift(now), None);
+}

@@ -11,7 +11,9 @@
 //!   plus join/leave tones) and writes it to the output, feeds it to the echo canceller, reads
 //!   a microphone frame and runs capture (AEC → RNNoise → VAD → mute/PTT gate → Opus). Between
 //!   ticks it waits on its inbox, so packets enter the jitter buffer as they arrive and
-//!   controls apply within a frame.
+//!   controls apply within a frame. The schedule moves on purpose only when the playback asks
+//!   ([`hearth_voice::pacing`]): in a pause, to tick just after the talker's packets arrive,
+//!   so they do not wait up to a frame each; the devices' queues absorb the move.
 //! - the **link task** (tokio) owns the [`Call`]: it forwards incoming RTP and call events to
 //!   the audio thread's inbox and events to subscribers, and performs the audio thread's
 //!   [`core::Effect`]s: `send_packet` (after `skip` for frames not sent) and `set_voice`.
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant};
 use hearth_protocol::{ChannelId, UserId};
 use hearth_voice::pipeline::PipelineError;
 use hearth_voice::{
-    AudioInput, AudioOutput, FRAME_DURATION, JitterStats, PcmFrame, ReceivedPacket, SILENT_FRAME,
+    AudioInput, AudioOutput, FRAME_DURATION, JitterStats, PcmFrame, ReceivedPacket, SILENT_FRAME, TickShift,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -246,7 +248,7 @@ struct AudioWorker {
 impl AudioWorker {
     fn run(mut self, inbox: std_mpsc::Receiver<Inbox>) {
         raise_priority();
-        let start = Instant::now();
+        let mut start = Instant::now();
         let mut tick: u32 = 0;
         loop {
             let deadline = start + FRAME_DURATION * tick;
@@ -270,7 +272,12 @@ impl AudioWorker {
                     return;
                 }
             }
-            self.tick();
+            // The schedule moves (in a pause) so ticks come just after the talker's packets.
+            match self.tick() {
+                Some(TickShift::Earlier(by)) => start = start.checked_sub(by).unwrap_or(start),
+                Some(TickShift::Later(by)) => start += by,
+                None => {}
+            }
             tick = tick.wrapping_add(1);
             // Far behind (the machine stalled for 100 ms): skip the missed ticks rather than
             // run them in a burst; the schedule stays anchored at `start`.
@@ -334,7 +341,8 @@ impl AudioWorker {
         true
     }
 
-    fn tick(&mut self) {
+    /// Renders, plays, captures; returns how the schedule should move.
+    fn tick(&mut self) -> Option<TickShift> {
         let now = self.now();
         let mut out: PcmFrame = SILENT_FRAME;
         if let Err(e) = self.core.render(now, &mut out, &mut self.out_events) {
@@ -368,6 +376,7 @@ impl AudioWorker {
             tracing::warn!(error = %e, "capture failed for a frame");
         }
         self.flush();
+        self.core.tick_shift(now)
     }
 
     fn flush(&mut self) {
