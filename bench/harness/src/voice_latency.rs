@@ -228,6 +228,9 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     );
     println!("    hearth (webrtc via hearth-server): {}", hearth.correlated.describe5());
     println!("    floor ({PEER}):                {}", floor.correlated.describe5());
+    println!("  the same, each call's first burst / the others (after the receiver moved its tick):");
+    println!("    hearth: {} / {}", hearth.first.describe5(), hearth.later.describe5());
+    println!("    floor:  {} / {}", floor.first.describe5(), floor.later.describe5());
     println!("  first audible sample (>= -28 dBFS; a cruder measure, for comparison):");
     println!("    hearth: {}", hearth.onset.describe5());
     println!("    floor:  {}", floor.onset.describe5());
@@ -616,6 +619,10 @@ struct Found {
 #[derive(Default)]
 struct Side {
     correlated: Latencies,
+    /// The same, split: each call's first burst (before its receiver could move its tick to
+    /// the talker's packets) and the others.
+    first: Latencies,
+    later: Latencies,
     onset: Latencies,
     correlations: Vec<f32>,
     clipped: usize,
@@ -623,6 +630,9 @@ struct Side {
 
 impl Side {
     fn add(&mut self, round: Round) {
+        for found in &round.found {
+            if found.burst == 0 { &mut self.first } else { &mut self.later }.record(found.latency);
+        }
         self.correlated.merge(round.latencies);
         self.onset.merge(round.onsets);
         self.correlations.extend(round.correlations);
