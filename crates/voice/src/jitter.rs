@@ -43,8 +43,11 @@ const PERCENTILE: f64 = 0.97;
 /// delay spike on a FIFO path delays a run of packets, so this reacts within the spike, while
 /// one stray late packet does not move the target.
 const RECENT_PEAK: usize = frames_in(Duration::from_millis(320)) as usize;
-/// Added to the percentile: packets near it should not miss their tick by a hair.
-const MARGIN_US: i64 = 5_000;
+/// Added to the percentile: packets near it should not miss their tick by a hair. Small: the
+/// target is a high percentile and at least the recent peak already, and every millisecond
+/// here is a millisecond of delay on a clean path (a talkspurt's pre-roll comes a frame
+/// late, 10 ms plus the encoding, so a target above that makes every talkspurt wait a tick).
+const MARGIN_US: i64 = 2_000;
 /// How fast the target may fall, per received packet (25 ms per second of speech).
 const SHRINK_PER_PACKET_US: i64 = 25_000 / FRAMES_PER_SECOND as i64;
 /// Above target + this, the playout delay is reduced.

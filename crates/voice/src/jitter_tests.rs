@@ -506,3 +506,26 @@ fn a_delay_spike_at_the_start_of_a_talkspurt_still_grows_the_target() {
     assert_eq!((stats.late, stats.lost), (0, 0), "{stats:?}");
     assert!(stats.dropped <= 3, "{stats:?}");
 }
+
+#[test]
+fn over_a_few_ms_of_jitter_a_held_back_talkspurt_still_plays_on_arrival() {
+    // The same voice-activity talkspurts on a path that jitters by up to 7.5 ms (a busy
+    // sender or receiver): the target stays at its minimum, which the held-back first packet
+    // already exceeds when it arrives, so each talkspurt still starts at the first tick after
+    // its first packet, and no packet is late.
+    let jitter = |k: u32| MS.mul_f64(7.5 * noise(k, 3));
+    for phase_ms in 0..FRAME.as_millis() as u64 {
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let packets = talkspurts(12, 30, 25, true, |k| ms(1) + jitter(k));
+        let starts: Vec<(u32, Duration)> =
+            packets.iter().filter(|p| p.marker).map(|p| (p.k, p.arrival)).collect();
+        let out = run_at(&mut jb, packets, ms(phase_ms), ms(9000));
+        let played = play_times(&out);
+        let stats = jb.stats();
+        assert_eq!((played.len(), stats.late, stats.lost), (360, 0, 0), "phase {phase_ms} ms: {stats:?}");
+        for (k, arrival) in starts.into_iter().skip(1) {
+            let first_tick = out.iter().map(|(t, _)| *t).find(|t| *t >= arrival).unwrap();
+            assert_eq!(played[&k], first_tick, "phase {phase_ms} ms, talkspurt at {k}: {stats:?}");
+        }
+    }
+}
