@@ -682,6 +682,14 @@ struct FloorRun {
     inserted: Vec<(u32, Instant)>,
 }
 
+/// What the floor's receiving thread saw: its late ticks, its jitter buffer at the end, and
+/// when it put each packet (by RTP timestamp) into the jitter buffer.
+struct Received {
+    late: u64,
+    jitter: JitterStats,
+    inserted: Vec<(u32, Instant)>,
+}
+
 /// A packet the floor's sender sent.
 struct SentPacket {
     timestamp: u32,
@@ -874,83 +882,82 @@ fn run_floor(mouth: ScriptedMic, ear: PcmSink, phase: Duration, length: Duration
     };
     let receiver = {
         let mut ear = ear;
-        std::thread::Builder::new().name("floor-recv".into()).spawn(
-            move || -> Result<(u64, JitterStats, Vec<(u32, Instant)>)> {
-                raise_priority();
-                let mut inserted = Vec::new();
-                let epoch = Instant::now();
-                let mut capture = capture()?;
-                let mut playback = Playback::<u8>::new(PlaybackConfig::default());
-                playback.add_peer(0)?;
-                let mut late = 0;
-                let mut start = start + phase;
-                let mut n: u32 = 0;
-                'ticks: loop {
-                    let deadline = start + FRAME_DURATION * n;
-                    if deadline > end {
-                        break;
-                    }
-                    // Packets enter the jitter buffer as they arrive, until the tick is due.
-                    loop {
-                        let now = Instant::now();
-                        let datagram = if now >= deadline {
-                            match inbox.try_recv() {
-                                Ok(d) => d,
-                                Err(mpsc::TryRecvError::Empty) => break,
-                                Err(mpsc::TryRecvError::Disconnected) => break 'ticks,
-                            }
-                        } else {
-                            match inbox.recv_timeout(deadline - now) {
-                                Ok(d) => d,
-                                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                                Err(mpsc::RecvTimeoutError::Disconnected) => break 'ticks,
-                            }
-                        };
-                        let arrival = datagram.arrival.saturating_duration_since(epoch);
-                        let packet = ReceivedPacket {
-                            sequence: datagram.seq,
-                            timestamp: datagram.timestamp,
-                            marker: datagram.marker,
-                            payload: &datagram.payload,
-                            arrival,
-                        };
-                        // A packet the buffer refuses (late, duplicate) is one the engine drops too.
-                        let _inserted = playback.receive(&0, &packet);
-                        inserted.push((datagram.timestamp, Instant::now()));
-                    }
-                    if Instant::now() > deadline + FRAME_DURATION {
-                        late += 1;
-                    }
-                    let mut out = SILENT_FRAME;
-                    let now = epoch.elapsed();
-                    playback.render(now, &mut out);
-                    ear.write_frame(&out)?;
-                    capture.far_end(&out)?;
-                    // The listener's microphone is silent, but it is captured as in a call.
-                    capture.process(&SILENT_FRAME)?;
-                    // As the engine: the schedule moves in a pause to tick just after the
-                    // talker's packets arrive.
-                    match playback.tick_shift(now) {
-                        Some(TickShift::Earlier(by)) => start = start.checked_sub(by).unwrap_or(start),
-                        Some(TickShift::Later(by)) => start += by,
-                        None => {}
-                    }
-                    n += 1;
-                    let due = start + FRAME_DURATION * n;
-                    if Instant::now() > due + STALL {
-                        n = (start.elapsed().as_micros() / FRAME_DURATION.as_micros()) as u32 + 1;
-                    }
+        std::thread::Builder::new().name("floor-recv".into()).spawn(move || -> Result<Received> {
+            raise_priority();
+            let mut inserted = Vec::new();
+            let epoch = Instant::now();
+            let mut capture = capture()?;
+            let mut playback = Playback::<u8>::new(PlaybackConfig::default());
+            playback.add_peer(0)?;
+            let mut late = 0;
+            let mut start = start + phase;
+            let mut n: u32 = 0;
+            'ticks: loop {
+                let deadline = start + FRAME_DURATION * n;
+                if deadline > end {
+                    break;
                 }
-                Ok((late, playback.peer(&0).map(|p| p.stats).unwrap_or_default(), inserted))
-            },
-        )?
+                // Packets enter the jitter buffer as they arrive, until the tick is due.
+                loop {
+                    let now = Instant::now();
+                    let datagram = if now >= deadline {
+                        match inbox.try_recv() {
+                            Ok(d) => d,
+                            Err(mpsc::TryRecvError::Empty) => break,
+                            Err(mpsc::TryRecvError::Disconnected) => break 'ticks,
+                        }
+                    } else {
+                        match inbox.recv_timeout(deadline - now) {
+                            Ok(d) => d,
+                            Err(mpsc::RecvTimeoutError::Timeout) => break,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break 'ticks,
+                        }
+                    };
+                    let arrival = datagram.arrival.saturating_duration_since(epoch);
+                    let packet = ReceivedPacket {
+                        sequence: datagram.seq,
+                        timestamp: datagram.timestamp,
+                        marker: datagram.marker,
+                        payload: &datagram.payload,
+                        arrival,
+                    };
+                    // A packet the buffer refuses (late, duplicate) is one the engine drops too.
+                    let _inserted = playback.receive(&0, &packet);
+                    inserted.push((datagram.timestamp, Instant::now()));
+                }
+                if Instant::now() > deadline + FRAME_DURATION {
+                    late += 1;
+                }
+                let mut out = SILENT_FRAME;
+                let now = epoch.elapsed();
+                playback.render(now, &mut out);
+                ear.write_frame(&out)?;
+                capture.far_end(&out)?;
+                // The listener's microphone is silent, but it is captured as in a call.
+                capture.process(&SILENT_FRAME)?;
+                // As the engine: the schedule moves in a pause to tick just after the
+                // talker's packets arrive.
+                match playback.tick_shift(now) {
+                    Some(TickShift::Earlier(by)) => start = start.checked_sub(by).unwrap_or(start),
+                    Some(TickShift::Later(by)) => start += by,
+                    None => {}
+                }
+                n += 1;
+                let due = start + FRAME_DURATION * n;
+                if Instant::now() > due + STALL {
+                    n = (start.elapsed().as_micros() / FRAME_DURATION.as_micros()) as u32 + 1;
+                }
+            }
+            let jitter = playback.peer(&0).map(|p| p.stats).unwrap_or_default();
+            Ok(Received { late, jitter, inserted })
+        })?
     };
     let sent = sender.join();
     let received = receiver.join();
     stop.store(true, Ordering::Relaxed);
     let arrivals = reader.join().map_err(|_| anyhow::anyhow!("the floor's UDP reader panicked"))?;
     let (late_send, sent) = sent.map_err(|_| anyhow::anyhow!("the floor's sending thread panicked"))??;
-    let (late_recv, jitter, inserted) =
+    let Received { late: late_recv, jitter, inserted } =
         received.map_err(|_| anyhow::anyhow!("the floor's receiving thread panicked"))??;
     Ok(FloorRun { late_ticks: late_send + late_recv, jitter, sent, arrivals, inserted })
 }

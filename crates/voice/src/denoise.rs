@@ -8,7 +8,7 @@ use crate::PcmFrame;
 
 /// RNNoise takes 10 ms at a time.
 const CHUNK: usize = DenoiseState::FRAME_SIZE;
-const _: () = assert!(crate::FRAME_SAMPLES % CHUNK == 0, "a frame must be whole RNNoise frames");
+const _: () = assert!(crate::FRAME_SAMPLES.is_multiple_of(CHUNK), "a frame must be whole RNNoise frames");
 /// RNNoise works on samples in the 16-bit integer range.
 const SCALE: f32 = 32_768.0;
 

@@ -14,7 +14,7 @@ use crate::{PcmFrame, SAMPLE_RATE};
 
 /// AEC3 takes 10 ms at a time.
 const CHUNK: usize = SAMPLE_RATE as usize / 100;
-const _: () = assert!(crate::FRAME_SAMPLES % CHUNK == 0, "a frame must be whole 10 ms chunks");
+const _: () = assert!(crate::FRAME_SAMPLES.is_multiple_of(CHUNK), "a frame must be whole 10 ms chunks");
 
 /// Why the echo canceller refused a frame.
 #[derive(Debug, thiserror::Error)]
