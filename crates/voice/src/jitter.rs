@@ -39,6 +39,9 @@ const FRAME_US: i64 = FRAME_DURATION.as_micros() as i64;
 const WINDOW: usize = 5 * FRAMES_PER_SECOND;
 /// Percentile of the transit spread the target covers.
 const PERCENTILE: f64 = 0.97;
+/// The percentile is recomputed every this many packets: over 5 s of packets it moves slowly,
+/// and a burst moves the target at once through the recent peak anyway.
+const PERCENTILE_EVERY: u32 = 4;
 /// The most recent packets (320 ms), whose second-largest spread the target covers at once: a
 /// delay spike on a FIFO path delays a run of packets, so this reacts within the spike, while
 /// one stray late packet does not move the target.
@@ -194,6 +197,9 @@ pub struct JitterBuffer {
     transits: VecDeque<i64>,
     /// Reused for the percentile of `transits`.
     scratch: Vec<i64>,
+    /// The percentile of `transits` when last computed, and packets measured since.
+    percentile_transit_us: i64,
+    since_percentile: u32,
     base_transit_us: i64,
     target_us: i64,
     last_transit_us: Option<i64>,
@@ -226,6 +232,8 @@ impl JitterBuffer {
             last_speech_skip_us: i64::MIN / 2,
             transits: VecDeque::with_capacity(WINDOW),
             scratch: Vec::with_capacity(WINDOW),
+            percentile_transit_us: 0,
+            since_percentile: 0,
             base_transit_us: 0,
             target_us,
             last_transit_us: None,
@@ -326,11 +334,16 @@ impl JitterBuffer {
         }
         self.last_transit_us = Some(transit);
 
-        if self.transits.len() == WINDOW {
-            self.transits.pop_front();
-        }
+        // The window's minimum, kept up to date without a scan per packet: one is needed only
+        // when the minimum itself leaves the window.
+        let evicted = if self.transits.len() == WINDOW { self.transits.pop_front() } else { None };
+        let first = self.transits.is_empty();
         self.transits.push_back(transit);
-        self.base_transit_us = self.transits.iter().copied().min().unwrap_or(transit);
+        if first || transit <= self.base_transit_us {
+            self.base_transit_us = transit;
+        } else if evicted == Some(self.base_transit_us) {
+            self.base_transit_us = self.transits.iter().copied().min().unwrap_or(transit);
+        }
 
         // The second-largest spread among the most recent packets (0 with fewer than two).
         let base = self.base_transit_us;
@@ -344,12 +357,17 @@ impl JitterBuffer {
             }
         }
         let recent_peak = if second == i64::MIN { 0 } else { second };
-        // The percentile by selection in a buffer kept across packets: this runs for every
-        // packet of every peer, and a fresh Vec plus a full sort was most of its cost.
-        self.scratch.clear();
-        self.scratch.extend(self.transits.iter().map(|t| t - base));
-        let index = ((self.scratch.len() - 1) as f64 * PERCENTILE).round() as usize;
-        let percentile = *self.scratch.select_nth_unstable(index).1;
+        // The percentile by selection in a buffer kept across packets, every few packets: this
+        // runs for the packets of every peer, and a fresh Vec plus a full sort per packet was
+        // most of its cost.
+        if self.since_percentile == 0 {
+            self.scratch.clear();
+            self.scratch.extend(self.transits.iter().copied());
+            let index = ((self.scratch.len() - 1) as f64 * PERCENTILE).round() as usize;
+            self.percentile_transit_us = *self.scratch.select_nth_unstable(index).1;
+        }
+        self.since_percentile = (self.since_percentile + 1) % PERCENTILE_EVERY;
+        let percentile = self.percentile_transit_us - base;
         let wanted = (percentile.max(recent_peak) + MARGIN_US)
             .clamp(micros(self.config.min_delay), micros(self.config.max_delay));
         self.target_us = if wanted >= self.target_us {
