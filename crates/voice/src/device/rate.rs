@@ -100,32 +100,34 @@ impl Resampler {
         if self.available() < out.len() {
             return false;
         }
-        let (front, back) = self.history.as_slices();
-        for sample in out.iter_mut() {
-            let index = self.position.floor();
-            let start = index as usize + 1 - HALF;
-            *sample = self.interpolate(front, back, start, self.position - index);
-            self.position += self.step;
-        }
-        self.discard_consumed();
+        let mut slots = out.iter_mut();
+        self.emit(slots.len(), |sample| {
+            if let Some(slot) = slots.next() {
+                *slot = sample;
+            }
+        });
         true
     }
 
     /// Produces every available output into `out`.
     pub fn drain_into(&mut self, out: &mut impl Extend<f32>) {
-        let n = self.available();
+        self.emit(self.available(), |sample| out.extend(std::iter::once(sample)));
+    }
+
+    /// Interpolates the next `n` outputs (at most [`available`](Self::available)), hands each
+    /// to `put`, and drops the input they used up.
+    fn emit(&mut self, n: usize, mut put: impl FnMut(f32)) {
         if n == 0 {
             return;
         }
         let (front, back) = self.history.as_slices();
         let mut position = self.position;
-        out.extend((0..n).map(|_| {
+        for _ in 0..n {
             let index = position.floor();
             let start = index as usize + 1 - HALF;
-            let sample = self.interpolate(front, back, start, position - index);
+            put(self.interpolate(front, back, start, position - index));
             position += self.step;
-            sample
-        }));
+        }
         self.position = position;
         self.discard_consumed();
     }
