@@ -92,34 +92,19 @@ impl Notifier for SystemNotifier {
     fn show(&self, n: &Notification) -> anyhow::Result<()> {
         let mut notification = notify_rust::Notification::new();
         notification.appname("Hearth").summary(&n.title).body(&n.body);
+        // On freedesktop servers the "default" action is a click on the notification.
         #[cfg(all(unix, not(target_os = "macos")))]
+        notification.action("default", "Open");
+        #[cfg(any(target_os = "windows", all(unix, not(target_os = "macos"))))]
         {
-            // On freedesktop servers the "default" action is a click on the notification.
-            notification.action("default", "Open");
             let handle = notification.show()?;
             let on_click = self.on_click.clone();
             let channel = n.channel_id;
-            // `wait_for_action` blocks until the notification is clicked or closed.
+            // Waiting blocks until the notification is clicked or closed.
             std::thread::Builder::new().name("notification".into()).spawn(move || {
-                handle.wait_for_action(|action| {
-                    if action == "default" {
-                        on_click(channel);
-                    }
-                });
-            })?;
-        }
-        #[cfg(target_os = "windows")]
-        {
-            // A click on the toast's body is its activation without an action.
-            let handle = notification.show()?;
-            let on_click = self.on_click.clone();
-            let channel = n.channel_id;
-            std::thread::Builder::new().name("notification".into()).spawn(move || {
-                let _closed = handle.wait_for_response(move |response: &notify_rust::NotificationResponse| {
-                    if response.is_default_action() {
-                        on_click(channel);
-                    }
-                });
+                if clicked(handle) {
+                    on_click(channel);
+                }
             })?;
         }
         #[cfg(target_os = "macos")]
@@ -128,6 +113,24 @@ impl Notifier for SystemNotifier {
         }
         Ok(())
     }
+}
+
+/// Waits until the notification is clicked (`true`) or closed.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn clicked(handle: notify_rust::NotificationHandle) -> bool {
+    let mut clicked = false;
+    handle.wait_for_action(|action| clicked = action == "default");
+    clicked
+}
+
+/// Waits until the toast is clicked (`true`: its activation without an action) or closed.
+#[cfg(target_os = "windows")]
+fn clicked(handle: notify_rust::NotificationHandle) -> bool {
+    let mut clicked = false;
+    let _closed = handle.wait_for_response(|response: &notify_rust::NotificationResponse| {
+        clicked = response.is_default_action();
+    });
+    clicked
 }
 
 /// Appends each notification as a JSON line to a file (for tests).
