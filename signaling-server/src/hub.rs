@@ -44,7 +44,7 @@ pub fn payload(event: &Event) -> Arc<str> {
 
 impl GroupState {
     fn can_see(&self, user: UserId, channel: &Channel) -> bool {
-        self.users.contains_key(&user) && (!channel.kind.is_private() || channel.members.contains(&user))
+        self.users.contains_key(&user) && channel.is_visible_to(user)
     }
 
     fn send_to_user(&self, user: UserId, payload: &Arc<str>) {
@@ -62,7 +62,7 @@ impl GroupState {
     }
 
     fn send_to_channel(&self, channel: &Channel, payload: &Arc<str>) {
-        if channel.kind.is_private() {
+        if channel.is_private() {
             for m in &channel.members {
                 self.send_to_user(*m, payload);
             }
@@ -227,7 +227,7 @@ impl Hub {
     pub fn visible_channels(&self, user: UserId) -> Vec<Channel> {
         let s = self.read();
         let mut list: Vec<Channel> = s.channels.values().filter(|c| s.can_see(user, c)).cloned().collect();
-        list.sort_by_key(|c| (c.kind.is_private(), c.position, c.id));
+        list.sort_by_key(|c| (c.kind.is_direct(), c.position, c.id));
         list
     }
 
@@ -243,7 +243,7 @@ impl Hub {
     /// The next position for a new group channel.
     pub fn next_position(&self) -> i32 {
         let s = self.read();
-        s.channels.values().filter(|c| !c.kind.is_private()).map(|c| c.position + 1).max().unwrap_or(0)
+        s.channels.values().filter(|c| !c.kind.is_direct()).map(|c| c.position + 1).max().unwrap_or(0)
     }
 
     /// A channel was created or changed: those who can see it hear of it.
@@ -311,7 +311,7 @@ impl Hub {
         s.refresh_presence(session.user_id);
         let mut channels: Vec<Channel> =
             s.channels.values().filter(|c| s.can_see(user.id, c)).cloned().collect();
-        channels.sort_by_key(|c| (c.kind.is_private(), c.position, c.id));
+        channels.sort_by_key(|c| (c.kind.is_direct(), c.position, c.id));
         let mut members: Vec<User> = s.users.values().cloned().collect();
         members.sort_by_key(|u| u.id);
         let presences = members

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicUsize;
 
 use hearth_protocol::UserId;
 use hearth_protocol::api::Session;
-use hearth_protocol::model::IceServer;
+use hearth_protocol::model::{IceServer, ServerSettings};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -70,7 +70,7 @@ impl AppState {
             return Err(AppError::unauthorized());
         }
         let user = self.hub.user(id).ok_or_else(AppError::unauthorized)?;
-        Ok(AuthUser { id, family: claims.fam, is_admin: user.is_admin })
+        Ok(AuthUser { id, family: claims.fam, role: user.role })
     }
 
     /// Starts a login (or continues `family`): a fresh access token and refresh token.
@@ -87,6 +87,19 @@ impl AppState {
             refresh_token: refresh,
             user: profile,
         })
+    }
+
+    /// The group's settings as members see them.
+    pub fn server_settings(&self) -> ServerSettings {
+        ServerSettings {
+            name: self.config.server_name.clone(),
+            description: String::new(),
+            icon: None,
+            retention_days: None,
+            member_permissions: Vec::new(),
+            max_upload_bytes: 25 * 1024 * 1024,
+            upload_quota_bytes: None,
+        }
     }
 
     pub fn ice_servers(&self, user: UserId) -> Vec<IceServer> {

@@ -94,7 +94,7 @@ async fn the_first_account_needs_the_setup_token_and_becomes_admin(backend: Back
 
     let mut admin = server.client();
     let session = admin.register(&token, "admin").await;
-    assert!(session.user.is_admin, "the first account is the admin");
+    assert_eq!(session.user.role, hearth_protocol::model::Role::Owner, "the first account is the owner");
     assert!(!token_file.exists(), "the used setup token file must be removed");
     assert!(!server_info(&anonymous).await.needs_setup);
 
@@ -103,7 +103,7 @@ async fn the_first_account_needs_the_setup_token_and_becomes_admin(backend: Back
 
     // A member who joins by invite is not an admin.
     let bob = server.member(&admin, "bob").await;
-    assert!(!bob.session().user.is_admin);
+    assert_eq!(bob.session().user.role, hearth_protocol::model::Role::Member);
 
     // Nor does a restart bring the setup token back.
     server.restart().await;
@@ -124,7 +124,7 @@ async fn a_single_use_invite_works_once(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let session: Session = serde_json::from_value(body).expect("session");
     assert_eq!(session.user.username, "bob");
-    assert!(!session.user.is_admin);
+    assert_eq!(session.user.role, hearth_protocol::model::Role::Member);
 
     expect_api_error(&register(&anonymous, &invite.code, "carol", PASSWORD).await, ErrorCode::InvalidInvite);
     assert!(!usable_invites(&admin).await.contains(&invite.code), "a used-up invite is still listed");

@@ -152,7 +152,7 @@ async fn a_member_relays_udp_both_ways_with_the_credentials_the_server_hands_out
 /// direction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_do_not_reach_loopback_peers_when_refused() {
-    let (server, _admin, creds) = start(&["--turn-allow-loopback-peers", "false"]).await;
+    let (_server, _admin, creds) = start(&["--turn-allow-loopback-peers", "false"]).await;
     let turn = turn_entry(&creds);
     let (client, _) = turn_client(
         &url_addr(&turn.urls[0]),

@@ -68,7 +68,7 @@ impl Directory {
             username: info.username.clone(),
             display_name: info.username.clone(),
             avatar: None,
-            is_admin: false,
+            role: hearth_protocol::model::Role::Member,
         });
         let server_name = entry.and_then(|e| e.server_name.clone()).unwrap_or_else(|| host_of(&info.server));
         Account { id: info.id.clone(), server_url: info.server.clone(), server_name, user }

@@ -67,7 +67,15 @@ pub fn apply(ready: &mut Ready, event: &Event) {
                 ready.voice_states.push(state.clone());
             }
         }
+        Event::ServerUpdate { server } => ready.server = server.clone(),
+        Event::BlockUpdate { user_id, blocked } => {
+            ready.blocked.retain(|u| u != user_id);
+            if *blocked {
+                ready.blocked.push(*user_id);
+            }
+        }
         Event::MessageUpdate { .. }
+        | Event::MessagesPurged { .. }
         | Event::MessageDelete { .. }
         | Event::ReactionAdd { .. }
         | Event::ReactionRemove { .. }
@@ -122,7 +130,7 @@ mod tests {
             username: name.into(),
             display_name: name.into(),
             avatar: None,
-            is_admin: false,
+            role: hearth_protocol::model::Role::Member,
         }
     }
 
@@ -131,7 +139,9 @@ mod tests {
             id: ChannelId(id),
             kind,
             name: "general".into(),
+            topic: String::new(),
             position: 0,
+            private: false,
             members: vec![],
             last_message_id: None,
         }
@@ -147,6 +157,16 @@ mod tests {
             read_states: vec![],
             voice_states: vec![],
             ice_servers: vec![],
+            server: hearth_protocol::model::ServerSettings {
+                name: "Hearth".into(),
+                description: String::new(),
+                icon: None,
+                retention_days: None,
+                member_permissions: vec![],
+                max_upload_bytes: 1,
+                upload_quota_bytes: None,
+            },
+            blocked: vec![],
         }
     }
 

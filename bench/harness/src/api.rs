@@ -67,7 +67,13 @@ impl Api {
     }
 
     pub async fn create_channel(&self, token: &str, name: &str) -> Result<Channel> {
-        let body = CreateChannelRequest { name: name.to_owned(), kind: ChannelKind::Text };
+        let body = CreateChannelRequest {
+            name: name.to_owned(),
+            kind: ChannelKind::Text,
+            topic: None,
+            private: false,
+            members: Vec::new(),
+        };
         self.post("/channels", Some(token), &body).await
     }
 

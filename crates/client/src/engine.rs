@@ -289,7 +289,7 @@ impl Engine {
             // Offline: what we have now beats waiting for a connection attempt to fail.
             return Ok(cached);
         }
-        let query = HistoryQuery { before, after: None, limit: Some(limit) };
+        let query = HistoryQuery { before, after: None, around: None, limit: Some(limit) };
         let fetched = active
             .credentials
             .call(&active.api, |api, token| {

@@ -725,7 +725,7 @@ impl Worker {
                 continue;
             }
             loop {
-                let query = HistoryQuery { before: None, after: Some(after), limit: Some(SYNC_PAGE) };
+                let query = HistoryQuery { before: None, after: Some(after), around: None, limit: Some(SYNC_PAGE) };
                 let id = channel.id;
                 let page = self
                     .credentials

@@ -136,6 +136,12 @@ impl Store {
         Ok(())
     }
 
+    /// Drops every cached message older than `before` (the server's retention deleted them).
+    pub async fn purge_messages_before(&self, before: MessageId) -> Result<()> {
+        sqlx::query("DELETE FROM messages WHERE id < $1").bind(before.0).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn message(&self, id: MessageId) -> Result<Option<Message>> {
         let row = sqlx::query("SELECT body FROM messages WHERE id = $1")
             .bind(id.0)
@@ -383,7 +389,10 @@ impl Store {
             Event::MemberAdd { user } | Event::MemberUpdate { user } => self.upsert_member(user).await?,
             Event::MemberRemove { user_id } => self.remove_member(*user_id).await?,
             Event::ReadStateUpdate { read_state } => self.upsert_read_state(read_state).await?,
+            Event::MessagesPurged { before } => self.purge_messages_before(*before).await?,
             Event::TypingStart { .. }
+            | Event::ServerUpdate { .. }
+            | Event::BlockUpdate { .. }
             | Event::PresenceUpdate { .. }
             | Event::VoiceStateUpdate { .. }
             | Event::VoiceSignal { .. } => {}

@@ -37,7 +37,7 @@ async fn every_route_of_the_http_client_works_against_the_server() {
 
     let admin = api.register(&register(&server.setup_token(), "admin")).await.unwrap();
     let token = admin.access_token.clone();
-    assert!(admin.user.is_admin);
+    assert_eq!(admin.user.role, hearth_protocol::model::Role::Owner);
     assert!(!api.server_info().await.unwrap().needs_setup);
 
     // Invites: create, list, use, revoke.

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{MessageId, UserId};
-use crate::model::{ChannelKind, IceServer, User};
+use crate::ids::{AuditEntryId, ChannelId, MessageId, UserId};
+use crate::model::{ChannelKind, IceServer, Message, Permission, Role, User};
 
 /// `POST /api/v1/auth/register` → [`Session`]. `invite` is an invite code, or the one-time
 /// setup token printed by a new server (which makes the first account an admin).
@@ -64,7 +64,7 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-/// `POST /api/v1/invites` (admin) → [`Invite`].
+/// `POST /api/v1/invites` ([`Permission::ManageInvites`]) → [`Invite`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 pub struct CreateInviteRequest {
     /// `None` for unlimited uses.
@@ -75,7 +75,9 @@ pub struct CreateInviteRequest {
     pub expires_in_secs: Option<u64>,
 }
 
-/// `GET /api/v1/invites` (admin) → `Vec<Invite>`; `DELETE /api/v1/invites/{code}` → 204.
+/// `GET /api/v1/invites` ([`Permission::ManageInvites`]) → `Vec<Invite>` (the usable ones);
+/// `DELETE /api/v1/invites/{code}` → 204. Anyone may open `GET /invite/{code}` (an HTML page
+/// saying how to install Hearth, with a `hearth://join?server=…&code=…` button).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Invite {
     pub code: String,
@@ -84,22 +86,156 @@ pub struct Invite {
     /// Milliseconds since the Unix epoch.
     pub expires_at: Option<i64>,
     pub created_by: UserId,
+    /// Milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub created_at: i64,
 }
 
-/// `POST /api/v1/channels` (admin) → [`crate::model::Channel`]. Only `text` and `voice`.
+/// `POST /api/v1/channels` ([`Permission::ManageChannels`]) → [`crate::model::Channel`]. Only
+/// `text` and `voice`. A private channel's `members` always include its creator.
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 pub struct CreateChannelRequest {
     pub name: String,
     pub kind: ChannelKind,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub private: bool,
+    /// For a private channel: who may see it (the creator is added).
+    #[serde(default)]
+    pub members: Vec<UserId>,
 }
 
-/// `PATCH /api/v1/channels/{id}` (admin) → [`crate::model::Channel`].
+/// `PATCH /api/v1/channels/{id}` ([`Permission::ManageChannels`]) → [`crate::model::Channel`].
+/// Making a channel private leaves the one who made the change as its only member until
+/// `PUT …/members` adds others; making it open clears the list.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 pub struct UpdateChannelRequest {
     #[serde(default)]
     pub name: Option<String>,
+    /// An empty string clears the topic.
+    #[serde(default)]
+    pub topic: Option<String>,
     #[serde(default)]
     pub position: Option<i32>,
+    #[serde(default)]
+    pub private: Option<bool>,
+}
+
+/// `PUT /api/v1/channels/{id}/members` ([`Permission::ManageChannels`], private channels) →
+/// [`crate::model::Channel`]. The whole new member list; who was added sees the channel
+/// appear, who was removed sees it go (and leaves its call).
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct SetChannelMembersRequest {
+    pub members: Vec<UserId>,
+}
+
+/// `PUT /api/v1/channels/order` ([`Permission::ManageChannels`]) → `Vec<Channel>` (the group's
+/// channels in their new order). `channel_ids` lists every text and voice channel the member
+/// can see, top to bottom; positions are renumbered from 0.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct ReorderChannelsRequest {
+    pub channel_ids: Vec<ChannelId>,
+}
+
+/// `PATCH /api/v1/users/{id}` ([`Permission::ManageMembers`]) → [`User`]. See [`Role`] for who
+/// may grant what.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+pub struct UpdateMemberRequest {
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+/// `POST /api/v1/users/{id}/kick` ([`Permission::ManageMembers`]) → 204: removed from the group,
+/// sessions closed; they may come back with a new invite (registering again with their username
+/// and password restores their account). `PUT /api/v1/bans/{id}` → 204: the same, and login and
+/// registration are refused until `DELETE /api/v1/bans/{id}`. `GET /api/v1/bans` →
+/// `Vec<crate::model::Ban>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+pub struct ModerationRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/server/transfer-ownership` (owners) → [`User`] (the new owner): `user_id`
+/// becomes an owner and the caller an admin.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct TransferOwnershipRequest {
+    pub user_id: UserId,
+}
+
+/// `PATCH /api/v1/server/settings` ([`Permission::ManageServer`]) →
+/// [`crate::model::ServerSettings`]; also `GET` (every member). Absent fields stay as they are.
+/// The icon is set with `PUT /api/v1/server/icon` (the image file as the body, decoded with
+/// the same bounds as avatars) and removed with `DELETE /api/v1/server/icon`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+pub struct UpdateServerSettingsRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Days to keep messages; `0` keeps everything.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    #[serde(default)]
+    pub member_permissions: Option<Vec<Permission>>,
+    #[serde(default)]
+    #[ts(type = "number | null")]
+    pub max_upload_bytes: Option<u64>,
+    /// `0` for no quota.
+    #[serde(default)]
+    #[ts(type = "number | null")]
+    pub upload_quota_bytes: Option<u64>,
+}
+
+/// Query of `GET /api/v1/audit-log` ([`Permission::ManageServer`]) →
+/// `Vec<crate::model::AuditEntry>`, newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+pub struct AuditLogQuery {
+    #[serde(default)]
+    pub before: Option<AuditEntryId>,
+    /// 1..=100, default 50.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Query of `GET /api/v1/search` → [`SearchResults`]: full-text search over every channel and
+/// DM the member can read. `q` holds words (all must match; Chinese and other unspaced
+/// scripts match by substring) and filters: `from:USERNAME`, `in:CHANNEL` (a channel name),
+/// `has:file`, `before:YYYY-MM-DD`, `after:YYYY-MM-DD`. Results are ranked by relevance, then
+/// recency; `offset` pages through them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+pub struct SearchQuery {
+    pub q: String,
+    #[serde(default)]
+    pub offset: Option<u32>,
+    /// 1..=50, default 25.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// A span of text, as `[start, end)` offsets in UTF-16 code units (how JavaScript indexes
+/// strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct TextRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SearchHit {
+    pub message: Message,
+    /// Where the query's words occur in `message.content`, in order, not overlapping.
+    pub highlights: Vec<TextRange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SearchResults {
+    pub hits: Vec<SearchHit>,
+    /// Matching messages in all (counted up to 1000).
+    pub total: u32,
+    /// The `offset` of the next page, when there is one.
+    pub next_offset: Option<u32>,
 }
 
 /// `POST /api/v1/dms` → [`crate::model::Channel`]. One recipient makes (or finds) a DM; more
@@ -110,13 +246,17 @@ pub struct CreateDmRequest {
 }
 
 /// Query of `GET /api/v1/channels/{id}/messages` → `Vec<Message>`, newest first when `before`
-/// or neither is given, oldest first when `after` is given.
+/// or neither is given, oldest first when `after` or `around` is given. `around` returns the
+/// message itself (if it still exists) with up to `limit / 2` messages on each side: what a
+/// jump to a search result, a reply or a message link loads. At most one of the three.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 pub struct HistoryQuery {
     #[serde(default)]
     pub before: Option<MessageId>,
     #[serde(default)]
     pub after: Option<MessageId>,
+    #[serde(default)]
+    pub around: Option<MessageId>,
     /// 1..=100, default 50.
     #[serde(default)]
     pub limit: Option<u32>,
@@ -145,6 +285,11 @@ pub struct TurnCredentials {
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 pub struct ServerInfo {
     pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Content hash of the icon (`/api/v1/server/icon/{hash}.png`).
+    #[serde(default)]
+    pub icon: Option<String>,
     pub protocol_version: u32,
     /// True until the first account is made with the setup token.
     pub needs_setup: bool,

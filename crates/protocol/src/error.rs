@@ -15,8 +15,15 @@ pub enum ErrorCode {
     InvalidField,
     /// No valid access token, or it expired, was tampered with or was revoked.
     Unauthorized,
-    /// Authenticated, but this user may not do this (not an admin, not a member).
+    /// Authenticated, but this user may not do this (not a member of the channel, or a rank
+    /// too low for the target).
     Forbidden,
+    /// The member's role lacks the permission this needs (see `model::Permission`).
+    MissingPermission,
+    /// This account is banned from the group: login and registration are refused.
+    Banned,
+    /// The recipient has blocked this member: no DM can be opened or sent to them.
+    Blocked,
     /// No such thing, or the user may not know it exists.
     NotFound,
     /// The name or thing already exists.
@@ -54,7 +61,7 @@ impl ErrorCode {
             | ErrorCode::InvalidCredentials
             | ErrorCode::InvalidRefreshToken
             | ErrorCode::NotIdentified => 401,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::MissingPermission | ErrorCode::Banned | ErrorCode::Blocked => 403,
             ErrorCode::NotFound | ErrorCode::UnknownOp => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,

@@ -12,7 +12,9 @@ use ts_rs::TS;
 
 use crate::error::ApiError;
 use crate::ids::{ChannelId, MessageId, UserId};
-use crate::model::{Channel, IceServer, Message, Presence, ReadState, Signal, Status, User, VoiceState};
+use crate::model::{
+    Channel, IceServer, Message, Presence, ReadState, ServerSettings, Signal, Status, User, VoiceState,
+};
 
 /// Frames from client to server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -123,12 +125,15 @@ impl ClientMsg {
 pub struct Ready {
     pub session_id: String,
     pub user: User,
+    pub server: ServerSettings,
     pub channels: Vec<Channel>,
     pub members: Vec<User>,
     pub presences: Vec<Presence>,
     pub read_states: Vec<ReadState>,
     pub voice_states: Vec<VoiceState>,
     pub ice_servers: Vec<IceServer>,
+    /// Members this user has blocked: their messages are hidden here, their DMs refused.
+    pub blocked: Vec<UserId>,
 }
 
 /// Frames from server to client.
@@ -237,10 +242,24 @@ pub enum Event {
         from: UserId,
         signal: Signal,
     },
+    /// The group's settings changed (name, icon, description, retention, permissions, limits).
+    ServerUpdate {
+        server: ServerSettings,
+    },
+    /// Sent to the blocker's own sessions.
+    BlockUpdate {
+        user_id: UserId,
+        blocked: bool,
+    },
+    /// Retention deleted every message older than `before` in every channel: drop them from
+    /// caches.
+    MessagesPurged {
+        before: MessageId,
+    },
 }
 
 /// WebSocket close codes the server uses. 4xxx codes other than `AUTHENTICATION_FAILED`,
-/// `SESSION_REVOKED` and `UNSUPPORTED_PROTOCOL` may be followed by `Resume`.
+/// `SESSION_REVOKED`, `UNSUPPORTED_PROTOCOL`, `BANNED` and `KICKED` may be followed by `Resume`.
 pub mod close {
     /// Did not identify within `identify_timeout_ms`.
     pub const IDENTIFY_TIMEOUT: u16 = 4003;
@@ -250,11 +269,15 @@ pub mod close {
     pub const HEARTBEAT_TIMEOUT: u16 = 4009;
     /// The client did not read its events fast enough; resume to get the rest.
     pub const TOO_SLOW: u16 = 4010;
-    /// Logged out, removed from the group, or the password changed.
+    /// Logged out, or the password changed.
     pub const SESSION_REVOKED: u16 = 4011;
     /// Another connection resumed this session.
     pub const SESSION_TAKEN_OVER: u16 = 4012;
     pub const UNSUPPORTED_PROTOCOL: u16 = 4013;
+    /// Banned from the group: do not reconnect.
+    pub const BANNED: u16 = 4014;
+    /// Removed (kicked) from the group: do not reconnect; a new invite brings them back.
+    pub const KICKED: u16 = 4015;
     /// The server is restarting; resume against it once it is back.
     pub const SERVER_RESTART: u16 = 1012;
     /// A frame larger than the transport limit.

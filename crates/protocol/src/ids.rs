@@ -73,6 +73,10 @@ snowflake!(
     /// A message; also the cursor for history pages.
     MessageId
 );
+snowflake!(
+    /// An entry of the audit log; also its page cursor.
+    AuditEntryId
+);
 
 /// Accepts a decimal string (the canonical form) or a JSON integer.
 fn deserialize_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {

@@ -17,11 +17,11 @@ pub mod ids;
 pub mod model;
 
 pub use error::{ApiError, ErrorCode};
-pub use ids::{ChannelId, MessageId, UserId};
+pub use ids::{AuditEntryId, ChannelId, MessageId, UserId};
 
 /// Version spoken by this build; a client sends it in `Identify`/`Resume` and the server
 /// refuses versions it does not speak with [`ErrorCode::UnsupportedProtocol`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest WebSocket frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -31,3 +31,12 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 
 /// Most members a group DM may have, the creator included.
 pub const MAX_GROUP_DM_MEMBERS: usize = 10;
+
+/// Longest channel topic, in characters.
+pub const MAX_TOPIC_CHARS: usize = 1024;
+
+/// Longest reason given for a kick or a ban, in characters.
+pub const MAX_REASON_CHARS: usize = 512;
+
+/// Longest server description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;

@@ -3,7 +3,67 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{ChannelId, MessageId, UserId};
+use crate::ids::{AuditEntryId, ChannelId, MessageId, UserId};
+
+/// Where a member stands in the group. Ranks are ordered: `Owner > Admin > Member`.
+///
+/// Who may do what to whom: an action on another member (change their role, kick, ban) needs
+/// the permission and a rank strictly above the target's, except that an owner may act on
+/// other owners; a role can be granted only up to the granter's own (so only owners make
+/// owners). The group always keeps at least one owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Member,
+    Admin,
+    /// The first account is the owner; ownership can be handed over or shared.
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "member" => Role::Member,
+            "admin" => Role::Admin,
+            "owner" => Role::Owner,
+            _ => return None,
+        })
+    }
+
+    /// Whether a member of this role may act on (change the role of, kick, ban) one of `target`.
+    pub fn outranks(self, target: Role) -> bool {
+        self > target || (self == Role::Owner && target == Role::Owner)
+    }
+}
+
+/// What a role may do beyond taking part. Owners and admins hold every permission; members
+/// hold those the group grants them ([`ServerSettings::member_permissions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Create, rename, reorder and delete channels; set topics; choose a private channel's
+    /// members (of channels the member can see).
+    ManageChannels,
+    /// Create, list and revoke invites.
+    ManageInvites,
+    /// Change roles, kick and ban (members of lower rank only).
+    ManageMembers,
+    /// Change the server's name, icon, description, retention and limits; read the audit log.
+    ManageServer,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 4] =
+        [Permission::ManageChannels, Permission::ManageInvites, Permission::ManageMembers, Permission::ManageServer];
+}
 
 /// A member of the group, as others see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -13,7 +73,40 @@ pub struct User {
     pub display_name: String,
     /// Content hash of the avatar, fetched from `/api/v1/avatars/{hash}`.
     pub avatar: Option<String>,
-    pub is_admin: bool,
+    pub role: Role,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role >= Role::Admin
+    }
+}
+
+/// The group's settings, as every member sees them (changed with [`Permission::ManageServer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ServerSettings {
+    pub name: String,
+    pub description: String,
+    /// Content hash of the icon, fetched from `/api/v1/server/icon/{hash}.png` (no login needed).
+    pub icon: Option<String>,
+    /// Messages older than this many days are deleted (with their search entries); `None`
+    /// keeps everything.
+    pub retention_days: Option<u32>,
+    /// Permissions every member holds (owners and admins hold all).
+    pub member_permissions: Vec<Permission>,
+    /// Largest attachment, in bytes.
+    #[ts(type = "number")]
+    pub max_upload_bytes: u64,
+    /// Attachment bytes one member may keep on the server; `None` for no quota.
+    #[ts(type = "number | null")]
+    pub upload_quota_bytes: Option<u64>,
+}
+
+impl ServerSettings {
+    /// Whether a member of `role` holds `permission` in this group.
+    pub fn allows(&self, role: Role, permission: Permission) -> bool {
+        role >= Role::Admin || self.member_permissions.contains(&permission)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
@@ -30,8 +123,9 @@ pub enum ChannelKind {
 }
 
 impl ChannelKind {
-    /// Private channels are visible only to their members.
-    pub fn is_private(self) -> bool {
+    /// DMs and group DMs: conversations between members, not channels of the group. They are
+    /// always private.
+    pub fn is_direct(self) -> bool {
         matches!(self, ChannelKind::Dm | ChannelKind::GroupDm)
     }
 
@@ -61,12 +155,30 @@ pub struct Channel {
     pub kind: ChannelKind,
     /// Empty for DMs (clients show the other members' names).
     pub name: String,
+    /// What the channel is for, shown in its header; empty when unset.
+    #[serde(default)]
+    pub topic: String,
     pub position: i32,
-    /// Members of a private channel; empty for group channels (everyone is a member).
+    /// A text or voice channel only its `members` can see (DMs are always private).
+    #[serde(default)]
+    pub private: bool,
+    /// Members of a private channel or DM; empty for open channels (everyone is a member).
     #[serde(default)]
     pub members: Vec<UserId>,
     /// Newest message, for unread badges.
     pub last_message_id: Option<MessageId>,
+}
+
+impl Channel {
+    /// Visible only to `members`: a DM, a group DM, or a private text or voice channel.
+    pub fn is_private(&self) -> bool {
+        self.private || self.kind.is_direct()
+    }
+
+    /// Whether `user` (a member of the group) may see this channel.
+    pub fn is_visible_to(&self, user: UserId) -> bool {
+        !self.is_private() || self.members.contains(&user)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -160,4 +272,70 @@ pub enum Signal {
     Offer { sdp: String },
     Answer { sdp: String },
     Candidate { candidate: String, sdp_mid: Option<String>, sdp_mline_index: Option<u16> },
+}
+
+/// One administrative action, as the audit log shows it to admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AuditEntry {
+    pub id: AuditEntryId,
+    /// Who did it.
+    pub actor_id: UserId,
+    pub action: AuditAction,
+    #[serde(default)]
+    pub target_user_id: Option<UserId>,
+    #[serde(default)]
+    pub target_channel_id: Option<ChannelId>,
+    /// The invite code, for invite actions.
+    #[serde(default)]
+    pub target_invite: Option<String>,
+    /// What changed, field by field (a rename: `name`, old, new).
+    #[serde(default)]
+    pub changes: Vec<AuditChange>,
+    /// The reason the actor gave (kick, ban), if any.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    InviteCreate,
+    InviteRevoke,
+    ChannelCreate,
+    ChannelUpdate,
+    ChannelDelete,
+    ChannelReorder,
+    /// A private channel's member list changed (`changes`: `added` / `removed` user ids).
+    ChannelMembersUpdate,
+    MemberRoleUpdate,
+    MemberKick,
+    MemberBan,
+    MemberUnban,
+    OwnershipTransfer,
+    ServerUpdate,
+    /// A moderator deleted someone else's message.
+    MessageDelete,
+}
+
+/// One field of an audited change. Values are shown as text (ids as decimal strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct AuditChange {
+    pub field: String,
+    #[serde(default)]
+    pub old: Option<String>,
+    #[serde(default)]
+    pub new: Option<String>,
+}
+
+/// A member who may not come back, as the ban list shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Ban {
+    pub user: User,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub banned_by: UserId,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
 }

@@ -5,7 +5,7 @@
 use hearth_protocol::api::*;
 use hearth_protocol::gateway::{ClientMsg, Event, Ready, ServerMsg};
 use hearth_protocol::model::*;
-use hearth_protocol::{ApiError, ChannelId, ErrorCode, MessageId, UserId};
+use hearth_protocol::{ApiError, AuditEntryId, ChannelId, ErrorCode, MessageId, UserId};
 use ts_rs::{Config, TS};
 
 fn declarations() -> String {
@@ -27,9 +27,13 @@ fn declarations() -> String {
         UserId,
         ChannelId,
         MessageId,
+        AuditEntryId,
         ErrorCode,
         ApiError,
+        Role,
+        Permission,
         User,
+        ServerSettings,
         ChannelKind,
         Channel,
         Reaction,
@@ -40,6 +44,10 @@ fn declarations() -> String {
         VoiceState,
         IceServer,
         Signal,
+        AuditEntry,
+        AuditAction,
+        AuditChange,
+        Ban,
         ClientMsg,
         Ready,
         ServerMsg,
@@ -55,6 +63,17 @@ fn declarations() -> String {
         Invite,
         CreateChannelRequest,
         UpdateChannelRequest,
+        SetChannelMembersRequest,
+        ReorderChannelsRequest,
+        UpdateMemberRequest,
+        ModerationRequest,
+        TransferOwnershipRequest,
+        UpdateServerSettingsRequest,
+        AuditLogQuery,
+        SearchQuery,
+        TextRange,
+        SearchHit,
+        SearchResults,
         CreateDmRequest,
         HistoryQuery,
         SendMessageRequest,
@@ -63,11 +82,16 @@ fn declarations() -> String {
     );
     out.push_str(&format!(
         "export const PROTOCOL_VERSION = {};\nexport const MAX_FRAME_BYTES = {};\n\
-         export const MAX_MESSAGE_CHARS = {};\nexport const MAX_GROUP_DM_MEMBERS = {};\n",
+         export const MAX_MESSAGE_CHARS = {};\nexport const MAX_GROUP_DM_MEMBERS = {};\n\
+         export const MAX_TOPIC_CHARS = {};\nexport const MAX_REASON_CHARS = {};\n\
+         export const MAX_DESCRIPTION_CHARS = {};\n",
         hearth_protocol::PROTOCOL_VERSION,
         hearth_protocol::MAX_FRAME_BYTES,
         hearth_protocol::MAX_MESSAGE_CHARS,
         hearth_protocol::MAX_GROUP_DM_MEMBERS,
+        hearth_protocol::MAX_TOPIC_CHARS,
+        hearth_protocol::MAX_REASON_CHARS,
+        hearth_protocol::MAX_DESCRIPTION_CHARS,
     ));
     out
 }

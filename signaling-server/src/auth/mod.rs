@@ -10,6 +10,7 @@ pub use tokens::{Claims, Tokens, hash_refresh_token, random_token};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use hearth_protocol::UserId;
+use hearth_protocol::model::Role;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -20,12 +21,12 @@ pub struct AuthUser {
     pub id: UserId,
     /// The login (refresh-token family) this access token belongs to.
     pub family: String,
-    pub is_admin: bool,
+    pub role: Role,
 }
 
 impl AuthUser {
     pub fn require_admin(&self) -> Result<(), AppError> {
-        if self.is_admin { Ok(()) } else { Err(AppError::forbidden()) }
+        if self.role >= Role::Admin { Ok(()) } else { Err(AppError::forbidden()) }
     }
 }
 

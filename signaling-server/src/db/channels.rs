@@ -11,7 +11,8 @@ impl Db {
     /// newest message.
     pub async fn live_channels(&self) -> sqlx::Result<Vec<Channel>> {
         let rows = sqlx::query(
-            "SELECT id, kind, name, position FROM channels WHERE deleted_at IS NULL ORDER BY position, id",
+            "SELECT id, kind, name, topic, position, private FROM channels WHERE deleted_at IS NULL \
+             ORDER BY position, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -23,7 +24,8 @@ impl Db {
                 continue;
             };
             let id = ChannelId(row.try_get("id")?);
-            let members = if kind.is_private() { self.channel_members(id).await? } else { Vec::new() };
+            let private = row.try_get::<i64, _>("private")? != 0 || kind.is_direct();
+            let members = if private { self.channel_members(id).await? } else { Vec::new() };
             let last: Option<i64> =
                 sqlx::query_scalar("SELECT MAX(id) FROM messages WHERE channel_id = $1 AND deleted = 0")
                     .bind(id.0)
@@ -33,7 +35,9 @@ impl Db {
                 id,
                 kind,
                 name: row.try_get("name")?,
+                topic: row.try_get("topic")?,
                 position: row.try_get::<i64, _>("position")? as i32,
+                private: private && !kind.is_direct(),
                 members,
                 last_message_id: last.map(MessageId),
             });
@@ -54,12 +58,15 @@ impl Db {
     pub async fn insert_channel(&self, channel: &Channel) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO channels (id, kind, name, position, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO channels (id, kind, name, topic, position, private, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(channel.id.0)
         .bind(channel.kind.as_str())
         .bind(channel.name.clone())
+        .bind(channel.topic.clone())
         .bind(i64::from(channel.position))
+        .bind(super::flag(channel.private))
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;

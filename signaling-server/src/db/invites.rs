@@ -14,6 +14,7 @@ fn invite(row: &AnyRow) -> sqlx::Result<Invite> {
         uses: row.try_get::<i64, _>("uses")? as u32,
         expires_at: row.try_get("expires_at")?,
         created_by: UserId(row.try_get("created_by")?),
+        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -27,7 +28,7 @@ impl Db {
         .bind(invite.created_by.0)
         .bind(invite.max_uses.map(i64::from))
         .bind(invite.expires_at)
-        .bind(now_ms())
+        .bind(invite.created_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -36,7 +37,7 @@ impl Db {
     /// Invites that can still be used.
     pub async fn usable_invites(&self) -> sqlx::Result<Vec<Invite>> {
         sqlx::query(
-            "SELECT code, created_by, max_uses, uses, expires_at FROM invites \
+            "SELECT code, created_by, max_uses, uses, expires_at, created_at FROM invites \
              WHERE revoked = 0 AND (expires_at IS NULL OR expires_at > $1) \
              AND (max_uses IS NULL OR uses < max_uses) ORDER BY created_at",
         )

@@ -1,11 +1,11 @@
 //! Accounts.
 
 use hearth_protocol::UserId;
-use hearth_protocol::model::User;
+use hearth_protocol::model::{Role, User};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, flag, now_ms};
+use super::{Db, now_ms};
 
 /// An account as stored, secrets included; never sent to clients as is.
 #[derive(Debug, Clone)]
@@ -15,7 +15,7 @@ pub struct UserRecord {
     pub removed: bool,
 }
 
-const COLUMNS: &str = "id, username, display_name, avatar, is_admin, password_hash, removed_at";
+const COLUMNS: &str = "id, username, display_name, avatar, role, password_hash, removed_at";
 
 fn record(row: &AnyRow) -> sqlx::Result<UserRecord> {
     Ok(UserRecord {
@@ -24,7 +24,10 @@ fn record(row: &AnyRow) -> sqlx::Result<UserRecord> {
             username: row.try_get("username")?,
             display_name: row.try_get("display_name")?,
             avatar: row.try_get("avatar")?,
-            is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+            role: {
+                let role: String = row.try_get("role")?;
+                Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role:?}").into()))?
+            },
         },
         password_hash: row.try_get("password_hash")?,
         removed: row.try_get::<Option<i64>, _>("removed_at")?.is_some(),
@@ -48,7 +51,7 @@ impl Db {
     {
         let done = sqlx::query(
             "INSERT INTO users (id, username, username_key, display_name, password_hash, avatar, \
-             is_admin, created_at) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7) \
+             role, created_at) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7) \
              ON CONFLICT (username_key) DO NOTHING",
         )
         .bind(user.id.0)
@@ -56,7 +59,7 @@ impl Db {
         .bind(username_key(&user.username))
         .bind(user.display_name.clone())
         .bind(password_hash.to_string())
-        .bind(flag(user.is_admin))
+        .bind(user.role.as_str())
         .bind(now_ms())
         .execute(exec)
         .await?;

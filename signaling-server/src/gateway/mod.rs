@@ -242,7 +242,7 @@ async fn handshake(
                 };
                 let mut read_states = Vec::with_capacity(snapshot.channels.len());
                 for c in snapshot.channels.iter().filter(|c| c.kind != ChannelKind::Voice) {
-                    match state.db.read_state(auth.id, c.id, c.kind.is_private(), c.last_message_id).await {
+                    match state.db.read_state(auth.id, c.id, c.kind.is_direct(), c.last_message_id).await {
                         Ok(rs) => read_states.push(rs),
                         Err(e) => {
                             let _ =
@@ -262,6 +262,8 @@ async fn handshake(
                     read_states,
                     voice_states: snapshot.voice_states,
                     ice_servers: state.ice_servers(auth.id),
+                    server: state.server_settings(),
+                    blocked: Vec::new(),
                 };
                 send(socket, &ServerMsg::Ready { seq: 0, ready: Box::new(ready) }).await.ok()?;
                 return Some(session);

@@ -121,8 +121,7 @@ pub fn mentions(state: &AppState, channel: &Channel, content: &str) -> Vec<UserI
         let Some(end) = rest.find('>') else { break };
         if let Ok(id) = rest[..end].parse::<i64>() {
             let user = UserId(id);
-            let visible = state.hub.user(user).is_some()
-                && (!channel.kind.is_private() || channel.members.contains(&user));
+            let visible = state.hub.user(user).is_some() && channel.is_visible_to(user);
             if visible && !found.contains(&user) {
                 found.push(user);
             }
@@ -241,7 +240,7 @@ async fn delete_message(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) 
     text_channel(state, user, channel_id)?;
     let message =
         state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
-    let is_admin = state.hub.user(user).is_some_and(|u| u.is_admin);
+    let is_admin = state.hub.user(user).is_some_and(|u| u.is_admin());
     if message.author_id != user && !is_admin {
         return Err(AppError::new(ErrorCode::Forbidden, "only the author or an admin can delete a message"));
     }
@@ -302,7 +301,7 @@ async fn mark_read(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) -> Ap
     }
     state.db.mark_read(user, channel_id, message_id).await?;
     let current = state.hub.channel(channel_id).and_then(|c| c.last_message_id);
-    let read_state = state.db.read_state(user, channel_id, channel.kind.is_private(), current).await?;
+    let read_state = state.db.read_state(user, channel_id, channel.kind.is_direct(), current).await?;
     state.hub.dispatch_user(user, &Event::ReadStateUpdate { read_state });
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use hearth_protocol::api::{LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, Session};
-use hearth_protocol::model::User;
+use hearth_protocol::model::{Role, User};
 use hearth_protocol::{ErrorCode, UserId};
 
 use super::extract::Json;
@@ -80,7 +80,7 @@ pub async fn register(
     }
     let user = result?;
     state.hub.upsert_user(user.clone());
-    tracing::info!(user = %user.id, admin = user.is_admin, "account registered");
+    tracing::info!(user = %user.id, role = user.role.as_str(), "account registered");
     Ok((StatusCode::CREATED, Json(state.issue_session(user.id, None).await?)))
 }
 
@@ -96,7 +96,7 @@ async fn create_account(
         username: req.username.clone(),
         display_name,
         avatar: None,
-        is_admin: admin,
+        role: if admin { Role::Owner } else { Role::Member },
     };
     let mut tx = state.db.pool.begin().await?;
     if !admin && !crate::db::Db::consume_invite(&mut *tx, &req.invite).await? {

@@ -38,14 +38,16 @@ pub async fn create(
     Json(req): Json<CreateChannelRequest>,
 ) -> AppResult<(StatusCode, Json<Channel>)> {
     user.require_admin()?;
-    if req.kind.is_private() {
+    if req.kind.is_direct() {
         return Err(AppError::invalid("use /dms to open a direct message"));
     }
     let channel = Channel {
         id: ChannelId(state.ids.next()),
         kind: req.kind,
         name: check_name(&req.name)?,
+        topic: String::new(),
         position: state.hub.next_position(),
+        private: false,
         members: Vec::new(),
         last_message_id: None,
     };
@@ -58,7 +60,7 @@ pub async fn create(
 fn group_channel(state: &AppState, user: &AuthUser, id: ChannelId) -> AppResult<Channel> {
     let channel = state.hub.visible_channel(user.id, id).ok_or_else(|| AppError::not_found("channel"))?;
     user.require_admin()?;
-    if channel.kind.is_private() {
+    if channel.kind.is_direct() {
         return Err(AppError::invalid("direct messages cannot be changed this way"));
     }
     Ok(channel)
@@ -124,7 +126,9 @@ pub async fn open_dm(
         id: ChannelId(state.ids.next()),
         kind: if others.len() == 1 { ChannelKind::Dm } else { ChannelKind::GroupDm },
         name: String::new(),
+        topic: String::new(),
         position: 0,
+        private: false,
         members,
         last_message_id: None,
     };

@@ -31,6 +31,7 @@ pub async fn create(
         uses: 0,
         expires_at: req.expires_in_secs.map(|s| now_ms() + (s as i64) * 1000),
         created_by: user.id,
+        created_at: now_ms(),
     };
     state.db.insert_invite(&invite).await?;
     Ok((StatusCode::CREATED, Json(invite)))

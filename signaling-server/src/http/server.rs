@@ -16,6 +16,8 @@ use crate::state::AppState;
 pub async fn info(State(state): State<AppState>) -> axum::Json<ServerInfo> {
     axum::Json(ServerInfo {
         name: state.config.server_name.clone(),
+        description: String::new(),
+        icon: None,
         protocol_version: PROTOCOL_VERSION,
         needs_setup: state.setup_token.lock().unwrap_or_else(|p| p.into_inner()).is_some(),
     })

@@ -16,10 +16,12 @@ import type {
   ReadState,
   RegisterRequest,
   ServerInfo,
+  ServerSettings,
   Status,
   User,
   UserId,
 } from '../protocol/generated';
+import { PROTOCOL_VERSION } from '../protocol/generated';
 import {
   type Account,
   type Backend,
@@ -93,6 +95,15 @@ export class MockBackend implements Backend {
   private status: SessionStatus = { state: 'offline' };
   private ready: Ready | null = null;
   private users: User[] = [];
+  private server: ServerSettings = {
+    name: 'The Hearth',
+    description: '',
+    icon: null,
+    retention_days: null,
+    member_permissions: [],
+    max_upload_bytes: 25 * 1024 * 1024,
+    upload_quota_bytes: null,
+  };
   private presences: Presence[] = [];
   private channels: Channel[] = [];
   private readStates: ReadState[] = [];
@@ -259,7 +270,7 @@ export class MockBackend implements Backend {
     if (new URL(serverUrl).hostname.endsWith('.invalid')) {
       throw new BackendError('network', 'could not reach the server');
     }
-    return { name: 'The Hearth', protocol_version: 1, needs_setup: false };
+    return { name: 'The Hearth', description: '', icon: null, protocol_version: PROTOCOL_VERSION, needs_setup: false };
   }
 
   async register(serverUrl: string, request: RegisterRequest): Promise<Account> {
@@ -444,7 +455,9 @@ export class MockBackend implements Backend {
       id: `c${this.channels.length + 10}`,
       kind: members.length > 2 ? 'group_dm' : 'dm',
       name: '',
+      topic: '',
       position: 0,
+      private: false,
       members,
       last_message_id: null,
     };
@@ -583,7 +596,7 @@ export class MockBackend implements Backend {
   }
 
   private makeUser(id: UserId, username: string, display: string): User {
-    return { id, username, display_name: display, avatar: null, is_admin: false };
+    return { id, username, display_name: display, avatar: null, role: 'member' };
   }
 
   private startSession(me: User, opts: { delayed: boolean; serverUrl?: string }): Account {
@@ -625,6 +638,8 @@ export class MockBackend implements Backend {
       read_states: this.readStates,
       voice_states: this.voice.states,
       ice_servers: [],
+      server: this.server,
+      blocked: [],
     });
   }
 
@@ -632,9 +647,9 @@ export class MockBackend implements Backend {
     this.voice.seed();
     this.users = [
       me,
-      { id: 'u2', username: 'bob', display_name: 'Bob', avatar: 'bob', is_admin: true },
-      { id: 'u3', username: 'carol', display_name: 'Carol', avatar: null, is_admin: false },
-      { id: 'u4', username: 'dave', display_name: 'Dave', avatar: null, is_admin: false },
+      { id: 'u2', username: 'bob', display_name: 'Bob', avatar: 'bob', role: 'admin' },
+      { id: 'u3', username: 'carol', display_name: 'Carol', avatar: null, role: 'member' },
+      { id: 'u4', username: 'dave', display_name: 'Dave', avatar: null, role: 'member' },
     ];
     this.presences = [
       { user_id: me.id, status: 'online' },
@@ -646,7 +661,9 @@ export class MockBackend implements Backend {
       id,
       kind,
       name,
+      topic: '',
       position,
+      private: false,
       members,
       last_message_id: null,
     });

@@ -7,7 +7,9 @@ export type ChannelId = string;
 
 export type MessageId = string;
 
-export type ErrorCode = "malformed_request" | "invalid_field" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "rate_limited" | "payload_too_large" | "unsupported_media" | "invalid_credentials" | "invalid_invite" | "invalid_refresh_token" | "not_identified" | "unsupported_protocol" | "unknown_op" | "unavailable" | "internal";
+export type AuditEntryId = string;
+
+export type ErrorCode = "malformed_request" | "invalid_field" | "unauthorized" | "forbidden" | "missing_permission" | "banned" | "blocked" | "not_found" | "conflict" | "rate_limited" | "payload_too_large" | "unsupported_media" | "invalid_credentials" | "invalid_invite" | "invalid_refresh_token" | "not_identified" | "unsupported_protocol" | "unknown_op" | "unavailable" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, 
 /**
@@ -15,11 +17,38 @@ export type ApiError = { code: ErrorCode, message: string,
  */
 retry_after_ms?: number | null, };
 
+export type Role = "member" | "admin" | "owner";
+
+export type Permission = "manage_channels" | "manage_invites" | "manage_members" | "manage_server";
+
 export type User = { id: UserId, username: string, display_name: string, 
 /**
  * Content hash of the avatar, fetched from `/api/v1/avatars/{hash}`.
  */
-avatar: string | null, is_admin: boolean, };
+avatar: string | null, role: Role, };
+
+export type ServerSettings = { name: string, description: string, 
+/**
+ * Content hash of the icon, fetched from `/api/v1/server/icon/{hash}.png` (no login needed).
+ */
+icon: string | null, 
+/**
+ * Messages older than this many days are deleted (with their search entries); `None`
+ * keeps everything.
+ */
+retention_days: number | null, 
+/**
+ * Permissions every member holds (owners and admins hold all).
+ */
+member_permissions: Array<Permission>, 
+/**
+ * Largest attachment, in bytes.
+ */
+max_upload_bytes: number, 
+/**
+ * Attachment bytes one member may keep on the server; `None` for no quota.
+ */
+upload_quota_bytes: number | null, };
 
 export type ChannelKind = "text" | "voice" | "dm" | "group_dm";
 
@@ -27,9 +56,17 @@ export type Channel = { id: ChannelId, kind: ChannelKind,
 /**
  * Empty for DMs (clients show the other members' names).
  */
-name: string, position: number, 
+name: string, 
 /**
- * Members of a private channel; empty for group channels (everyone is a member).
+ * What the channel is for, shown in its header; empty when unset.
+ */
+topic: string, position: number, 
+/**
+ * A text or voice channel only its `members` can see (DMs are always private).
+ */
+private: boolean, 
+/**
+ * Members of a private channel or DM; empty for open channels (everyone is a member).
  */
 members: Array<UserId>, 
 /**
@@ -69,9 +106,45 @@ export type IceServer = { urls: Array<string>, username?: string | null, credent
 
 export type Signal = { "kind": "offer", sdp: string, } | { "kind": "answer", sdp: string, } | { "kind": "candidate", candidate: string, sdp_mid: string | null, sdp_mline_index: number | null, };
 
+export type AuditEntry = { id: AuditEntryId, 
+/**
+ * Who did it.
+ */
+actor_id: UserId, action: AuditAction, target_user_id: UserId | null, target_channel_id: ChannelId | null, 
+/**
+ * The invite code, for invite actions.
+ */
+target_invite: string | null, 
+/**
+ * What changed, field by field (a rename: `name`, old, new).
+ */
+changes: Array<AuditChange>, 
+/**
+ * The reason the actor gave (kick, ban), if any.
+ */
+reason: string | null, 
+/**
+ * Milliseconds since the Unix epoch.
+ */
+created_at: number, };
+
+export type AuditAction = "invite_create" | "invite_revoke" | "channel_create" | "channel_update" | "channel_delete" | "channel_reorder" | "channel_members_update" | "member_role_update" | "member_kick" | "member_ban" | "member_unban" | "ownership_transfer" | "server_update" | "message_delete";
+
+export type AuditChange = { field: string, old: string | null, new: string | null, };
+
+export type Ban = { user: User, reason: string | null, banned_by: UserId, 
+/**
+ * Milliseconds since the Unix epoch.
+ */
+created_at: number, };
+
 export type ClientMsg = { "op": "Identify", token: string, protocol_version: number, status: Status | null, } | { "op": "Resume", token: string, session_id: string, last_seq: number, protocol_version: number, } | { "op": "Heartbeat", last_seq: number | null, } | { "op": "SendMessage", channel_id: ChannelId, nonce: string, content: string, reply_to: MessageId | null, } | { "op": "EditMessage", channel_id: ChannelId, message_id: MessageId, content: string, } | { "op": "DeleteMessage", channel_id: ChannelId, message_id: MessageId, } | { "op": "AddReaction", channel_id: ChannelId, message_id: MessageId, emoji: string, } | { "op": "RemoveReaction", channel_id: ChannelId, message_id: MessageId, emoji: string, } | { "op": "Typing", channel_id: ChannelId, } | { "op": "MarkRead", channel_id: ChannelId, message_id: MessageId, } | { "op": "SetStatus", status: Status, } | { "op": "VoiceJoin", channel_id: ChannelId, muted: boolean, deafened: boolean, } | { "op": "VoiceLeave" } | { "op": "VoiceUpdate", muted: boolean, deafened: boolean, speaking: boolean, } | { "op": "VoiceSignal", to: UserId, signal: Signal, };
 
-export type Ready = { session_id: string, user: User, channels: Array<Channel>, members: Array<User>, presences: Array<Presence>, read_states: Array<ReadState>, voice_states: Array<VoiceState>, ice_servers: Array<IceServer>, };
+export type Ready = { session_id: string, user: User, server: ServerSettings, channels: Array<Channel>, members: Array<User>, presences: Array<Presence>, read_states: Array<ReadState>, voice_states: Array<VoiceState>, ice_servers: Array<IceServer>, 
+/**
+ * Members this user has blocked: their messages are hidden here, their DMs refused.
+ */
+blocked: Array<UserId>, };
 
 export type ServerMsg = { "op": "Hello", heartbeat_interval_ms: number, identify_timeout_ms: number, protocol_version: number, } | { "op": "Ready", seq: number, ready: Ready, } | { "op": "Resumed", seq: number, replayed: number, } | { "op": "InvalidSession" } | { "op": "HeartbeatAck" } | { "op": "Dispatch", seq: number, event: Event, } | { "op": "Error", 
 /**
@@ -83,7 +156,7 @@ failed_op?: string | null, nonce?: string | null, code: ErrorCode, message: stri
  */
 retry_after_ms?: number | null, };
 
-export type Event = { "t": "MessageCreate", message: Message, nonce: string | null, } | { "t": "MessageUpdate", message: Message, } | { "t": "MessageDelete", channel_id: ChannelId, message_id: MessageId, } | { "t": "ReactionAdd", channel_id: ChannelId, message_id: MessageId, user_id: UserId, emoji: string, } | { "t": "ReactionRemove", channel_id: ChannelId, message_id: MessageId, user_id: UserId, emoji: string, } | { "t": "TypingStart", channel_id: ChannelId, user_id: UserId, at: number, } | { "t": "ChannelCreate", channel: Channel, } | { "t": "ChannelUpdate", channel: Channel, } | { "t": "ChannelDelete", channel_id: ChannelId, } | { "t": "MemberAdd", user: User, } | { "t": "MemberUpdate", user: User, } | { "t": "MemberRemove", user_id: UserId, } | { "t": "PresenceUpdate", presence: Presence, } | { "t": "ReadStateUpdate", read_state: ReadState, } | { "t": "VoiceStateUpdate", state: VoiceState, } | { "t": "VoiceSignal", from: UserId, signal: Signal, };
+export type Event = { "t": "MessageCreate", message: Message, nonce: string | null, } | { "t": "MessageUpdate", message: Message, } | { "t": "MessageDelete", channel_id: ChannelId, message_id: MessageId, } | { "t": "ReactionAdd", channel_id: ChannelId, message_id: MessageId, user_id: UserId, emoji: string, } | { "t": "ReactionRemove", channel_id: ChannelId, message_id: MessageId, user_id: UserId, emoji: string, } | { "t": "TypingStart", channel_id: ChannelId, user_id: UserId, at: number, } | { "t": "ChannelCreate", channel: Channel, } | { "t": "ChannelUpdate", channel: Channel, } | { "t": "ChannelDelete", channel_id: ChannelId, } | { "t": "MemberAdd", user: User, } | { "t": "MemberUpdate", user: User, } | { "t": "MemberRemove", user_id: UserId, } | { "t": "PresenceUpdate", presence: Presence, } | { "t": "ReadStateUpdate", read_state: ReadState, } | { "t": "VoiceStateUpdate", state: VoiceState, } | { "t": "VoiceSignal", from: UserId, signal: Signal, } | { "t": "ServerUpdate", server: ServerSettings, } | { "t": "BlockUpdate", user_id: UserId, blocked: boolean, } | { "t": "MessagesPurged", before: MessageId, };
 
 export type RegisterRequest = { invite: string, username: string, password: string, display_name: string | null, };
 
@@ -117,15 +190,77 @@ export type Invite = { code: string, max_uses: number | null, uses: number,
 /**
  * Milliseconds since the Unix epoch.
  */
-expires_at: number | null, created_by: UserId, };
+expires_at: number | null, created_by: UserId, 
+/**
+ * Milliseconds since the Unix epoch.
+ */
+created_at: number, };
 
-export type CreateChannelRequest = { name: string, kind: ChannelKind, };
+export type CreateChannelRequest = { name: string, kind: ChannelKind, topic: string | null, private: boolean, 
+/**
+ * For a private channel: who may see it (the creator is added).
+ */
+members: Array<UserId>, };
 
-export type UpdateChannelRequest = { name: string | null, position: number | null, };
+export type UpdateChannelRequest = { name: string | null, 
+/**
+ * An empty string clears the topic.
+ */
+topic: string | null, position: number | null, private: boolean | null, };
+
+export type SetChannelMembersRequest = { members: Array<UserId>, };
+
+export type ReorderChannelsRequest = { channel_ids: Array<ChannelId>, };
+
+export type UpdateMemberRequest = { role: Role | null, };
+
+export type ModerationRequest = { reason: string | null, };
+
+export type TransferOwnershipRequest = { user_id: UserId, };
+
+export type UpdateServerSettingsRequest = { name: string | null, description: string | null, 
+/**
+ * Days to keep messages; `0` keeps everything.
+ */
+retention_days: number | null, member_permissions: Array<Permission> | null, max_upload_bytes: number | null, 
+/**
+ * `0` for no quota.
+ */
+upload_quota_bytes: number | null, };
+
+export type AuditLogQuery = { before: AuditEntryId | null, 
+/**
+ * 1..=100, default 50.
+ */
+limit: number | null, };
+
+export type SearchQuery = { q: string, offset: number | null, 
+/**
+ * 1..=50, default 25.
+ */
+limit: number | null, };
+
+export type TextRange = { start: number, end: number, };
+
+export type SearchHit = { message: Message, 
+/**
+ * Where the query's words occur in `message.content`, in order, not overlapping.
+ */
+highlights: Array<TextRange>, };
+
+export type SearchResults = { hits: Array<SearchHit>, 
+/**
+ * Matching messages in all (counted up to 1000).
+ */
+total: number, 
+/**
+ * The `offset` of the next page, when there is one.
+ */
+next_offset: number | null, };
 
 export type CreateDmRequest = { recipients: Array<UserId>, };
 
-export type HistoryQuery = { before: MessageId | null, after: MessageId | null, 
+export type HistoryQuery = { before: MessageId | null, after: MessageId | null, around: MessageId | null, 
 /**
  * 1..=100, default 50.
  */
@@ -139,13 +274,20 @@ export type TurnCredentials = { ice_servers: Array<IceServer>,
  */
 ttl_secs: number, };
 
-export type ServerInfo = { name: string, protocol_version: number, 
+export type ServerInfo = { name: string, description: string, 
+/**
+ * Content hash of the icon (`/api/v1/server/icon/{hash}.png`).
+ */
+icon: string | null, protocol_version: number, 
 /**
  * True until the first account is made with the setup token.
  */
 needs_setup: boolean, };
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const MAX_FRAME_BYTES = 65536;
 export const MAX_MESSAGE_CHARS = 4000;
 export const MAX_GROUP_DM_MEMBERS = 10;
+export const MAX_TOPIC_CHARS = 1024;
+export const MAX_REASON_CHARS = 512;
+export const MAX_DESCRIPTION_CHARS = 1024;
