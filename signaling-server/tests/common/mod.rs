@@ -110,6 +110,11 @@ impl TestServer {
     /// Starts with extra command-line options (e.g. limits).
     pub async fn start_with(backend: Backend, args: &[&str]) -> TestServer {
         let data_dir = std::env::temp_dir().join(format!("hearth-test-{}", random_suffix()));
+        Self::start_on(backend, data_dir, args).await
+    }
+
+    /// Starts on a data directory the test prepared (an older release's database, say).
+    pub async fn start_on(backend: Backend, data_dir: PathBuf, args: &[&str]) -> TestServer {
         std::fs::create_dir_all(&data_dir).expect("creating a data dir");
         let mut server = TestServer {
             child: None,
