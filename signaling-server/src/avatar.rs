@@ -1,39 +1,32 @@
-//! Avatars: an upload is decoded with the `image` crate (with size limits, so a decompression
-//! bomb is refused), cropped to a square, resized to 256 px and re-encoded as PNG. Nothing of
-//! the original file (metadata, trailing bytes) survives. Stored by content hash.
+//! Avatars: an upload is decoded by [`crate::media`] (bounded: pixels checked from the header,
+//! decoded small, on the image pool), cropped to a square, resized to 256 px and re-encoded as
+//! PNG. Nothing of the original file (metadata, trailing bytes) survives. Stored by content hash.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use anyhow::Context;
-use hearth_protocol::ErrorCode;
 use image::imageops::FilterType;
-use image::{ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageFormat};
 use sha2::Digest;
 
-use crate::error::AppError;
+use crate::media::{self, DecodeLimits, MediaError};
 
 pub const SIZE: u32 = 256;
-const MAX_DIMENSION: u32 = 8192;
 
-/// Turns uploaded bytes into the stored PNG and its hash.
-pub fn process(bytes: &[u8]) -> Result<(String, Vec<u8>), AppError> {
-    let not_image =
-        || AppError::new(ErrorCode::UnsupportedMedia, "the file is not a PNG, JPEG, GIF or WebP image");
-    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| not_image())?;
-    match reader.format() {
-        Some(ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP) => {}
-        _ => return Err(not_image()),
-    }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_DIMENSION);
-    limits.max_image_height = Some(MAX_DIMENSION);
-    limits.max_alloc = Some(256 * 1024 * 1024);
-    reader.limits(limits);
-    let image = reader.decode().map_err(|_| not_image())?;
-    let square = image.resize_to_fill(SIZE, SIZE, FilterType::Triangle);
+/// Turns uploaded bytes into the stored PNG and its hash. Runs on the image pool
+/// ([`crate::media::ImagePool::run`]), which gives the limits and the deadline.
+pub fn process(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    deadline: Instant,
+) -> Result<(String, Vec<u8>), MediaError> {
+    // Twice the final size, so that the square crop still has pixels to spare.
+    let image = media::decode_fitted(Cursor::new(bytes), SIZE * 2, limits, deadline)?;
+    let square = DynamicImage::ImageRgba8(image).resize_to_fill(SIZE, SIZE, FilterType::Triangle);
     let mut png = Vec::new();
-    square.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).context("encoding avatar")?;
+    // Encoding 256 × 256 pixels into memory fails only if the encoder has a bug.
+    square.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).map_err(|_| MediaError::NotAnImage)?;
     let hash = hex::encode(&sha2::Sha256::digest(&png)[..16]);
     Ok((hash, png))
 }
@@ -53,6 +46,10 @@ mod tests {
         let mut out = Vec::new();
         img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
         out
+    }
+
+    fn process(bytes: &[u8]) -> Result<(String, Vec<u8>), MediaError> {
+        super::process(bytes, &DecodeLimits::default(), Instant::now() + std::time::Duration::from_secs(60))
     }
 
     #[test]

@@ -132,6 +132,18 @@ pub struct Options {
     #[arg(long, env = "HEARTH_MAX_AVATAR_BYTES")]
     pub max_avatar_bytes: Option<usize>,
 
+    /// Threads that decode images (avatars, icons, thumbnails) [default: 1].
+    #[arg(long, env = "HEARTH_IMAGE_WORKERS")]
+    pub image_workers: Option<usize>,
+
+    /// Image uploads that may wait for a decoding thread; more are answered "busy" [default: 3].
+    #[arg(long, env = "HEARTH_IMAGE_QUEUE")]
+    pub image_queue: Option<usize>,
+
+    /// Memory one image decode may use for pixels, in MiB [default: 32].
+    #[arg(long, env = "HEARTH_IMAGE_DECODE_MIB")]
+    pub image_decode_mib: Option<u64>,
+
     /// Interval at which clients must heartbeat, in milliseconds [default: 30000].
     #[arg(long, env = "HEARTH_HEARTBEAT_INTERVAL_MS")]
     pub heartbeat_interval_ms: Option<u64>,
@@ -185,6 +197,9 @@ impl Options {
             limit_frames_per_sec,
             argon2_concurrency,
             max_avatar_bytes,
+            image_workers,
+            image_queue,
+            image_decode_mib,
             heartbeat_interval_ms,
             identify_timeout_ms,
             resume_window_secs,
@@ -210,6 +225,10 @@ pub struct Limits {
     pub frames_per_sec: u32,
     pub argon2_concurrency: usize,
     pub max_avatar_bytes: usize,
+    /// Image decoding threads and queue (see [`crate::media`] for the memory bound they give).
+    pub image_workers: usize,
+    pub image_queue: usize,
+    pub image_decode_bytes: u64,
 }
 
 /// The embedded STUN/TURN server, when it runs.
@@ -297,6 +316,12 @@ impl Config {
             frames_per_sec: positive(o.limit_frames_per_sec.unwrap_or(50), "limit-frames-per-sec")?,
             argon2_concurrency: o.argon2_concurrency.unwrap_or(cores).max(1),
             max_avatar_bytes: o.max_avatar_bytes.unwrap_or(8 * 1024 * 1024),
+            image_workers: positive(o.image_workers.unwrap_or(1) as u32, "image-workers")? as usize,
+            image_queue: o.image_queue.unwrap_or(3),
+            image_decode_bytes: u64::from(positive(
+                o.image_decode_mib.unwrap_or(32) as u32,
+                "image-decode-mib",
+            )?) << 20,
         };
         let turn_urls: Vec<String> =
             o.turn_urls.unwrap_or_default().into_iter().filter(|u| !u.is_empty()).collect();

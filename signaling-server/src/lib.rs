@@ -34,6 +34,7 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod ratelimit;
 pub mod secrets;
@@ -127,6 +128,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let limits = &config.limits;
     let state = AppState::new(Inner {
         passwords: Passwords::new(limits.argon2_concurrency)?,
+        images: media::ImagePool::new(
+            limits.image_workers,
+            limits.image_queue,
+            media::DecodeLimits { max_alloc: limits.image_decode_bytes, ..Default::default() },
+        )
+        .context("starting the image decoding threads")?,
         tokens: Tokens::new(secrets.signing_key.as_bytes(), &config.public_url, config.access_token_ttl),
         login_by_account: KeyedLimiter::per_minute(limits.login_per_account_per_min),
         login_by_ip: KeyedLimiter::per_minute(limits.login_per_ip_per_min),

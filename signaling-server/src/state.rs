@@ -17,6 +17,7 @@ use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::hub::Hub;
 use crate::ids::IdGenerator;
+use crate::media::ImagePool;
 use crate::metrics::Metrics;
 use crate::ratelimit::KeyedLimiter;
 use crate::secrets::Secrets;
@@ -37,6 +38,8 @@ pub struct Inner {
     pub hub: Hub,
     pub writer: MessageWriter,
     pub metrics: Metrics,
+    /// Every image decode (avatars, the server icon, thumbnails) runs here, bounded.
+    pub images: ImagePool,
     pub login_by_account: KeyedLimiter<String>,
     pub login_by_ip: KeyedLimiter<IpAddr>,
     pub messages_by_user: KeyedLimiter<UserId>,

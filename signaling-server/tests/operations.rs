@@ -165,7 +165,8 @@ async fn avatars_are_resized_served_and_announced(backend: Backend) {
     assert_eq!(server.client().get_bytes(&format!("/avatars/{hash}.png")).await.0, StatusCode::UNAUTHORIZED);
 
     let (status, body) =
-        admin.send_bytes(Method::PUT, "/users/@me/avatar", b"GIF89a but not really".to_vec()).await;
+        // A GIF signature and a 1 × 1 screen, then junk: sniffed as GIF, not decodable.
+        admin.send_bytes(Method::PUT, "/users/@me/avatar", b"GIF89a\x01\x00\x01\x00 but not really".to_vec()).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     assert_eq!(body["code"], "unsupported_media");
     let big = png(100, 100, true);

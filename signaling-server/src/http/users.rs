@@ -44,13 +44,16 @@ pub async fn update_me(
 
 /// The body is the image file itself (PNG, JPEG, GIF or WebP).
 pub async fn put_avatar(State(state): State<AppState>, user: AuthUser, body: Body) -> AppResult<Json<User>> {
+    // A place in the image pool first: the bodies of uploads waiting to be decoded are bounded.
+    let admission = state.images.admit()?;
     let limit = state.config.limits.max_avatar_bytes;
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         AppError::new(ErrorCode::PayloadTooLarge, format!("avatars are limited to {limit} bytes"))
     })?;
-    let (hash, png) = tokio::task::spawn_blocking(move || avatar::process(&bytes))
-        .await
-        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("avatar task")))??;
+    let (hash, png) = state
+        .images
+        .run(admission, move |limits, deadline| avatar::process(&bytes, limits, deadline))
+        .await?;
     let path = avatar::path(&state.config.data_dir, &hash)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("bad avatar hash")))?;
     if let Some(dir) = path.parent() {

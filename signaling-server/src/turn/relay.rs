@@ -223,13 +223,15 @@ mod tests {
         let (n, from) = peer.recv_from(&mut buf).await.unwrap();
         assert_eq!((&buf[..n], from), (&b"hello"[..], relay_addr));
 
-        let closed = FilteredRelay::new(UdpSocket::bind("127.0.0.1:0").await.unwrap(), PeerPolicy {
-            allow_loopback: false,
-        });
+        let closed = FilteredRelay::new(
+            UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            PeerPolicy { allow_loopback: false },
+        );
         let err = closed.send_to(b"x", peer.local_addr().unwrap()).await.unwrap_err();
         assert!(err.to_string().contains("not allowed"), "{err}");
         peer.send_to(b"sneaky", closed.local_addr().unwrap()).await.unwrap();
-        let heard = tokio::time::timeout(std::time::Duration::from_millis(300), closed.recv_from(&mut buf)).await;
+        let heard =
+            tokio::time::timeout(std::time::Duration::from_millis(300), closed.recv_from(&mut buf)).await;
         assert!(heard.is_err(), "a datagram from a refused peer must not be delivered: {heard:?}");
     }
 }
