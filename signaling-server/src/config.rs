@@ -163,6 +163,12 @@ pub struct Options {
     /// How long shutdown waits for connections to drain, in milliseconds [default: 5000].
     #[arg(long, env = "HEARTH_SHUTDOWN_GRACE_MS")]
     pub shutdown_grace_ms: Option<u64>,
+
+    /// Take a backup (DATA_DIR/backups/) before upgrading the database's schema: true or false
+    /// [default: true]. With PostgreSQL this needs pg_dump; turn it off only if you back the
+    /// database up yourself.
+    #[arg(long, env = "HEARTH_BACKUP_BEFORE_MIGRATING")]
+    pub backup_before_migrating: Option<bool>,
 }
 
 impl Options {
@@ -205,6 +211,7 @@ impl Options {
             resume_window_secs,
             replay_buffer,
             shutdown_grace_ms,
+            backup_before_migrating,
         )
     }
 }
@@ -269,9 +276,19 @@ pub struct Config {
     pub resume_window: Duration,
     pub replay_buffer: usize,
     pub shutdown_grace: Duration,
+    pub backup_before_migrating: bool,
 }
 
 impl Config {
+    /// What to do before migrating this configuration's database.
+    pub fn before_migrating(&self) -> crate::db::BeforeMigrating {
+        if self.backup_before_migrating {
+            crate::db::BeforeMigrating::Backup { data_dir: self.data_dir.clone() }
+        } else {
+            crate::db::BeforeMigrating::Nothing
+        }
+    }
+
     /// Completes the command line's options (environment included) with the config file
     /// they name, then resolves them.
     pub fn load(cli: Options) -> anyhow::Result<Config> {
@@ -372,6 +389,7 @@ impl Config {
             resume_window: Duration::from_secs(o.resume_window_secs.unwrap_or(180)),
             replay_buffer: o.replay_buffer.unwrap_or(1024).max(16),
             shutdown_grace: Duration::from_millis(o.shutdown_grace_ms.unwrap_or(5_000)),
+            backup_before_migrating: o.backup_before_migrating.unwrap_or(true),
         })
     }
 }

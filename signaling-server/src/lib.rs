@@ -68,9 +68,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // or an offline `admin` command cannot run under us.
     let _lock = datadir::DataDirLock::acquire(&config.data_dir)?;
     let secrets = Secrets::load_or_create(&config.data_dir)?;
-    let db =
-        Db::open(&config.database_url, db::BeforeMigrating::Backup { data_dir: config.data_dir.clone() })
-            .await?;
+    let db = Db::open(&config.database_url, config.before_migrating()).await?;
     let ids = Arc::new(IdGenerator::new(db.max_id().await?));
 
     let hub = Hub::default();

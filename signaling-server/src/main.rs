@@ -21,6 +21,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
+    forget_empty_settings();
     let cli = Cli::parse();
     let config = Config::load(cli.options)?;
     match cli.command {
@@ -43,6 +44,21 @@ fn run() -> anyhow::Result<ExitCode> {
                 .context("starting runtime")?;
             runtime.block_on(hearth_server::cli::run(command, config))
         }
+    }
+}
+
+/// An empty `HEARTH_*` variable counts as unset: compose files and unit files pass variables
+/// the operator left empty (`HEARTH_TURN_RELAY_ADDRESS: ${HEARTH_TURN_RELAY_ADDRESS:-}`), and
+/// an empty address is not an address.
+fn forget_empty_settings() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(name, value)| value.is_empty() && name.to_str().is_some_and(|n| n.starts_with("HEARTH_")))
+        .map(|(name, _)| name)
+        .collect();
+    for name in empty {
+        // SAFETY: called first thing in main, before any other thread exists that could read
+        // the environment concurrently.
+        unsafe { std::env::remove_var(name) };
     }
 }
 

@@ -110,11 +110,7 @@ pub async fn send(config: &Config, request: Request) -> anyhow::Result<Reply> {
     match DataDirLock::acquire(&config.data_dir) {
         Ok(_lock) => {
             // No server runs on this data directory and none can start until we are done.
-            let db = crate::db::Db::open(
-                &config.database_url,
-                crate::db::BeforeMigrating::Backup { data_dir: config.data_dir.clone() },
-            )
-            .await?;
+            let db = crate::db::Db::open(&config.database_url, config.before_migrating()).await?;
             let passwords = crate::auth::Passwords::new(1)?;
             let bound = std::fs::read_to_string(config.data_dir.join("server.addr"))
                 .ok()
