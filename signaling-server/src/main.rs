@@ -22,6 +22,7 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     forget_empty_settings();
+    tune_allocator();
     let cli = Cli::parse();
     let config = Config::load(cli.options)?;
     match cli.command {
@@ -44,6 +45,19 @@ fn run() -> anyhow::Result<ExitCode> {
                 .context("starting runtime")?;
             runtime.block_on(hearth_server::cli::run(command, config))
         }
+    }
+}
+
+/// glibc's malloc, told to give large blocks back. By default it raises its mmap threshold to
+/// the size of the largest block freed so far (up to 32 MiB), after which the password
+/// hashers' 19 MiB blocks come from the heap and stay resident after they are freed; a fixed
+/// threshold keeps them in mappings of their own that `free` returns. See ARCHITECTURE.md,
+/// "Memory".
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
     }
 }
 
