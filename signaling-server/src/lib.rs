@@ -155,8 +155,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let shown_url = setup::shown_public_url(&config, addr);
+    // Without the socket the server still serves; only `hearth-server admin` cannot reach it
+    // (e.g. a data directory path over the 108 bytes a socket path may have).
     #[cfg(unix)]
-    let admin_socket = admin::socket::listen(state.clone(), shown_url.clone())?;
+    let admin_socket = admin::socket::listen(state.clone(), shown_url.clone())
+        .inspect_err(|e| tracing::warn!(error = %format!("{e:#}"), "no admin socket: `hearth-server admin` cannot reach this server"))
+        .ok();
     secrets::write_private(&config.data_dir.join("server.addr"), addr.to_string().as_bytes())?;
     tracing::info!(%addr, public_url = %config.public_url, "hearth-server listening");
     setup::announce(&shown_url, state.setup_token.lock().unwrap_or_else(|p| p.into_inner()).as_deref());
@@ -175,7 +179,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     reaper.abort();
     #[cfg(unix)]
-    if let Err(e) = admin_socket.await {
+    if let Some(task) = admin_socket
+        && let Err(e) = task.await
+    {
         tracing::warn!(error = %e, "admin socket task");
     }
     if let Some(server) = embedded_turn {

@@ -51,13 +51,13 @@ fn run() -> anyhow::Result<ExitCode> {
 /// glibc's malloc, told to give large blocks back. By default it raises its mmap threshold to
 /// the size of the largest block freed so far (up to 32 MiB), after which the password
 /// hashers' 19 MiB blocks come from the heap and stay resident after they are freed; a fixed
-/// threshold keeps them in mappings of their own that `free` returns. See ARCHITECTURE.md,
-/// "Memory".
+/// threshold keeps them in mappings of their own that `free` returns. 4 MiB: above the HTTP
+/// and image buffers that come and go often, below argon2's. See ARCHITECTURE.md, "Memory".
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     }
 }
 

@@ -143,3 +143,74 @@ async fn a_proxy_that_drops_websocket_upgrades_is_explained() {
     assert!(ws.contains("the upgrade was refused"), "{ws}");
     assert!(fix_after(&text, ws).contains("proxy_set_header Upgrade $http_upgrade"), "{text}");
 }
+
+/// A TLS-terminating proxy in front of the server with a certificate for `localhost` issued
+/// by a test authority; returns its port and the authority's PEM.
+async fn tls_proxy(backend_addr: String) -> (u16, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf =
+        CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let backend_addr = backend_addr.clone();
+            tokio::spawn(async move {
+                // A refused handshake (the doctor distrusting us) just ends this connection.
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(&backend_addr).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+            });
+        }
+    });
+    (port, ca.pem())
+}
+
+#[tokio::test]
+async fn tls_is_checked_against_trusted_authorities_and_the_name() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let (port, ca_pem) = tls_proxy(server.addr.clone()).await;
+    let ca_file = server.data_dir.join("test-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let run = |url: String, trust: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth-server"));
+        cmd.arg("--data-dir").arg(&server.data_dir).arg(format!("--public-url={url}")).arg("doctor");
+        if trust {
+            // rustls-native-certs reads the trusted roots from here instead of the system's.
+            cmd.env("SSL_CERT_FILE", &ca_file);
+        }
+        async move { report(&cmd.output().await.expect("running doctor")) }
+    };
+
+    // Trusted and matching: TLS passes, and so does the WebSocket upgrade through it.
+    let text = run(format!("https://localhost:{port}"), true).await;
+    line(&text, "[ ok ]", "TLS certificate: trusted and valid for localhost");
+    line(&text, "[ ok ]", "WebSocket (gateway): the upgrade passes");
+
+    // The same certificate reached by another name.
+    let text = run(format!("https://127.0.0.1:{port}"), true).await;
+    let wrong = line(&text, "[FAIL]", &format!("public URL https://127.0.0.1:{port}"));
+    assert!(wrong.contains("issued for other names than this URL's host"), "{wrong}");
+
+    // An authority nobody trusts (as with a self-signed certificate).
+    let text = run(format!("https://localhost:{port}"), false).await;
+    let untrusted = line(&text, "[FAIL]", &format!("public URL https://localhost:{port}"));
+    assert!(untrusted.contains("not signed by an authority clients trust"), "{untrusted}");
+    assert!(fix_after(&text, untrusted).contains("Caddy"), "{text}");
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{Backend, Gateway, PASSWORD, TestServer, WAIT, say};
+use common::{Backend, Gateway, PASSWORD, TestServer, UNLIMITED, WAIT, say};
 use hearth_protocol::MessageId;
 use hearth_protocol::gateway::{Event, ServerMsg};
 use hearth_protocol::model::Role;
@@ -184,18 +184,7 @@ async fn admin_commands_work_while_the_server_is_stopped(backend: Backend) {
 /// began; restored, the group is back with those messages, its secrets (old logins still
 /// work) and its avatars.
 async fn backup_while_clients_write_then_restore(backend: Backend) {
-    let mut server = TestServer::start_with(
-        backend,
-        &[
-            "--limit-message-burst",
-            "100000",
-            "--limit-messages-per-sec",
-            "100000",
-            "--limit-frames-per-sec",
-            "100000",
-        ],
-    )
-    .await;
+    let mut server = TestServer::start_with(backend, &UNLIMITED).await;
     let owner = server.admin().await;
     let me = owner.session().user.id;
     let channel = owner.text_channel("general").await.id;

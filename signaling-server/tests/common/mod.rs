@@ -30,6 +30,15 @@ pub fn http_client() -> reqwest::Client {
 }
 
 pub const PASSWORD: &str = "correct horse battery";
+/// Message and frame limits high enough that a test's stream of sends is never refused.
+pub const UNLIMITED: [&str; 6] = [
+    "--limit-message-burst",
+    "100000",
+    "--limit-messages-per-sec",
+    "100000",
+    "--limit-frames-per-sec",
+    "100000",
+];
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
 
