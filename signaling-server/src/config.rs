@@ -6,34 +6,22 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use serde::Deserialize;
 
 /// Command line and environment. Every option is optional here so that the file and the
-/// defaults can fill what is not given.
-#[derive(Debug, Default, Parser, Deserialize)]
-#[command(
-    name = "hearth-server",
-    version,
-    about = "The Hearth server: the self-hosted home of one group (accounts, invites, channels, \
-             messages, presence, call setup and TURN credentials).",
-    long_about = "The Hearth server: the self-hosted home of one group.\n\n\
-                  With no options it keeps everything in ./data (SQLite), listens on \
-                  0.0.0.0:8080, and on first start prints a one-time setup token with which \
-                  the first person registers as admin.\n\n\
-                  Every option can also be set by its environment variable or in a TOML file \
-                  (--config) under the same name with dashes replaced by underscores, e.g. \
-                  `limit_messages_per_sec = 20`. Command line beats environment beats file."
-)]
+/// defaults can fill what is not given. The ones that say where the group lives (`--config`,
+/// `--data-dir`, `--database-url`, `--public-url`, `--log-format`) are global: they may follow
+/// a subcommand too (`hearth-server admin users --data-dir /var/lib/hearth`).
+#[derive(Debug, Default, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
     /// TOML file with any of these options.
-    #[arg(long, env = "HEARTH_CONFIG")]
+    #[arg(long, env = "HEARTH_CONFIG", global = true)]
     #[serde(skip)]
     pub config: Option<PathBuf>,
 
     /// Directory for the SQLite database, avatars, secrets and the setup token [default: ./data].
-    #[arg(long, env = "HEARTH_DATA_DIR")]
+    #[arg(long, env = "HEARTH_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
     /// Address to listen on for HTTP and the gateway [default: 0.0.0.0:8080]. Port 0 picks a free
@@ -42,7 +30,7 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
 
     /// URL clients use to reach this server; also the token issuer [default: http://LISTEN].
-    #[arg(long, env = "HEARTH_PUBLIC_URL")]
+    #[arg(long, env = "HEARTH_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
     /// Name shown to clients before they log in [default: Hearth].
@@ -51,11 +39,11 @@ pub struct Options {
 
     /// Database URL: sqlite://PATH or postgres://USER:PASS@HOST/DB
     /// [default: sqlite://DATA_DIR/hearth.db].
-    #[arg(long, env = "HEARTH_DATABASE_URL")]
+    #[arg(long, env = "HEARTH_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
     /// Log format: text or json [default: text].
-    #[arg(long, env = "HEARTH_LOG_FORMAT")]
+    #[arg(long, env = "HEARTH_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
 
     /// Shared secret for TURN credentials (coturn `static-auth-secret`) [default: generated
@@ -175,6 +163,12 @@ pub struct Options {
     /// How long shutdown waits for connections to drain, in milliseconds [default: 5000].
     #[arg(long, env = "HEARTH_SHUTDOWN_GRACE_MS")]
     pub shutdown_grace_ms: Option<u64>,
+
+    /// Take a backup (DATA_DIR/backups/) before upgrading the database's schema: true or false
+    /// [default: true]. With PostgreSQL this needs pg_dump; turn it off only if you back the
+    /// database up yourself.
+    #[arg(long, env = "HEARTH_BACKUP_BEFORE_MIGRATING")]
+    pub backup_before_migrating: Option<bool>,
 }
 
 impl Options {
@@ -217,6 +211,7 @@ impl Options {
             resume_window_secs,
             replay_buffer,
             shutdown_grace_ms,
+            backup_before_migrating,
         )
     }
 }
@@ -281,12 +276,22 @@ pub struct Config {
     pub resume_window: Duration,
     pub replay_buffer: usize,
     pub shutdown_grace: Duration,
+    pub backup_before_migrating: bool,
 }
 
 impl Config {
-    /// Reads the command line, the environment and the config file it names.
-    pub fn load() -> anyhow::Result<Config> {
-        let cli = Options::parse();
+    /// What to do before migrating this configuration's database.
+    pub fn before_migrating(&self) -> crate::db::BeforeMigrating {
+        if self.backup_before_migrating {
+            crate::db::BeforeMigrating::Backup { data_dir: self.data_dir.clone() }
+        } else {
+            crate::db::BeforeMigrating::Nothing
+        }
+    }
+
+    /// Completes the command line's options (environment included) with the config file
+    /// they name, then resolves them.
+    pub fn load(cli: Options) -> anyhow::Result<Config> {
         let file = match &cli.config {
             Some(path) => read_file(path)?,
             None => Options::default(),
@@ -384,6 +389,7 @@ impl Config {
             resume_window: Duration::from_secs(o.resume_window_secs.unwrap_or(180)),
             replay_buffer: o.replay_buffer.unwrap_or(1024).max(16),
             shutdown_grace: Duration::from_millis(o.shutdown_grace_ms.unwrap_or(5_000)),
+            backup_before_migrating: o.backup_before_migrating.unwrap_or(true),
         })
     }
 }

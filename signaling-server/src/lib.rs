@@ -13,19 +13,27 @@
 //!   ([`turn::server`]).
 //! - [`ratelimit`], [`metrics`], [`avatar`], [`secrets`], [`setup`], [`ids`]: small
 //!   single-purpose pieces.
+//! - The operator's side: [`cli`] (the command line's commands), [`admin`] (invites, members,
+//!   roles, run live through `DATA_DIR/admin.sock` or offline), [`backup`] (online backups and
+//!   restore), [`datadir`] (one process per data directory), [`logging`].
 //!
 //! [`serve`] runs the whole server until its shutdown token fires, then drains connections
 //! and commits every queued message before returning.
 
+pub mod admin;
 pub mod auth;
 pub mod avatar;
+pub mod backup;
+pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod db;
 pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod hub;
 pub mod ids;
+pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod ratelimit;
@@ -56,10 +64,11 @@ use crate::writer::MessageWriter;
 
 /// Runs the server until `shutdown` fires, then shuts down gracefully.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    // Held until we return: a second server on this data directory is refused, and `restore`
+    // or an offline `admin` command cannot run under us.
+    let _lock = datadir::DataDirLock::acquire(&config.data_dir)?;
     let secrets = Secrets::load_or_create(&config.data_dir)?;
-    let db = Db::connect(&config.database_url).await?;
+    let db = Db::open(&config.database_url, config.before_migrating()).await?;
     let ids = Arc::new(IdGenerator::new(db.max_id().await?));
 
     let hub = Hub::default();
@@ -145,8 +154,16 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let shown_url = setup::shown_public_url(&config, addr);
+    // Without the socket the server still serves; only `hearth-server admin` cannot reach it
+    // (e.g. a data directory path over the 108 bytes a socket path may have).
+    #[cfg(unix)]
+    let admin_socket = admin::socket::listen(state.clone(), shown_url.clone())
+        .inspect_err(|e| tracing::warn!(error = %format!("{e:#}"), "no admin socket: `hearth-server admin` cannot reach this server"))
+        .ok();
     secrets::write_private(&config.data_dir.join("server.addr"), addr.to_string().as_bytes())?;
     tracing::info!(%addr, public_url = %config.public_url, "hearth-server listening");
+    setup::announce(&shown_url, state.setup_token.lock().unwrap_or_else(|p| p.into_inner()).as_deref());
 
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
@@ -161,6 +178,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::warn!("some gateway connections did not close in time");
     }
     reaper.abort();
+    #[cfg(unix)]
+    if let Some(task) = admin_socket
+        && let Err(e) = task.await
+    {
+        tracing::warn!(error = %e, "admin socket task");
+    }
     if let Some(server) = embedded_turn {
         server.close().await;
     }
@@ -168,6 +191,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     db.close().await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The server's runtime (see ARCHITECTURE.md, "Memory", for why these settings).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
 
 /// Ends sessions whose connection has been gone longer than the resume window.

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{Backend, Client, Gateway, TestServer};
+use common::{Backend, Client, Gateway, TestServer, UNLIMITED};
 use futures_util::SinkExt;
 use hearth_protocol::gateway::{ClientMsg, Event, ServerMsg, close};
 use hearth_protocol::model::Message;
@@ -17,15 +17,6 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 const TOTAL: usize = 300;
 /// Messages sent but not yet answered, at most: a pipelining client.
 const WINDOW: usize = 16;
-/// Limits high enough that only the stop interrupts the stream.
-const UNLIMITED: [&str; 6] = [
-    "--limit-message-burst",
-    "100000",
-    "--limit-messages-per-sec",
-    "100000",
-    "--limit-frames-per-sec",
-    "100000",
-];
 
 fn nonce(i: usize) -> String {
     format!("d-{i:03}")

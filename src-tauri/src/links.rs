@@ -1,5 +1,7 @@
 //! Links that leave or enter the app: `link_open` hands only http(s) URLs to the system browser,
-//! and `hearth://join?...` deep links are passed to the UI, which parses and confirms them.
+//! and `hearth://join?...` (an invite) and `hearth://setup?...` (a new server's one-time setup
+//! link, whose token is the owner's invite) deep links are passed to the UI, which parses and
+//! confirms them.
 
 use url::Url;
 
@@ -13,9 +15,10 @@ pub fn external_url(text: &str) -> Option<Url> {
     }
 }
 
-/// Whether a deep link is a `hearth://join...` link worth passing to the UI.
+/// Whether a deep link is a `hearth://join...` or `hearth://setup...` link worth passing to the
+/// UI (both open its registration screen).
 pub fn is_join_link(url: &Url) -> bool {
-    url.scheme() == "hearth" && url.host_str() == Some("join")
+    url.scheme() == "hearth" && matches!(url.host_str(), Some("join" | "setup"))
 }
 
 #[cfg(test)]
@@ -47,6 +50,7 @@ mod tests {
     #[test]
     fn join_links_are_recognized() {
         assert!(is_join_link(&Url::parse("hearth://join?server=https%3A%2F%2Fa.org&code=x").unwrap()));
+        assert!(is_join_link(&Url::parse("hearth://setup?server=http%3A%2F%2F127.0.0.1%3A8080&token=x").unwrap()));
         assert!(!is_join_link(&Url::parse("hearth://other").unwrap()));
         assert!(!is_join_link(&Url::parse("https://join").unwrap()));
     }

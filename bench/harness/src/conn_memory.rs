@@ -166,14 +166,14 @@ async fn socketio_peer(paths: &Paths, args: &Args) -> Result<(String, Reading)> 
 }
 
 /// Idle connections kept open (keep-alives answered) until released.
-struct Holder {
+pub(crate) struct Holder {
     stop: watch::Sender<bool>,
     tasks: JoinSet<Result<()>>,
 }
 
 impl Holder {
     /// Closes every connection; fails if any of them died while idle.
-    async fn release(mut self) -> Result<()> {
+    pub(crate) async fn release(mut self) -> Result<()> {
         self.stop.send_replace(true);
         let mut lost = 0;
         let mut first = None;
@@ -190,7 +190,9 @@ impl Holder {
     }
 }
 
-async fn hold_idle<F, Fut>(n: usize, concurrency: usize, open: F) -> Result<Holder>
+/// Opens `n` links (`concurrency` at a time) and keeps each read by its own task until
+/// released.
+pub(crate) async fn hold_idle<F, Fut>(n: usize, concurrency: usize, open: F) -> Result<Holder>
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<Link>>,

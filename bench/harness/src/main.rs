@@ -30,6 +30,7 @@ mod persist;
 mod process;
 mod report;
 mod server;
+mod server_footprint;
 mod socketio;
 mod stats;
 mod turn_relay;
@@ -75,6 +76,8 @@ enum Bench {
     DesktopFootprint(desktop_footprint::Args),
     /// Mouth-to-ear latency of a voice call over loopback vs raw UDP with the same pipeline.
     VoiceLatency(voice_latency::Args),
+    /// hearth-server's binary size and resident memory, idle and with clients.
+    ServerFootprint(server_footprint::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -128,6 +131,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::TurnRelay(args) => turn_relay::run(paths, args).await,
         Bench::DesktopFootprint(args) => desktop_footprint::run(paths, args).await,
         Bench::VoiceLatency(args) => voice_latency::run(paths, args).await,
+        Bench::ServerFootprint(args) => server_footprint::run(paths, args).await,
     }
 }
 

@@ -3,6 +3,7 @@
 //! most `concurrency` at once) that run at the lowest CPU priority: a login storm then uses
 //! whatever CPU is left, and the gateway, at normal priority, keeps its latency.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Context;
@@ -21,6 +22,8 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Clone)]
 pub struct Passwords {
     jobs: mpsc::Sender<Job>,
+    /// Jobs sent and not yet taken by a thread: a thread that finds none keeps no memory.
+    queued: Arc<AtomicUsize>,
     /// A real hash of a random password: verifying against it when the account does not
     /// exist makes "no such user" take as long as "wrong password".
     dummy_hash: Arc<str>,
@@ -37,9 +40,23 @@ fn argon2() -> Argon2<'static> {
 }
 
 thread_local! {
-    /// Each hashing thread keeps its 19 MiB of argon2 memory between hashes: allocating,
-    /// zeroing and faulting it in anew each time costs about a tenth of a hash.
+    /// Each hashing thread keeps its 19 MiB of argon2 memory between hashes while more are
+    /// queued (a login storm): allocating, zeroing and faulting it in anew each time costs
+    /// about a tenth of a hash. When the queue runs dry it is given back ([`release_memory`]),
+    /// so an idle server does not hold 19 MiB per hashing thread.
     static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Frees this thread's argon2 memory (returned to the system: `main` makes allocations this
+/// large use their own mappings).
+fn release_memory() {
+    BLOCKS.with(|blocks| *blocks.borrow_mut() = Vec::new());
+}
+
+/// Bytes of argon2 memory this thread holds.
+#[cfg(test)]
+fn held_memory() -> usize {
+    BLOCKS.with(|blocks| blocks.borrow().len() * std::mem::size_of::<Block>())
 }
 
 fn argon2_into(password: &[u8], salt: &[u8], out: &mut [u8]) -> anyhow::Result<()> {
@@ -103,8 +120,10 @@ impl Passwords {
         let (jobs, queue) = mpsc::channel::<Job>();
         // The threads share one queue; a std mutex held only while taking the next job.
         let queue = Arc::new(Mutex::new(queue));
+        let queued = Arc::new(AtomicUsize::new(0));
         for i in 0..concurrency.max(1) {
             let queue = queue.clone();
+            let pending = queued.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
@@ -115,25 +134,38 @@ impl Passwords {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(),
+                            Ok(job) => {
+                                // The last job queued: once it is done, the thread goes idle.
+                                let last = pending.fetch_sub(1, Ordering::AcqRel) == 1;
+                                job();
+                                if last {
+                                    release_memory();
+                                }
+                            }
                             Err(_) => return,
                         }
                     }
                 })
                 .context("starting a password thread")?;
         }
-        let dummy = hash_now(super::random_token(16).as_bytes())?;
-        Ok(Passwords { jobs, dummy_hash: dummy.into() })
+        let dummy = hash_now(super::random_token(16).as_bytes());
+        // Made on the caller's thread (a runtime worker), which must not keep the memory.
+        release_memory();
+        Ok(Passwords { jobs, queued, dummy_hash: dummy?.into() })
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
         let (tx, rx) = oneshot::channel();
+        self.queued.fetch_add(1, Ordering::AcqRel);
         self.jobs
             .send(Box::new(move || {
                 // The requester may have gone (client disconnected); the result is not needed then.
                 let _ = tx.send(work());
             }))
-            .map_err(|_| anyhow::anyhow!("password threads stopped"))?;
+            .map_err(|_| {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                anyhow::anyhow!("password threads stopped")
+            })?;
         rx.await.context("password thread dropped the job")
     }
 
@@ -165,6 +197,27 @@ mod tests {
         assert!(!p.verify("wrong horse", Some(&h)).await.unwrap());
         assert!(!p.verify("correct horse", None).await.unwrap());
         assert!(!p.verify("x", Some("not a hash")).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_idle_hashing_thread_keeps_no_argon2_memory_but_a_busy_one_does() {
+        let p = Passwords::new(1).unwrap();
+        assert_eq!(held_memory(), 0, "the caller's thread made the dummy hash and let go");
+        p.hash("correct horse").await.unwrap();
+        assert_eq!(p.run(held_memory).await.unwrap(), 0, "nothing queued after it: memory returned");
+        // A storm: with the thread held up, a hash and a probe queue behind each other; the
+        // probe finds the hash's memory still there.
+        let (open, gate) = std::sync::mpsc::channel::<()>();
+        let held = p.run(move || gate.recv().is_ok());
+        let (held, first, second) = tokio::join!(held, p.hash("one horse"), async {
+            let probe = p.run(held_memory);
+            open.send(()).unwrap();
+            probe.await
+        });
+        assert!(held.unwrap());
+        first.unwrap();
+        assert_eq!(second.unwrap(), 19 * 1024 * 1024, "kept while work was queued");
+        assert_eq!(p.run(held_memory).await.unwrap(), 0, "and returned once the queue ran dry");
     }
 
     #[tokio::test]

@@ -30,6 +30,15 @@ pub fn http_client() -> reqwest::Client {
 }
 
 pub const PASSWORD: &str = "correct horse battery";
+/// Message and frame limits high enough that a test's stream of sends is never refused.
+pub const UNLIMITED: [&str; 6] = [
+    "--limit-message-burst",
+    "100000",
+    "--limit-messages-per-sec",
+    "100000",
+    "--limit-frames-per-sec",
+    "100000",
+];
 /// How long a test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -110,6 +119,11 @@ impl TestServer {
     /// Starts with extra command-line options (e.g. limits).
     pub async fn start_with(backend: Backend, args: &[&str]) -> TestServer {
         let data_dir = std::env::temp_dir().join(format!("hearth-test-{}", random_suffix()));
+        Self::start_on(backend, data_dir, args).await
+    }
+
+    /// Starts on a data directory the test prepared (an older release's database, say).
+    pub async fn start_on(backend: Backend, data_dir: PathBuf, args: &[&str]) -> TestServer {
         std::fs::create_dir_all(&data_dir).expect("creating a data dir");
         let mut server = TestServer {
             child: None,

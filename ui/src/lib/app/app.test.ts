@@ -48,6 +48,13 @@ describe('app', () => {
     expect(screen.queryByText('Cancel')).toBeNull();
   });
 
+  it('opens a server\'s setup link that started the app on the owner\'s registration', async () => {
+    await renderApp({ signedIn: false, startupLink: 'hearth://setup?server=https%3A%2F%2Fhearth.example&token=SETUP-TOKEN_1' });
+    await screen.findByText('Create your account on The Hearth');
+    expect((screen.getByLabelText('Invite code') as HTMLInputElement).value).toBe('SETUP-TOKEN_1');
+    screen.getByText('This setup link creates the first account: you will be the group’s owner.');
+  });
+
   it('opens a join link that arrives while signed in over the group, and Cancel goes back', async () => {
     const { backend, user } = await renderApp();
     backend.simulateJoinLink('hearth://join?server=https%3A%2F%2Fhearth.example&code=FAMILY');

@@ -12,6 +12,7 @@ export const en = {
   'auth.server.unreachable': 'Could not reach that server.',
   'auth.register.title': 'Create your account on {server}',
   'auth.login.title': 'Log in to {server}',
+  'auth.setup.note': 'This setup link creates the first account: you will be the group’s owner.',
   'auth.invite.label': 'Invite code',
   'auth.username.label': 'Username',
   'auth.displayName.label': 'Display name (optional)',

@@ -14,6 +14,7 @@ export const fr: Record<MessageKey, string> = {
   'auth.server.unreachable': 'Impossible de joindre ce serveur.',
   'auth.register.title': 'Créer votre compte sur {server}',
   'auth.login.title': 'Se connecter à {server}',
+  'auth.setup.note': 'Ce lien de configuration crée le premier compte : vous serez propriétaire du groupe.',
   'auth.invite.label': 'Code d’invitation',
   'auth.username.label': 'Nom d’utilisateur',
   'auth.displayName.label': 'Nom affiché (facultatif)',

@@ -14,6 +14,7 @@ export const zhTW: Record<MessageKey, string> = {
   'auth.server.unreachable': '無法連線到該伺服器。',
   'auth.register.title': '在 {server} 建立帳號',
   'auth.login.title': '登入 {server}',
+  'auth.setup.note': '這個設定連結會建立第一個帳號：你將成為群組的擁有者。',
   'auth.invite.label': '邀請碼',
   'auth.username.label': '使用者名稱',
   'auth.displayName.label': '顯示名稱（選填）',

@@ -1,11 +1,15 @@
-//! Parses what a user pastes on the add-server screen: a server URL, or an invite link
-//! (`hearth://join?server=https://host&code=CODE`, or `https://host/invite/CODE`).
+//! Parses what a user pastes on the add-server screen: a server URL, an invite link
+//! (`hearth://join?server=https://host&code=CODE`, or `https://host/invite/CODE`), or the
+//! one-time setup link a new server prints (`hearth://setup?server=https://host&token=TOKEN`),
+//! whose token is the invite of the group's owner.
 
 export interface ServerTarget {
   /** Origin of the server, e.g. `https://hearth.example:8443`. */
   serverUrl: string;
-  /** The invite code when the text was an invite link. */
+  /** The invite code when the text was an invite link (the setup token for a setup link). */
   invite: string | null;
+  /** Present for a setup link: registering creates the group's owner. */
+  setup?: true;
 }
 
 const CODE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -24,13 +28,16 @@ export function parseServerTarget(text: string): ServerTarget | null {
   if (url.protocol === 'hearth:') {
     // `hearth://join?...`: URL puts "join" in the host for non-special schemes.
     const action = (url.host || url.pathname.replace(/^\/+/, '')).toLowerCase();
-    if (action !== 'join') return null;
+    if (action !== 'join' && action !== 'setup') return null;
     const server = url.searchParams.get('server');
-    const code = url.searchParams.get('code') ?? url.searchParams.get('invite');
+    const code =
+      action === 'setup' ? url.searchParams.get('token') : (url.searchParams.get('code') ?? url.searchParams.get('invite'));
     if (!server) return null;
     const inner = parseServerTarget(server);
     if (!inner) return null;
-    return { serverUrl: inner.serverUrl, invite: code && CODE.test(code) ? code : null };
+    const invite = code && CODE.test(code) ? code : null;
+    if (action === 'setup') return invite ? { serverUrl: inner.serverUrl, invite, setup: true } : null;
+    return { serverUrl: inner.serverUrl, invite };
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
   if (!url.hostname) return null;
