@@ -1,6 +1,7 @@
 //! Avatars: an upload is decoded with the `image` crate (with size limits, so a decompression
 //! bomb is refused), cropped to a square, resized to 256 px and re-encoded as PNG. Nothing of
-//! the original file (metadata, trailing bytes) survives. Stored by content hash.
+//! the original file (metadata, trailing bytes) survives. Stored by content hash. The server's
+//! icon goes through the same processing and is stored apart (it is public).
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,10 @@ use image::imageops::FilterType;
 use image::{ImageFormat, ImageReader, Limits};
 use sha2::Digest;
 
+use axum::body::Body;
+
 use crate::error::AppError;
+use crate::state::AppState;
 
 pub const SIZE: u32 = 256;
 const MAX_DIMENSION: u32 = 8192;
@@ -38,10 +42,40 @@ pub fn process(bytes: &[u8]) -> Result<(String, Vec<u8>), AppError> {
     Ok((hash, png))
 }
 
+/// Reads an uploaded image (at most `--max-avatar-bytes`) and processes it off the async
+/// threads: the stored PNG and its hash.
+pub async fn receive(state: &AppState, body: Body) -> Result<(String, Vec<u8>), AppError> {
+    let limit = state.config.limits.max_avatar_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| AppError::new(ErrorCode::PayloadTooLarge, format!("images are limited to {limit} bytes")))?;
+    tokio::task::spawn_blocking(move || process(&bytes))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("image task")))?
+}
+
+/// Writes a processed image where [`path`] or [`icon_path`] says.
+pub async fn store(path: &Option<PathBuf>, png: &[u8]) -> Result<(), AppError> {
+    let path = path.as_ref().ok_or_else(|| AppError::Internal(anyhow::anyhow!("bad image hash")))?;
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(|e| AppError::Internal(e.into()))?;
+    }
+    tokio::fs::write(path, png).await.map_err(|e| AppError::Internal(e.into()))
+}
+
 /// Where an avatar with this hash lives; `None` for anything that is not a hash we made.
 pub fn path(data_dir: &Path, hash: &str) -> Option<PathBuf> {
+    stored(data_dir, "avatars", hash)
+}
+
+/// Where a server icon with this hash lives (apart from avatars: icons are public).
+pub fn icon_path(data_dir: &Path, hash: &str) -> Option<PathBuf> {
+    stored(data_dir, "icons", hash)
+}
+
+fn stored(data_dir: &Path, dir: &str, hash: &str) -> Option<PathBuf> {
     (hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| data_dir.join("avatars").join(format!("{hash}.png")))
+        .then(|| data_dir.join(dir).join(format!("{hash}.png")))
 }
 
 #[cfg(test)]

@@ -11,12 +11,15 @@
 //! - [`auth`]: argon2id passwords, JWT access tokens, refresh tokens, the `AuthUser` extractor.
 //! - [`turn`]: coturn-REST TURN credentials and the embedded STUN/TURN server
 //!   ([`turn::server`]).
+//! - [`settings`] (the group's settings and their checks) and [`audit`] (what an
+//!   administrative action records).
 //! - [`ratelimit`], [`metrics`], [`avatar`], [`secrets`], [`setup`], [`ids`]: small
 //!   single-purpose pieces.
 //!
 //! [`serve`] runs the whole server until its shutdown token fires, then drains connections
 //! and commits every queued message before returning.
 
+pub mod audit;
 pub mod auth;
 pub mod avatar;
 pub mod config;
@@ -29,6 +32,7 @@ pub mod ids;
 pub mod metrics;
 pub mod ratelimit;
 pub mod secrets;
+pub mod settings;
 pub mod setup;
 pub mod state;
 pub mod turn;
@@ -63,11 +67,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let hub = Hub::default();
     let revoked_since = db::now_ms() - config.access_token_ttl.as_millis() as i64 - 60_000;
-    hub.load(
-        db.active_users().await?,
-        db.live_channels().await?,
-        db.recently_revoked_families(revoked_since).await?,
-    );
+    hub.load(hub::Durable {
+        users: db.active_users().await?,
+        channels: db.live_channels().await?,
+        revoked_families: db.recently_revoked_families(revoked_since).await?,
+        settings: db.settings(settings::defaults(&config.server_name)).await?,
+        blocks: db.blocks().await?,
+    });
     let setup_token = setup::prepare(&db, &config.data_dir).await?;
 
     // The embedded STUN/TURN server binds before HTTP, so that once server.addr exists,
@@ -124,6 +130,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         connections: Default::default(),
         metrics: Default::default(),
         tasks: TaskTracker::new(),
+        admin_lock: Default::default(),
+        retention_wake: Default::default(),
         shutdown: shutdown.clone(),
         secrets,
         ice_urls,

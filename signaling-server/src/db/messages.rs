@@ -300,8 +300,16 @@ impl Db {
 
     /// Deletes a message's content; the row stays as a tombstone so that a resend of its
     /// nonce does not bring it back.
-    pub async fn delete_message(&self, id: MessageId) -> sqlx::Result<()> {
+    /// `audit`: the entry of a moderator's delete, stored in the same transaction.
+    pub async fn delete_message(
+        &self,
+        id: MessageId,
+        audit: Option<&hearth_protocol::model::AuditEntry>,
+    ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
+        if let Some(entry) = audit {
+            super::audit::insert(&mut tx, entry).await?;
+        }
         sqlx::query("UPDATE messages SET deleted = 1, content = '', mentions = '' WHERE id = $1")
             .bind(id.0)
             .execute(&mut *tx)

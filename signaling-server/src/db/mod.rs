@@ -3,10 +3,13 @@
 //! and BIGINT columns so they run unchanged on both. Each backend has its own migrations under
 //! `migrations/<backend>/`. Queries live in one file per domain.
 
+pub mod audit;
 pub mod channels;
 pub mod invites;
 pub mod messages;
+pub mod moderation;
 pub mod read_states;
+pub mod settings;
 pub mod tokens;
 pub mod users;
 
@@ -116,7 +119,12 @@ impl Db {
     pub async fn max_id(&self) -> sqlx::Result<i64> {
         let mut max = 0;
         for sql in
-            ["SELECT MAX(id) FROM users", "SELECT MAX(id) FROM channels", "SELECT MAX(id) FROM messages"]
+            [
+            "SELECT MAX(id) FROM users",
+            "SELECT MAX(id) FROM channels",
+            "SELECT MAX(id) FROM messages",
+            "SELECT MAX(id) FROM audit_log",
+        ]
         {
             let id: Option<i64> = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
             max = max.max(id.unwrap_or(0));
