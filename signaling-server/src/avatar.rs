@@ -46,9 +46,9 @@ pub fn process(bytes: &[u8]) -> Result<(String, Vec<u8>), AppError> {
 /// threads: the stored PNG and its hash.
 pub async fn receive(state: &AppState, body: Body) -> Result<(String, Vec<u8>), AppError> {
     let limit = state.config.limits.max_avatar_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| AppError::new(ErrorCode::PayloadTooLarge, format!("images are limited to {limit} bytes")))?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        AppError::new(ErrorCode::PayloadTooLarge, format!("images are limited to {limit} bytes"))
+    })?;
     tokio::task::spawn_blocking(move || process(&bytes))
         .await
         .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("image task")))?

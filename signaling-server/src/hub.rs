@@ -267,7 +267,8 @@ impl Hub {
     /// Records a block (or its end) and tells the blocker's sessions.
     pub fn set_block(&self, blocker: UserId, blocked: UserId, on: bool) {
         let mut s = self.write();
-        let changed = if on { s.blocks.insert((blocker, blocked)) } else { s.blocks.remove(&(blocker, blocked)) };
+        let changed =
+            if on { s.blocks.insert((blocker, blocked)) } else { s.blocks.remove(&(blocker, blocked)) };
         if changed {
             s.send_to_user(blocker, &payload(&Event::BlockUpdate { user_id: blocked, blocked: on }));
         }
@@ -463,7 +464,15 @@ impl Hub {
         let mut blocked: Vec<UserId> =
             s.blocks.iter().filter(|(by, _)| *by == user.id).map(|(_, b)| *b).collect();
         blocked.sort();
-        Some(Snapshot { user, channels, members, presences, voice_states, server: s.settings.clone(), blocked })
+        Some(Snapshot {
+            user,
+            channels,
+            members,
+            presences,
+            voice_states,
+            server: s.settings.clone(),
+            blocked,
+        })
     }
 
     pub fn session(&self, id: &str) -> Option<Arc<GatewaySession>> {

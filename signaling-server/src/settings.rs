@@ -2,9 +2,9 @@
 //! (field by field, so that the audit log can say what changed). Stored by `db::settings`,
 //! held live by the hub.
 
+use hearth_protocol::MAX_DESCRIPTION_CHARS;
 use hearth_protocol::api::UpdateServerSettingsRequest;
 use hearth_protocol::model::{AuditChange, Permission, ServerSettings};
-use hearth_protocol::MAX_DESCRIPTION_CHARS;
 
 use crate::audit::change;
 use crate::error::{AppError, AppResult};
@@ -39,9 +39,7 @@ pub fn check_server_name(name: &str) -> AppResult<String> {
 
 fn check_description(text: &str) -> AppResult<String> {
     let text = text.trim();
-    if text.chars().count() > MAX_DESCRIPTION_CHARS
-        || text.chars().any(|c| c.is_control() && c != '\n')
-    {
+    if text.chars().count() > MAX_DESCRIPTION_CHARS || text.chars().any(|c| c.is_control() && c != '\n') {
         return Err(AppError::invalid(format!(
             "the description is at most {MAX_DESCRIPTION_CHARS} characters"
         )));
@@ -120,9 +118,7 @@ pub fn apply(
     }
     if let Some(bytes) = req.max_upload_bytes {
         if bytes == 0 || bytes > MAX_UPLOAD_BYTES_LIMIT {
-            return Err(AppError::invalid(format!(
-                "max_upload_bytes is 1 to {MAX_UPLOAD_BYTES_LIMIT}"
-            )));
+            return Err(AppError::invalid(format!("max_upload_bytes is 1 to {MAX_UPLOAD_BYTES_LIMIT}")));
         }
         next.max_upload_bytes = bytes;
         if next.max_upload_bytes != current.max_upload_bytes {
@@ -157,7 +153,11 @@ mod tests {
             name: Some("  Home  ".into()),
             description: Some("Our family".into()),
             retention_days: Some(30),
-            member_permissions: Some(vec![Permission::ManageInvites, Permission::ManageChannels, Permission::ManageInvites]),
+            member_permissions: Some(vec![
+                Permission::ManageInvites,
+                Permission::ManageChannels,
+                Permission::ManageInvites,
+            ]),
             ..Default::default()
         };
         let (next, changes) = apply(&current, req).unwrap();
@@ -191,8 +191,14 @@ mod tests {
         for req in [
             UpdateServerSettingsRequest { name: Some("   ".into()), ..Default::default() },
             UpdateServerSettingsRequest { name: Some("x".repeat(65)), ..Default::default() },
-            UpdateServerSettingsRequest { description: Some("y".repeat(MAX_DESCRIPTION_CHARS + 1)), ..Default::default() },
-            UpdateServerSettingsRequest { retention_days: Some(MAX_RETENTION_DAYS + 1), ..Default::default() },
+            UpdateServerSettingsRequest {
+                description: Some("y".repeat(MAX_DESCRIPTION_CHARS + 1)),
+                ..Default::default()
+            },
+            UpdateServerSettingsRequest {
+                retention_days: Some(MAX_RETENTION_DAYS + 1),
+                ..Default::default()
+            },
             UpdateServerSettingsRequest { max_upload_bytes: Some(0), ..Default::default() },
         ] {
             assert!(apply(&current, req).is_err());

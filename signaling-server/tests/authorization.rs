@@ -34,14 +34,8 @@ use Access::{Gateway as Ws, Member, Needs, Owner, Public};
 use Permission::{ManageChannels, ManageInvites, ManageMembers, ManageServer};
 
 /// Every access class but the public ones.
-const GUARDED: [Access; 6] = [
-    Member,
-    Needs(ManageChannels),
-    Needs(ManageInvites),
-    Needs(ManageMembers),
-    Needs(ManageServer),
-    Owner,
-];
+const GUARDED: [Access; 6] =
+    [Member, Needs(ManageChannels), Needs(ManageInvites), Needs(ManageMembers), Needs(ManageServer), Owner];
 /// The classes a plain member is refused.
 const PRIVILEGED: [Access; 5] =
     [Needs(ManageChannels), Needs(ManageInvites), Needs(ManageMembers), Needs(ManageServer), Owner];
@@ -323,7 +317,11 @@ impl Group {
         let channels: Vec<Channel> = self.admin.ok(Method::GET, "/channels", None, StatusCode::OK).await;
         let channels: Vec<(ChannelId, &str, i32, bool)> =
             channels.iter().map(|c| (c.id, c.name.as_str(), c.position, c.private)).collect();
-        assert_eq!(channels, [(self.general.id, "general", self.general.position, false)], "channels changed");
+        assert_eq!(
+            channels,
+            [(self.general.id, "general", self.general.position, false)],
+            "channels changed"
+        );
         let history = self.admin.history(self.general.id, "").await;
         assert_eq!(history, vec![self.message.clone()], "history changed");
         let members: Vec<hearth_protocol::model::User> =
@@ -335,7 +333,8 @@ impl Group {
         assert_eq!(roles, [Role::Owner, Role::Member, Role::Member], "roles changed");
         let invites: Vec<Invite> = self.admin.ok(Method::GET, "/invites", None, StatusCode::OK).await;
         assert_eq!(invites, vec![self.invite.clone()], "invites changed");
-        let settings: ServerSettings = self.admin.ok(Method::GET, "/server/settings", None, StatusCode::OK).await;
+        let settings: ServerSettings =
+            self.admin.ok(Method::GET, "/server/settings", None, StatusCode::OK).await;
         assert_eq!(settings, self.settings, "settings changed");
         let bans: Vec<Ban> = self.admin.ok(Method::GET, "/bans", None, StatusCode::OK).await;
         assert!(bans.is_empty(), "someone was banned: {bans:?}");

@@ -118,6 +118,10 @@ pub async fn set_position(conn: &mut AnyConnection, id: ChannelId, position: i32
 
 /// Channels are deleted softly: their rows stay, but nobody can reach them.
 pub async fn delete(conn: &mut AnyConnection, id: ChannelId) -> sqlx::Result<()> {
-    sqlx::query("UPDATE channels SET deleted_at = $1 WHERE id = $2").bind(now_ms()).bind(id.0).execute(conn).await?;
+    sqlx::query("UPDATE channels SET deleted_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(conn)
+        .await?;
     Ok(())
 }

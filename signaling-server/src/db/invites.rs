@@ -2,8 +2,8 @@
 
 use hearth_protocol::UserId;
 use hearth_protocol::api::Invite;
-use sqlx::{AnyConnection, Row};
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Db, now_ms};
 

@@ -118,14 +118,12 @@ impl Db {
     /// The largest id stored anywhere, so new ids start above it.
     pub async fn max_id(&self) -> sqlx::Result<i64> {
         let mut max = 0;
-        for sql in
-            [
+        for sql in [
             "SELECT MAX(id) FROM users",
             "SELECT MAX(id) FROM channels",
             "SELECT MAX(id) FROM messages",
             "SELECT MAX(id) FROM audit_log",
-        ]
-        {
+        ] {
             let id: Option<i64> = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
             max = max.max(id.unwrap_or(0));
         }

@@ -7,7 +7,12 @@ use sqlx::{AnyConnection, Row};
 use super::{Db, now_ms};
 
 /// Records a ban; false when the member was already banned.
-pub async fn ban(conn: &mut AnyConnection, user: UserId, reason: Option<&str>, by: UserId) -> sqlx::Result<bool> {
+pub async fn ban(
+    conn: &mut AnyConnection,
+    user: UserId,
+    reason: Option<&str>,
+    by: UserId,
+) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "INSERT INTO bans (user_id, reason, banned_by, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (user_id) DO NOTHING",
@@ -38,9 +43,10 @@ impl Db {
 
     /// Every ban with the banned account, newest first.
     pub async fn bans(&self) -> sqlx::Result<Vec<Ban>> {
-        let rows = sqlx::query("SELECT user_id, reason, banned_by, created_at FROM bans ORDER BY created_at DESC")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT user_id, reason, banned_by, created_at FROM bans ORDER BY created_at DESC")
+                .fetch_all(&self.pool)
+                .await?;
         let mut bans = Vec::with_capacity(rows.len());
         for row in rows {
             let id = UserId(row.try_get("user_id")?);
@@ -59,9 +65,7 @@ impl Db {
     /// Every block, as (blocker, blocked).
     pub async fn blocks(&self) -> sqlx::Result<Vec<(UserId, UserId)>> {
         let rows = sqlx::query("SELECT user_id, blocked_id FROM blocks").fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((UserId(r.try_get("user_id")?), UserId(r.try_get("blocked_id")?))))
-            .collect()
+        rows.iter().map(|r| Ok((UserId(r.try_get("user_id")?), UserId(r.try_get("blocked_id")?)))).collect()
     }
 
     /// Blocks or unblocks; true when something changed.

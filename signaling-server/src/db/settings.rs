@@ -87,12 +87,14 @@ impl Db {
             s.retention_days = u32::try_from(n).ok().filter(|d| *d > 0);
         }
         if let Some(v) = self.get_meta(MEMBER_PERMISSIONS).await? {
-            s.member_permissions = v.split(',').filter(|p| !p.is_empty()).filter_map(parse_permission).collect();
+            s.member_permissions =
+                v.split(',').filter(|p| !p.is_empty()).filter_map(parse_permission).collect();
         }
         if let Some(n) = self.get_meta(MAX_UPLOAD_BYTES).await?.and_then(|v| number(MAX_UPLOAD_BYTES, &v)) {
             s.max_upload_bytes = n;
         }
-        if let Some(n) = self.get_meta(UPLOAD_QUOTA_BYTES).await?.and_then(|v| number(UPLOAD_QUOTA_BYTES, &v)) {
+        if let Some(n) = self.get_meta(UPLOAD_QUOTA_BYTES).await?.and_then(|v| number(UPLOAD_QUOTA_BYTES, &v))
+        {
             s.upload_quota_bytes = (n > 0).then_some(n);
         }
         Ok(s)

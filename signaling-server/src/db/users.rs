@@ -26,7 +26,8 @@ fn record(row: &AnyRow) -> sqlx::Result<UserRecord> {
             avatar: row.try_get("avatar")?,
             role: {
                 let role: String = row.try_get("role")?;
-                Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role:?}").into()))?
+                Role::parse(&role)
+                    .ok_or_else(|| sqlx::Error::Decode(format!("unknown role {role:?}").into()))?
             },
         },
         password_hash: row.try_get("password_hash")?,

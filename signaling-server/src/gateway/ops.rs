@@ -257,7 +257,10 @@ async fn delete_message(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) 
         // A moderator's delete is an administrative action: it is audited.
         let is_admin = state.hub.user(user).is_some_and(|u| u.is_admin());
         if !is_admin {
-            return Err(AppError::new(ErrorCode::Forbidden, "only the author or an admin can delete a message"));
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                "only the author or an admin can delete a message",
+            ));
         }
         let mut entry = crate::audit::on_user(state, user, AuditAction::MessageDelete, message.author_id);
         entry.target_channel_id = Some(channel_id);

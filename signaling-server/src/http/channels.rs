@@ -9,7 +9,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use hearth_protocol::api::{
-    CreateChannelRequest, CreateDmRequest, ReorderChannelsRequest, SetChannelMembersRequest, UpdateChannelRequest,
+    CreateChannelRequest, CreateDmRequest, ReorderChannelsRequest, SetChannelMembersRequest,
+    UpdateChannelRequest,
 };
 use hearth_protocol::model::{AuditAction, AuditChange, Channel, ChannelKind, Permission};
 use hearth_protocol::{ChannelId, ErrorCode, MAX_GROUP_DM_MEMBERS, MAX_TOPIC_CHARS, UserId};
@@ -196,7 +197,9 @@ pub async fn update(
         changes.push(change("private", Some(&before.private.to_string()), Some(&private.to_string())));
         changes.extend(member_changes(&before.members, &channel.members));
     }
-    Ok(Json(commit_channel(&state, &user, AuditAction::ChannelUpdate, channel, changes, members_changed).await?))
+    Ok(Json(
+        commit_channel(&state, &user, AuditAction::ChannelUpdate, channel, changes, members_changed).await?,
+    ))
 }
 
 /// `PUT /channels/{id}/members`: a private channel's whole new member list.
@@ -241,7 +244,11 @@ pub async fn reorder(
         .iter()
         .map(|c| {
             if c.is_visible_to(user.id) {
-                order.next().and_then(|id| all.iter().find(|x| x.id == *id)).cloned().unwrap_or_else(|| c.clone())
+                order
+                    .next()
+                    .and_then(|id| all.iter().find(|x| x.id == *id))
+                    .cloned()
+                    .unwrap_or_else(|| c.clone())
             } else {
                 c.clone()
             }
@@ -260,7 +267,11 @@ pub async fn reorder(
         .collect();
     if !moved.is_empty() {
         let mut entry = crate::audit::entry(&state, user.id, AuditAction::ChannelReorder);
-        entry.changes = vec![change("order", None, Some(&req.channel_ids.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")))];
+        entry.changes = vec![change(
+            "order",
+            None,
+            Some(&req.channel_ids.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")),
+        )];
         let mut tx = state.db.pool.begin().await?;
         for c in &moved {
             crate::db::channels::set_position(&mut tx, c.id, c.position).await?;

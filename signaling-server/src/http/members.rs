@@ -21,25 +21,29 @@ fn check_rank(actor: &AuthUser, target: &User) -> AppResult<()> {
     if actor.role.outranks(target.role) {
         Ok(())
     } else {
-        Err(AppError::new(
-            ErrorCode::Forbidden,
-            format!("a {} cannot act on a {}", actor.role.as_str(), target.role.as_str()),
-        ))
+        Err(AppError::new(ErrorCode::Forbidden, "you can only act on members ranked below you"))
     }
 }
 
 /// Refuses a change that would leave the group without an owner (inside the transaction).
 async fn keep_an_owner(conn: &mut sqlx::AnyConnection, target: &User) -> AppResult<()> {
     if target.role == Role::Owner && crate::db::users::owner_count(conn).await? <= 1 {
-        return Err(AppError::invalid("the group's last owner cannot be removed or demoted; hand over ownership first"));
+        return Err(AppError::invalid(
+            "the group's last owner cannot be removed or demoted; hand over ownership first",
+        ));
     }
     Ok(())
 }
 
 fn check_reason(reason: Option<String>) -> AppResult<Option<String>> {
     let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS || r.chars().any(char::is_control)) {
-        return Err(AppError::invalid(format!("a reason is at most {MAX_REASON_CHARS} characters on one line")));
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS || r.chars().any(char::is_control))
+    {
+        return Err(AppError::invalid(format!(
+            "a reason is at most {MAX_REASON_CHARS} characters on one line"
+        )));
     }
     Ok(reason)
 }
@@ -57,7 +61,7 @@ pub async fn update(
     let Some(role) = req.role else { return Ok(Json(target)) };
     check_rank(&user, &target)?;
     if role > user.role {
-        return Err(AppError::new(ErrorCode::Forbidden, format!("a {} cannot grant {}", user.role.as_str(), role.as_str())));
+        return Err(AppError::new(ErrorCode::Forbidden, "you cannot grant a role above your own"));
     }
     if role == target.role {
         return Ok(Json(target));
@@ -135,7 +139,8 @@ pub async fn ban(
     let target: User = if current {
         removable(&state, &user, id)?
     } else {
-        let record: UserRecord = state.db.user_by_id(id).await?.ok_or_else(|| AppError::not_found("member"))?;
+        let record: UserRecord =
+            state.db.user_by_id(id).await?.ok_or_else(|| AppError::not_found("member"))?;
         if id == user.id {
             return Err(AppError::invalid("you cannot ban yourself"));
         }
@@ -162,7 +167,11 @@ pub async fn ban(
 }
 
 /// `DELETE /bans/{id}`: they may come back with a new invite.
-pub async fn unban(State(state): State<AppState>, user: AuthUser, Path(id): Path<UserId>) -> AppResult<StatusCode> {
+pub async fn unban(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<UserId>,
+) -> AppResult<StatusCode> {
     user.require(&state, Permission::ManageMembers)?;
     let _admin = state.admin_lock.lock().await;
     let entry = crate::audit::on_user(&state, user.id, AuditAction::MemberUnban, id);

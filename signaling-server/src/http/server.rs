@@ -7,7 +7,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use hearth_protocol::api::{ServerInfo, TransferOwnershipRequest, TurnCredentials, UpdateServerSettingsRequest};
+use hearth_protocol::api::{
+    ServerInfo, TransferOwnershipRequest, TurnCredentials, UpdateServerSettingsRequest,
+};
 use hearth_protocol::model::{AuditAction, Permission, Role, ServerSettings, User};
 use hearth_protocol::{ErrorCode, PROTOCOL_VERSION};
 
@@ -100,7 +102,11 @@ pub async fn update_settings(
 
 /// `PUT /server/icon`: the body is the image file (PNG, JPEG, GIF or WebP), made into a
 /// square PNG the way avatars are.
-pub async fn put_icon(State(state): State<AppState>, user: AuthUser, body: Body) -> AppResult<Json<ServerSettings>> {
+pub async fn put_icon(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: Body,
+) -> AppResult<Json<ServerSettings>> {
     user.require(&state, Permission::ManageServer)?;
     let (hash, png) = avatar::receive(&state, body).await?;
     avatar::store(&avatar::icon_path(&state.config.data_dir, &hash), &png).await?;

@@ -98,15 +98,22 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-
 /// `PUT /users/@me/blocks/{id}`: the blocked member's messages are hidden here (by the app)
 /// and they can no longer open or send DMs to this member.
-pub async fn block(State(state): State<AppState>, user: AuthUser, Path(id): Path<UserId>) -> AppResult<StatusCode> {
+pub async fn block(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<UserId>,
+) -> AppResult<StatusCode> {
     set_block(&state, &user, id, true).await
 }
 
 /// `DELETE /users/@me/blocks/{id}`.
-pub async fn unblock(State(state): State<AppState>, user: AuthUser, Path(id): Path<UserId>) -> AppResult<StatusCode> {
+pub async fn unblock(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<UserId>,
+) -> AppResult<StatusCode> {
     set_block(&state, &user, id, false).await
 }
 

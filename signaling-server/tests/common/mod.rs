@@ -270,6 +270,20 @@ impl Client {
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.request(Method::DELETE, path, None).await
     }
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PUT, path, Some(body)).await
+    }
+
+    /// A request that must answer 204 No Content.
+    pub async fn no_content(&self, method: Method, path: &str, body: Option<Value>) {
+        let (status, value) = self.request(method.clone(), path, body).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{method} {path} answered {value}");
+    }
+
+    /// This client's user id.
+    pub fn id(&self) -> hearth_protocol::UserId {
+        self.session().user.id
+    }
 
     /// A request that must succeed with `status`, decoded as `T`.
     pub async fn ok<T: DeserializeOwned>(
