@@ -13,6 +13,8 @@
 //!   ([`turn::server`]).
 //! - [`settings`] (the group's settings and their checks) and [`audit`] (what an
 //!   administrative action records).
+//! - [`search`]: how text becomes search tokens and how the search box is read (the index is
+//!   in [`db::search`]).
 //! - [`ratelimit`], [`metrics`], [`avatar`], [`secrets`], [`setup`], [`ids`]: small
 //!   single-purpose pieces.
 //!
@@ -31,6 +33,7 @@ pub mod hub;
 pub mod ids;
 pub mod metrics;
 pub mod ratelimit;
+pub mod search;
 pub mod secrets;
 pub mod settings;
 pub mod setup;

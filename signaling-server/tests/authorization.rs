@@ -86,6 +86,7 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/channels/{id}/messages", Member),
     ("GET", "/channels/{id}/messages/{message_id}", Member),
     ("POST", "/dms", Member),
+    ("GET", "/search", Member),
     ("GET", "/healthz", Public),
     ("GET", "/metrics", Public),
     ("GET", "/invite/{code}", Public),

@@ -33,13 +33,14 @@ pub enum Stored {
 /// Rows per multi-row INSERT (8 parameters each, well under both backends' limits).
 pub const INSERT_CHUNK: usize = 64;
 
-const COLUMNS: &str = "id, channel_id, author_id, content, reply_to, mentions, created_at, edited_at";
+pub(super) const COLUMNS: &str =
+    "id, channel_id, author_id, content, reply_to, mentions, created_at, edited_at";
 
 fn encode_mentions(mentions: &[UserId]) -> String {
     mentions.iter().map(|m| m.0.to_string()).collect::<Vec<_>>().join(" ")
 }
 
-fn message(row: &AnyRow) -> sqlx::Result<Message> {
+pub(super) fn message(row: &AnyRow) -> sqlx::Result<Message> {
     let mentions: String = row.try_get("mentions")?;
     Ok(Message {
         id: MessageId(row.try_get("id")?),
@@ -170,6 +171,20 @@ impl Db {
             }
             out[i] = Some(Stored::Created(m));
         }
+        // The new messages enter the search index in the same transaction.
+        let created: Vec<super::search::Indexed<'_>> = out
+            .iter()
+            .filter_map(|slot| match slot {
+                Some(Stored::Created(m)) => Some(super::search::Indexed {
+                    id: m.id.0,
+                    channel: m.channel_id.0,
+                    author: m.author_id.0,
+                    content: &m.content,
+                }),
+                _ => None,
+            })
+            .collect();
+        super::search::index(&mut tx, self.backend, &created).await?;
         tx.commit().await?;
         // Every slot was filled above: a bad reply, a duplicate or a new message.
         out.into_iter()
@@ -236,7 +251,34 @@ impl Db {
         Ok(messages)
     }
 
-    async fn attach_reactions(&self, channel: ChannelId, messages: &mut [Message]) -> sqlx::Result<()> {
+    /// The message `around` (if it still exists) with up to `limit / 2` older and
+    /// `(limit - 1) / 2` newer messages around it, oldest first: what a jump to a message loads.
+    pub async fn history_around(
+        &self,
+        channel: ChannelId,
+        around: MessageId,
+        limit: u32,
+    ) -> sqlx::Result<Vec<Message>> {
+        let mut older = match limit / 2 {
+            0 => Vec::new(),
+            n => self.history(channel, Some(around), None, n).await?,
+        };
+        older.reverse();
+        let at = self.message(channel, around).await?;
+        let newer = match (limit - 1) / 2 {
+            0 => Vec::new(),
+            n => self.history(channel, None, Some(around), n).await?,
+        };
+        older.extend(at);
+        older.extend(newer);
+        Ok(older)
+    }
+
+    pub(super) async fn attach_reactions(
+        &self,
+        channel: ChannelId,
+        messages: &mut [Message],
+    ) -> sqlx::Result<()> {
         let (Some(lo), Some(hi)) =
             (messages.iter().map(|m| m.id.0).min(), messages.iter().map(|m| m.id.0).max())
         else {
@@ -271,13 +313,14 @@ impl Db {
         Ok(())
     }
 
+    /// Changes a message's content and mentions, and its search entry, in one transaction.
     pub async fn edit_message(
         &self,
-        channel: ChannelId,
-        id: MessageId,
+        message: &Message,
         content: &str,
         mentions: &[UserId],
     ) -> sqlx::Result<()> {
+        let (channel, id) = (message.channel_id, message.id);
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE messages SET content = $1, mentions = $2, edited_at = $3 WHERE id = $4")
             .bind(content.to_string())
@@ -295,6 +338,9 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
+        let entry =
+            super::search::Indexed { id: id.0, channel: channel.0, author: message.author_id.0, content };
+        super::search::reindex(&mut tx, self.backend, entry).await?;
         tx.commit().await
     }
 
@@ -316,7 +362,42 @@ impl Db {
             .await?;
         sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
+        super::search::unindex(&mut tx, self.backend, &[id.0]).await?;
         tx.commit().await
+    }
+
+    /// Retention: deletes up to `batch` of the oldest messages with ids below `before`, with
+    /// their reactions, mentions and search entries, in one short transaction (so the writer
+    /// never waits long). Returns how many were deleted; 0 when none are left.
+    pub async fn purge_batch(&self, before: MessageId, batch: usize) -> sqlx::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE id < $1 ORDER BY id LIMIT $2")
+            .bind(before.0)
+            .bind(batch as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let list = list.join(",");
+        for table in ["reactions", "mentions"] {
+            let sql = format!("DELETE FROM {table} WHERE message_id IN ({list})");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in &ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        super::search::unindex(&mut tx, self.backend, &ids).await?;
+        let sql = format!("DELETE FROM messages WHERE id IN ({list})");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ids.len())
     }
 
     /// Returns false when this user already reacted with this emoji.

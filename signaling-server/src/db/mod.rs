@@ -9,6 +9,7 @@ pub mod invites;
 pub mod messages;
 pub mod moderation;
 pub mod read_states;
+pub mod search;
 pub mod settings;
 pub mod tokens;
 pub mod users;
@@ -36,10 +37,12 @@ pub struct Db {
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_admin.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_search.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_admin.sql")),
+    (3, include_str!("../../migrations/postgres/0003_search.sql")),
 ];
 
 impl Db {
@@ -78,6 +81,7 @@ impl Db {
         };
         let db = Db { pool, backend };
         db.migrate().await?;
+        db.backfill_search().await?;
         Ok(db)
     }
 

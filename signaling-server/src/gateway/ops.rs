@@ -238,7 +238,7 @@ async fn edit_message(
         return Err(AppError::new(ErrorCode::Forbidden, "only the author can edit a message"));
     }
     let mentioned = mentions(state, &channel, &content);
-    state.db.edit_message(channel_id, message_id, &content, &mentioned).await?;
+    state.db.edit_message(&message, &content, &mentioned).await?;
     let message =
         state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
     state.hub.dispatch_channel(channel_id, &Event::MessageUpdate { message });

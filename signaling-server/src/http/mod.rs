@@ -12,6 +12,7 @@ mod invite_page;
 mod invites;
 mod members;
 mod messages;
+mod search;
 mod server;
 mod users;
 
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/channels/{id}/messages", get(messages::history).post(messages::send))
         .route("/channels/{id}/messages/{message_id}", get(messages::one))
         .route("/dms", post(channels::open_dm))
+        .route("/search", get(search::search))
         .fallback(not_found);
     Router::new()
         .nest("/api/v1", api)
