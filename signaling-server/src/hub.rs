@@ -409,6 +409,17 @@ impl Hub {
         }
     }
 
+    /// Retention deleted every message below `before`: channels whose newest message was
+    /// among them have none left.
+    pub fn purged(&self, before: MessageId) {
+        let mut s = self.write();
+        for c in s.channels.values_mut() {
+            if c.last_message_id.is_some_and(|last| last < before) {
+                c.last_message_id = None;
+            }
+        }
+    }
+
     pub fn set_last_message(&self, channel: ChannelId, id: MessageId) {
         let mut s = self.write();
         if let Some(c) = s.channels.get_mut(&channel)

@@ -13,6 +13,7 @@
 //!   ([`turn::server`]).
 //! - [`settings`] (the group's settings and their checks) and [`audit`] (what an
 //!   administrative action records).
+//! - [`retention`]: deletes messages older than the group keeps them.
 //! - [`search`]: how text becomes search tokens and how the search box is read (the index is
 //!   in [`db::search`]).
 //! - [`ratelimit`], [`metrics`], [`avatar`], [`secrets`], [`setup`], [`ids`]: small
@@ -33,6 +34,7 @@ pub mod hub;
 pub mod ids;
 pub mod metrics;
 pub mod ratelimit;
+pub mod retention;
 pub mod search;
 pub mod secrets;
 pub mod settings;
@@ -146,6 +148,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     });
 
     let reaper = tokio::spawn(reap_sessions(state.clone()));
+    let retention = tokio::spawn(retention::run(state.clone()));
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -165,6 +168,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::warn!("some gateway connections did not close in time");
     }
     reaper.abort();
+    // The task stops at the shutdown token (a batch in flight rolls back).
+    if let Err(e) = retention.await {
+        tracing::warn!(error = %e, "retention task");
+    }
     if let Some(server) = embedded_turn {
         server.close().await;
     }

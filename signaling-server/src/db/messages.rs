@@ -322,13 +322,19 @@ impl Db {
     ) -> sqlx::Result<()> {
         let (channel, id) = (message.channel_id, message.id);
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE messages SET content = $1, mentions = $2, edited_at = $3 WHERE id = $4")
-            .bind(content.to_string())
-            .bind(encode_mentions(mentions))
-            .bind(now_ms())
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE messages SET content = $1, mentions = $2, edited_at = $3 WHERE id = $4 AND deleted = 0",
+        )
+        .bind(content.to_string())
+        .bind(encode_mentions(mentions))
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            // Deleted (or purged) meanwhile: nothing to change, and no index entry to bring back.
+            return Ok(());
+        }
         sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
         for user in mentions {
             sqlx::query("INSERT INTO mentions (user_id, channel_id, message_id) VALUES ($1, $2, $3)")
