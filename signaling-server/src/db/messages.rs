@@ -30,6 +30,27 @@ pub enum Stored {
     BadReply,
 }
 
+/// Groups reaction rows (ordered by message, then time) onto their messages.
+fn put_reactions(rows: &[AnyRow], messages: &mut [Message]) -> sqlx::Result<()> {
+    let mut by_message: BTreeMap<i64, Vec<Reaction>> = BTreeMap::new();
+    for row in rows {
+        let id: i64 = row.try_get("message_id")?;
+        let emoji: String = row.try_get("emoji")?;
+        let user = UserId(row.try_get("user_id")?);
+        let list = by_message.entry(id).or_default();
+        match list.iter_mut().find(|r| r.emoji == emoji) {
+            Some(r) => r.users.push(user),
+            None => list.push(Reaction { emoji, users: vec![user] }),
+        }
+    }
+    for m in messages.iter_mut() {
+        if let Some(r) = by_message.remove(&m.id.0) {
+            m.reactions = r;
+        }
+    }
+    Ok(())
+}
+
 /// Rows per multi-row INSERT (8 parameters each, well under both backends' limits).
 pub const INSERT_CHUNK: usize = 64;
 
@@ -294,23 +315,26 @@ impl Db {
         .bind(hi)
         .fetch_all(&self.pool)
         .await?;
-        let mut by_message: BTreeMap<i64, Vec<Reaction>> = BTreeMap::new();
-        for row in rows {
-            let id: i64 = row.try_get("message_id")?;
-            let emoji: String = row.try_get("emoji")?;
-            let user = UserId(row.try_get("user_id")?);
-            let list = by_message.entry(id).or_default();
-            match list.iter_mut().find(|r| r.emoji == emoji) {
-                Some(r) => r.users.push(user),
-                None => list.push(Reaction { emoji, users: vec![user] }),
-            }
+        put_reactions(&rows, messages)
+    }
+
+    /// Attaches reactions to messages of any channels, by their ids (one query).
+    pub(super) async fn attach_reactions_by_ids(&self, messages: &mut [Message]) -> sqlx::Result<()> {
+        if messages.is_empty() {
+            return Ok(());
         }
-        for m in messages.iter_mut() {
-            if let Some(r) = by_message.remove(&m.id.0) {
-                m.reactions = r;
-            }
+        let list: Vec<String> = (1..=messages.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT message_id, emoji, user_id FROM reactions WHERE message_id IN ({}) \
+             ORDER BY message_id, created_at, user_id",
+            list.join(",")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in messages.iter() {
+            query = query.bind(m.id.0);
         }
-        Ok(())
+        let rows = query.fetch_all(&self.pool).await?;
+        put_reactions(&rows, messages)
     }
 
     /// Changes a message's content and mentions, and its search entry, in one transaction.

@@ -291,15 +291,8 @@ impl Db {
             .iter()
             .map(super::messages::message)
             .collect::<sqlx::Result<_>>()?;
-        let mut by_channel: BTreeMap<i64, Vec<Message>> = BTreeMap::new();
-        for m in found.drain(..) {
-            by_channel.entry(m.channel_id.0).or_default().push(m);
-        }
-        for (channel, messages) in by_channel.iter_mut() {
-            self.attach_reactions(hearth_protocol::ChannelId(*channel), messages).await?;
-        }
-        let mut all: BTreeMap<i64, Message> =
-            by_channel.into_values().flatten().map(|m| (m.id.0, m)).collect();
+        self.attach_reactions_by_ids(&mut found).await?;
+        let mut all: BTreeMap<i64, Message> = found.into_iter().map(|m| (m.id.0, m)).collect();
         Ok(ids.iter().filter_map(|id| all.remove(&id.0)).collect())
     }
 }
