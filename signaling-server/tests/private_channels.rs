@@ -34,6 +34,18 @@ async fn set_members(admin: &Client, channel: ChannelId, members: &[UserId]) -> 
         .await
 }
 
+async fn make_admin(owner: &Client, member: &Client) {
+    let path = format!("/users/{}", member.id());
+    owner
+        .ok::<hearth_protocol::model::User>(
+            Method::PATCH,
+            &path,
+            Some(json!({"role": "admin"})),
+            StatusCode::OK,
+        )
+        .await;
+}
+
 /// What happened to `channel` in this session's view: the next create, update or delete.
 #[derive(Debug, PartialEq, Eq)]
 enum Seen {
@@ -262,14 +274,7 @@ async fn an_admin_outside_a_private_channel_cannot_see_or_manage_it(backend: Bac
     let server = TestServer::start(backend).await;
     let owner = server.admin().await;
     let bob = server.member(&owner, "bob").await;
-    owner
-        .ok::<hearth_protocol::model::User>(
-            Method::PATCH,
-            &format!("/users/{}", bob.id()),
-            Some(json!({"role": "admin"})),
-            StatusCode::OK,
-        )
-        .await;
+    make_admin(&owner, &bob).await;
     let secret = private(&owner, "surprise party", "text", &[]).await;
     hidden_from(&bob, secret.id).await;
     for answer in [
@@ -285,14 +290,7 @@ async fn reordering_renumbers_and_keeps_hidden_channels_in_place(backend: Backen
     let server = TestServer::start(backend).await;
     let owner = server.admin().await;
     let bob = server.member(&owner, "bob").await;
-    owner
-        .ok::<hearth_protocol::model::User>(
-            Method::PATCH,
-            &format!("/users/{}", bob.id()),
-            Some(json!({"role": "admin"})),
-            StatusCode::OK,
-        )
-        .await;
+    make_admin(&owner, &bob).await;
     let one = owner.text_channel("one").await;
     let hidden = private(&owner, "hidden", "text", &[]).await;
     let two = owner.text_channel("two").await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, Client, TestServer, say};
+use common::{Backend, TestServer, say, search};
 use hearth_protocol::gateway::Event;
 use hearth_protocol::ids::compose;
 use hearth_protocol::model::{Channel, ServerSettings};
@@ -86,19 +86,6 @@ async fn leftovers(db: &Db, ids: &[MessageId]) -> [i64; 4] {
     ]
 }
 
-async fn search_total(client: &Client, q: &str) -> u32 {
-    let resp = client
-        .http
-        .get(format!("{}/api/v1/search", client.base))
-        .bearer_auth(client.token())
-        .query(&[("q", q)])
-        .send()
-        .await
-        .expect("search");
-    let results: hearth_protocol::api::SearchResults = resp.json().await.expect("results");
-    results.total
-}
-
 async fn old_messages_go_with_everything_attached_to_them(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
@@ -111,7 +98,7 @@ async fn old_messages_go_with_everything_attached_to_them(backend: Backend) {
     let db = Db::connect(&database_url(&server)).await.expect("opening the database");
     let old = store_old(&db, general.id, admin.id(), bob.id(), 40, 7).await;
     let recent = store_old(&db, general.id, admin.id(), bob.id(), 10, 2).await;
-    assert_eq!(search_total(&bob, "holiday").await, 10);
+    assert_eq!(search(&bob, "holiday").await.total, 10);
     assert_eq!(leftovers(&db, &old).await, [7, 7, 7, 7]);
 
     // Keeping 30 days: the task wakes at the change, purges, and tells everyone.
@@ -137,8 +124,8 @@ async fn old_messages_go_with_everything_attached_to_them(backend: Backend) {
     assert_eq!(leftovers(&db, &recent).await, [2, 2, 2, 2]);
     let history = bob.history(general.id, "?limit=100").await;
     assert_eq!(history.len(), 3);
-    assert_eq!(search_total(&bob, "holiday").await, 3);
-    assert_eq!(search_total(&bob, "老照片").await, 2);
+    assert_eq!(search(&bob, "holiday").await.total, 3);
+    assert_eq!(search(&bob, "老照片").await.total, 2);
     db.close().await;
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Backend, Client, TestServer, expect_api_error};
+use common::{Backend, Client, TestServer, expect_api_error, search};
 use hearth_protocol::api::{SearchResults, TextRange};
 use hearth_protocol::model::{Channel, Message};
 use hearth_protocol::{ChannelId, ErrorCode, MessageId};
@@ -22,21 +22,6 @@ async fn post(client: &Client, channel: ChannelId, content: &str) -> Message {
             StatusCode::CREATED,
         )
         .await
-}
-
-async fn search(client: &Client, q: &str) -> SearchResults {
-    let (status, body) = client
-        .http
-        .get(format!("{}/api/v1/search", client.base))
-        .bearer_auth(client.token())
-        .query(&[("q", q)])
-        .send()
-        .await
-        .map(|r| (r.status(), r))
-        .expect("GET /search");
-    let text = body.text().await.expect("body");
-    assert_eq!(status, StatusCode::OK, "search {q:?}: {text}");
-    serde_json::from_str(&text).expect("search results")
 }
 
 async fn search_raw(client: &Client, query: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {
@@ -135,7 +120,7 @@ async fn filters_narrow_by_author_channel_and_date(backend: Backend) {
     assert_eq!(contents(&search(&f.kid, "from:dad").await), ["pizza tonight"]);
     assert_eq!(search(&f.kid, "in:kitchen").await.total, 1);
 
-    let today = chrono_free_today();
+    let today = hearth_server::search::query::utc_date(hearth_server::db::now_ms());
     assert_eq!(search(&f.kid, &format!("pizza before:{today}")).await.total, 0);
     assert_eq!(search(&f.kid, "pizza after:2024-01-01").await.total, 3);
     assert_eq!(search(&f.kid, "pizza has:file").await.total, 0, "no attachments exist yet");
@@ -150,23 +135,6 @@ async fn filters_narrow_by_author_channel_and_date(backend: Backend) {
         expect_api_error(&search_raw(&f.kid, &[("q", q)]).await, code);
     }
     expect_api_error(&search_raw(&f.kid, &[("q", "pizza"), ("limit", "51")]).await, ErrorCode::InvalidField);
-}
-
-/// Today's date in UTC as YYYY-MM-DD.
-fn chrono_free_today() -> String {
-    let days =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() / 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 async fn search_never_shows_what_the_member_cannot_read(backend: Backend) {

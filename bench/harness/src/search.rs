@@ -258,17 +258,7 @@ fn queries(layout: &Layout, corpus: &Corpus, count: usize, rng: &mut StdRng) -> 
 
 /// The UTC date `days_ago` days ago, as YYYY-MM-DD.
 fn date(days_ago: i64) -> String {
-    let days = hearth_server::db::now_ms() / DAY_MS - days_ago;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    hearth_server::search::query::utc_date(hearth_server::db::now_ms() - days_ago * DAY_MS)
 }
 
 /// The floor's form of a query: the match expression and the id bounds, made the way the

@@ -83,22 +83,12 @@ pub async fn update(
 
 /// A current member the caller may remove, or why not.
 fn removable(state: &AppState, user: &AuthUser, id: UserId) -> AppResult<User> {
-    user.require(state, Permission::ManageMembers)?;
     if id == user.id {
         return Err(AppError::invalid("you cannot remove yourself"));
     }
     let target = state.hub.user(id).ok_or_else(|| AppError::not_found("member"))?;
     check_rank(user, &target)?;
     Ok(target)
-}
-
-/// Ends a removed member's logins and sessions (closing with `close_code`).
-async fn end_sessions(state: &AppState, id: UserId, close_code: u16) -> AppResult<()> {
-    state.hub.remove_user(id, close_code);
-    for family in state.db.revoke_user_families(id, None).await? {
-        state.hub.revoke_family(&family);
-    }
-    Ok(())
 }
 
 /// `POST /users/{id}/kick`: out of the group, sessions closed with `KICKED`; a new invite
@@ -109,60 +99,64 @@ pub async fn kick(
     Path(id): Path<UserId>,
     OptionalJson(req): OptionalJson<ModerationRequest>,
 ) -> AppResult<StatusCode> {
-    let reason = check_reason(req.reason)?;
-    let _admin = state.admin_lock.lock().await;
-    let target = removable(&state, &user, id)?;
-    let mut entry = crate::audit::on_user(&state, user.id, AuditAction::MemberKick, id);
-    entry.reason = reason;
-    let mut tx = state.db.pool.begin().await?;
-    keep_an_owner(&mut tx, &target).await?;
-    crate::db::users::remove(&mut tx, id).await?;
-    crate::db::audit::insert(&mut tx, &entry).await?;
-    tx.commit().await?;
-    end_sessions(&state, id, close::KICKED).await?;
-    tracing::info!(user = %id, by = %user.id, "member kicked");
-    Ok(StatusCode::NO_CONTENT)
+    remove(&state, &user, id, req, false).await
 }
 
 /// `PUT /bans/{id}`: like a kick, and login and registration are refused until unbanned.
-/// A member already removed (kicked) can be banned too.
+/// A member already removed (kicked) can be banned too; banning twice changes nothing.
 pub async fn ban(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<UserId>,
     OptionalJson(req): OptionalJson<ModerationRequest>,
 ) -> AppResult<StatusCode> {
+    remove(&state, &user, id, req, true).await
+}
+
+/// Kick or ban: the member leaves the group (if still in it) with the audit entry in the same
+/// transaction, then their sessions close with the matching code.
+async fn remove(
+    state: &AppState,
+    user: &AuthUser,
+    id: UserId,
+    req: ModerationRequest,
+    ban: bool,
+) -> AppResult<StatusCode> {
     let reason = check_reason(req.reason)?;
-    user.require(&state, Permission::ManageMembers)?;
+    user.require(state, Permission::ManageMembers)?;
     let _admin = state.admin_lock.lock().await;
     let current = state.hub.user(id).is_some();
-    let target: User = if current {
-        removable(&state, &user, id)?
+    let target: User = if current || !ban {
+        removable(state, user, id)?
     } else {
-        let record: UserRecord =
-            state.db.user_by_id(id).await?.ok_or_else(|| AppError::not_found("member"))?;
         if id == user.id {
             return Err(AppError::invalid("you cannot ban yourself"));
         }
+        let record: UserRecord =
+            state.db.user_by_id(id).await?.ok_or_else(|| AppError::not_found("member"))?;
         record.user
     };
-    let mut entry = crate::audit::on_user(&state, user.id, AuditAction::MemberBan, id);
-    entry.reason = reason.clone();
+    let action = if ban { AuditAction::MemberBan } else { AuditAction::MemberKick };
+    let mut entry = crate::audit::on_user(state, user.id, action, id);
+    entry.reason = reason;
     let mut tx = state.db.pool.begin().await?;
     if current {
         keep_an_owner(&mut tx, &target).await?;
         crate::db::users::remove(&mut tx, id).await?;
     }
-    if !crate::db::moderation::ban(&mut tx, id, reason.as_deref(), user.id).await? {
+    if ban && !crate::db::moderation::ban(&mut tx, id, entry.reason.as_deref(), user.id).await? {
         // Already banned: nothing to change or record.
         return Ok(StatusCode::NO_CONTENT);
     }
     crate::db::audit::insert(&mut tx, &entry).await?;
     tx.commit().await?;
     if current {
-        end_sessions(&state, id, close::BANNED).await?;
+        state.hub.remove_user(id, if ban { close::BANNED } else { close::KICKED });
+        for family in state.db.revoke_user_families(id, None).await? {
+            state.hub.revoke_family(&family);
+        }
     }
-    tracing::info!(user = %id, by = %user.id, "member banned");
+    tracing::info!(user = %id, by = %user.id, banned = ban, "member removed");
     Ok(StatusCode::NO_CONTENT)
 }
 

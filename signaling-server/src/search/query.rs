@@ -63,6 +63,20 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The UTC day of a Unix ms time as `YYYY-MM-DD` (the inverse of [`days_from_civil`]).
+pub fn utc_date(ms: i64) -> String {
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// The Unix ms at which a `YYYY-MM-DD` day begins (UTC).
 fn day_start(value: &str) -> Result<i64, String> {
     let bad = || format!("{value:?} is not a date like 2025-12-31");
@@ -144,6 +158,13 @@ mod tests {
         assert!(parse("before:yesterday").is_err());
         assert!(parse("has:link").is_err());
         assert!(parse("has:file").unwrap().has_file);
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        for date in ["1970-01-01", "2024-02-29", "2025-12-31", "2100-03-01"] {
+            assert_eq!(utc_date(day_start(date).unwrap() + 3_600_000), date);
+        }
     }
 
     #[test]

@@ -766,3 +766,19 @@ pub async fn open_with_receive_buffer(url: &str, bytes: u32) -> Ws {
     assert!(matches!(hello, ServerMsg::Hello { .. }), "first frame was {hello:?}");
     ws
 }
+
+/// `GET /search?q=…`, which must succeed.
+pub async fn search(client: &Client, q: &str) -> hearth_protocol::api::SearchResults {
+    let resp = client
+        .http
+        .get(format!("{}/api/v1/search", client.base))
+        .bearer_auth(client.token())
+        .query(&[("q", q)])
+        .send()
+        .await
+        .expect("GET /search");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "search {q:?}: {text}");
+    serde_json::from_str(&text).expect("search results")
+}
