@@ -28,6 +28,9 @@ usage: bench/run.sh NAME [options]
                with the same voice pipeline
   server-footprint
                hearth-server's binary size and resident memory, idle and with 100 clients
+  search       search latency through the HTTP API on 1,000,000 messages vs the same queries
+               straight against the database's full-text index, on SQLite and PostgreSQL
+               (a private PostgreSQL is started unless SEARCH_PG_URL names one)
   all          every bench above, one after the other
 
 Options go to the harness: bench/run.sh NAME --help lists them (each also has an env var).
@@ -44,7 +47,7 @@ name="$1"
 shift
 
 case "$name" in
-    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint) ;;
+    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint | search) ;;
     voice-cpu)
         # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
         mkdir -p "$root/bench/out"
@@ -57,7 +60,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency server-footprint; do
+        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency server-footprint search; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"
@@ -139,15 +142,29 @@ mkdir -p "$root/bench/out"
 log="$root/bench/out/$name-$(date +%Y%m%d-%H%M%S).log"
 
 harness_pid=""
+pg_dir=""
 cleanup() {
     if [[ -n "$harness_pid" ]] && kill -0 "$harness_pid" 2>/dev/null; then
         # The harness stops its servers on SIGTERM (and they die with it in any case).
         kill -TERM "$harness_pid" 2>/dev/null || true
         wait "$harness_pid" 2>/dev/null || true
     fi
+    if [[ -n "$pg_dir" ]]; then
+        hearth_pg_stop "$pg_dir" >/dev/null 2>&1 || true
+        rm -rf "$pg_dir"
+    fi
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
+
+# search: a private PostgreSQL cluster for the PostgreSQL half, unless one is named.
+if [[ $name == search && -z "${SEARCH_PG_URL:-}" && "${SEARCH_BACKENDS:-both}" != sqlite ]]; then
+    # shellcheck source=../scripts/pg.sh
+    source "$root/scripts/pg.sh"
+    pg_dir=$(mktemp -d /tmp/hearth-bench-pg-XXXXXX)
+    SEARCH_PG_URL=$(hearth_pg_start "$pg_dir" "${SEARCH_PG_PORT:-55520}")
+    export SEARCH_PG_URL
+fi
 
 "$root/target/release/hearth-bench" "$name" "$@" > >(tee "$log") &
 harness_pid=$!

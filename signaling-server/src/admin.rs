@@ -154,14 +154,14 @@ pub async fn execute(cx: &Context<'_>, request: Request) -> Result<Reply, AdminE
                 created_by: owner,
                 created_at: now,
             };
-            cx.db.insert_invite(&invite).await?;
+            crate::db::invites::insert(&mut *cx.db.pool.acquire().await?, &invite).await?;
             tracing::info!(by = "operator", "invite created");
             let link = invite_link(cx.public_url, &invite.code);
             Ok(Reply::Invite { invite, link })
         }
         Request::ListInvites => Ok(Reply::Invites { invites: cx.db.usable_invites().await? }),
         Request::RevokeInvite { code } => {
-            if !cx.db.revoke_invite(&code).await? {
+            if !crate::db::invites::revoke(&mut *cx.db.pool.acquire().await?, &code).await? {
                 return Err(AdminError::NoSuchInvite(code));
             }
             tracing::info!(by = "operator", "invite revoked");
@@ -187,34 +187,41 @@ pub async fn execute(cx: &Context<'_>, request: Request) -> Result<Reply, AdminE
         }
         Request::RemoveUser { username } => {
             let user = member(cx.db, &username).await?;
-            if user.role == Role::Owner && cx.db.count_owners().await? <= 1 {
+            // The owner count and the removal in one transaction, so that two changes at once
+            // cannot leave the group without an owner.
+            let mut tx = cx.db.pool.begin().await?;
+            if user.role == Role::Owner && crate::db::users::owner_count(&mut tx).await? <= 1 {
                 return Err(AdminError::Invalid(format!(
                     "{} is the group's only owner; make someone else owner first \
                      (hearth-server admin set-role NAME owner)",
                     user.username
                 )));
             }
-            if !cx.db.remove_user(user.id).await? {
+            if !crate::db::users::remove(&mut tx, user.id).await? {
                 return Err(AdminError::NoSuchMember(username));
             }
-            end_logins(cx, user.id).await?;
+            tx.commit().await?;
             if let Some(state) = cx.live {
-                state.hub.remove_user(user.id);
+                state.hub.remove_user(user.id, hearth_protocol::gateway::close::KICKED);
             }
+            end_logins(cx, user.id).await?;
             tracing::info!(user = %user.id, by = "operator", "member removed");
             Ok(Reply::Done { message: format!("{} removed from the group", user.username) })
         }
         Request::SetRole { username, role } => {
             let mut user = member(cx.db, &username).await?;
-            if user.role == Role::Owner && role != Role::Owner && cx.db.count_owners().await? <= 1 {
+            let mut tx = cx.db.pool.begin().await?;
+            if user.role == Role::Owner
+                && role != Role::Owner
+                && crate::db::users::owner_count(&mut tx).await? <= 1
+            {
                 return Err(AdminError::Invalid(format!(
                     "{} is the group's only owner; make someone else owner first",
                     user.username
                 )));
             }
-            if !cx.db.set_role(user.id, role).await? {
-                return Err(AdminError::NoSuchMember(username));
-            }
+            crate::db::users::set_role(&mut tx, user.id, role).await?;
+            tx.commit().await?;
             user.role = role;
             if let Some(state) = cx.live {
                 // Requests are checked against the hub's copy, and everyone hears MemberUpdate.

@@ -33,9 +33,15 @@ pub struct Options {
     #[arg(long, env = "HEARTH_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 
-    /// Name shown to clients before they log in [default: Hearth].
+    /// Name shown to clients before they log in, until an admin renames the group in the app
+    /// [default: Hearth].
     #[arg(long, env = "HEARTH_SERVER_NAME")]
     pub server_name: Option<String>,
+
+    /// Where the invite page (/invite/CODE) sends people to download the Hearth app, an
+    /// http(s) URL [default: none; the page then asks the person who invited them].
+    #[arg(long, env = "HEARTH_DOWNLOAD_URL")]
+    pub download_url: Option<String>,
 
     /// Database URL: sqlite://PATH or postgres://USER:PASS@HOST/DB
     /// [default: sqlite://DATA_DIR/hearth.db].
@@ -182,6 +188,7 @@ impl Options {
             listen,
             public_url,
             server_name,
+            download_url,
             database_url,
             log_format,
             turn_secret,
@@ -261,6 +268,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub public_url: String,
     pub server_name: String,
+    pub download_url: Option<String>,
     pub database_url: String,
     pub log_format: LogFormat,
     pub turn_secret: Option<String>,
@@ -307,6 +315,10 @@ impl Config {
             o.public_url.unwrap_or_else(|| format!("http://{listen}")).trim_end_matches('/').to_string();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             bail!("public-url must start with http:// or https://");
+        }
+        let download_url = o.download_url.filter(|u| !u.is_empty());
+        if download_url.as_deref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            bail!("download-url must start with http:// or https://");
         }
         let database_url =
             o.database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hearth.db").display()));
@@ -375,6 +387,7 @@ impl Config {
             listen,
             public_url,
             server_name: o.server_name.unwrap_or_else(|| "Hearth".to_string()),
+            download_url,
             database_url,
             log_format,
             turn_secret: o.turn_secret.filter(|s| !s.is_empty()),

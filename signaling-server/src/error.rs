@@ -28,6 +28,12 @@ impl AppError {
     pub fn forbidden() -> Self {
         Self::new(ErrorCode::Forbidden, "you are not allowed to do that")
     }
+    pub fn missing_permission(permission: hearth_protocol::model::Permission) -> Self {
+        Self::new(
+            ErrorCode::MissingPermission,
+            format!("this needs the {} permission", crate::settings::permission_name(permission)),
+        )
+    }
     pub fn not_found(what: &str) -> Self {
         Self::new(ErrorCode::NotFound, format!("no such {what}"))
     }

@@ -12,7 +12,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use hearth_protocol::gateway::Event;
-use hearth_protocol::model::{Channel, ChannelKind, Presence, Signal, Status, User, VoiceState};
+use hearth_protocol::model::{
+    Channel, ChannelKind, Permission, Presence, Role, ServerSettings, Signal, Status, User, VoiceState,
+};
 use hearth_protocol::{ChannelId, MessageId, UserId};
 
 use crate::gateway::session::GatewaySession;
@@ -24,7 +26,6 @@ pub struct Hub {
     state: RwLock<GroupState>,
 }
 
-#[derive(Default)]
 struct GroupState {
     users: HashMap<UserId, User>,
     channels: HashMap<ChannelId, Channel>,
@@ -34,6 +35,26 @@ struct GroupState {
     shown: HashMap<UserId, Status>,
     voice: HashMap<UserId, (VoiceState, String)>,
     revoked_families: HashSet<String>,
+    /// The group's settings; permissions are decided by them.
+    settings: ServerSettings,
+    /// (blocker, blocked).
+    blocks: HashSet<(UserId, UserId)>,
+}
+
+impl Default for GroupState {
+    fn default() -> Self {
+        GroupState {
+            users: HashMap::new(),
+            channels: HashMap::new(),
+            sessions: HashMap::new(),
+            by_user: HashMap::new(),
+            shown: HashMap::new(),
+            voice: HashMap::new(),
+            revoked_families: HashSet::new(),
+            settings: crate::settings::defaults("Hearth"),
+            blocks: HashSet::new(),
+        }
+    }
 }
 
 /// Serializes an event once for all recipients.
@@ -68,6 +89,47 @@ impl GroupState {
             }
         } else {
             self.send_to_all(payload);
+        }
+    }
+
+    /// Stores a new or changed channel and tells each session what changed for it (see
+    /// [`Hub::upsert_channel`]). The newest message id is never moved back by a change made
+    /// from an older copy.
+    fn replace_channel(&mut self, mut channel: Channel) {
+        let before = self.channels.get(&channel.id).cloned();
+        if let Some(old) = &before
+            && old.last_message_id > channel.last_message_id
+        {
+            channel.last_message_id = old.last_message_id;
+        }
+        let update = payload(&Event::ChannelUpdate { channel: channel.clone() });
+        let create = payload(&Event::ChannelCreate { channel: channel.clone() });
+        let delete = payload(&Event::ChannelDelete { channel_id: channel.id });
+        let mut lost = Vec::new();
+        for user in self.by_user.keys().copied() {
+            let now = self.can_see(user, &channel);
+            let then = before.as_ref().is_some_and(|b| self.can_see(user, b));
+            match (then, now) {
+                (true, true) => self.send_to_user(user, &update),
+                (false, true) => self.send_to_user(user, &create),
+                (true, false) => {
+                    self.send_to_user(user, &delete);
+                    lost.push(user);
+                }
+                (false, false) => {}
+            }
+        }
+        // Members without a live session still leave the call if they lost the channel.
+        let in_call: Vec<UserId> = self
+            .voice
+            .iter()
+            .filter(|(u, (v, _))| v.channel_id == Some(channel.id) && !self.can_see(**u, &channel))
+            .map(|(u, _)| *u)
+            .collect();
+        let id = channel.id;
+        self.channels.insert(id, channel);
+        for user in lost.into_iter().chain(in_call) {
+            self.leave_voice_in(user, id);
         }
     }
 
@@ -115,6 +177,13 @@ impl GroupState {
         }
     }
 
+    /// Takes `user` out of the call in `channel`, if they are in it.
+    fn leave_voice_in(&mut self, user: UserId, channel: ChannelId) {
+        if self.voice.get(&user).is_some_and(|(v, _)| v.channel_id == Some(channel)) {
+            self.leave_voice(user);
+        }
+    }
+
     fn leave_voice(&mut self, user: UserId) {
         if let Some((mut state, _)) = self.voice.remove(&user) {
             state.channel_id = None;
@@ -125,6 +194,15 @@ impl GroupState {
     }
 }
 
+/// What the hub is loaded with at start.
+pub struct Durable {
+    pub users: Vec<User>,
+    pub channels: Vec<Channel>,
+    pub revoked_families: Vec<String>,
+    pub settings: ServerSettings,
+    pub blocks: Vec<(UserId, UserId)>,
+}
+
 /// What a new session's `Ready` is built from, taken in one lock with its registration.
 pub struct Snapshot {
     pub user: User,
@@ -132,6 +210,9 @@ pub struct Snapshot {
     pub members: Vec<User>,
     pub presences: Vec<Presence>,
     pub voice_states: Vec<VoiceState>,
+    pub server: ServerSettings,
+    /// Members this user has blocked.
+    pub blocked: Vec<UserId>,
 }
 
 impl Hub {
@@ -144,11 +225,53 @@ impl Hub {
     }
 
     /// Loads the durable state at start.
-    pub fn load(&self, users: Vec<User>, channels: Vec<Channel>, revoked_families: Vec<String>) {
+    pub fn load(&self, durable: Durable) {
         let mut s = self.write();
-        s.users = users.into_iter().map(|u| (u.id, u)).collect();
-        s.channels = channels.into_iter().map(|c| (c.id, c)).collect();
-        s.revoked_families = revoked_families.into_iter().collect();
+        s.users = durable.users.into_iter().map(|u| (u.id, u)).collect();
+        s.channels = durable.channels.into_iter().map(|c| (c.id, c)).collect();
+        s.revoked_families = durable.revoked_families.into_iter().collect();
+        s.settings = durable.settings;
+        s.blocks = durable.blocks.into_iter().collect();
+    }
+
+    // ---- settings and permissions ----
+
+    pub fn settings(&self) -> ServerSettings {
+        self.read().settings.clone()
+    }
+
+    /// The settings changed: everyone hears of it.
+    pub fn set_settings(&self, settings: ServerSettings) {
+        let mut s = self.write();
+        s.settings = settings.clone();
+        s.send_to_all(&payload(&Event::ServerUpdate { server: settings }));
+    }
+
+    /// Whether a member of `role` holds `permission` under the group's current settings.
+    pub fn allows(&self, role: Role, permission: Permission) -> bool {
+        self.read().settings.allows(role, permission)
+    }
+
+    /// How many current members are owners.
+    pub fn owner_count(&self) -> usize {
+        self.read().users.values().filter(|u| u.role == Role::Owner).count()
+    }
+
+    // ---- blocks ----
+
+    /// Whether `blocker` has blocked `blocked`.
+    pub fn has_blocked(&self, blocker: UserId, blocked: UserId) -> bool {
+        self.read().blocks.contains(&(blocker, blocked))
+    }
+
+    /// Records a block (or its end) and tells the blocker's sessions.
+    pub fn set_block(&self, blocker: UserId, blocked: UserId, on: bool) {
+        let mut s = self.write();
+        let changed =
+            if on { s.blocks.insert((blocker, blocked)) } else { s.blocks.remove(&(blocker, blocked)) };
+        if changed {
+            s.send_to_user(blocker, &payload(&Event::BlockUpdate { user_id: blocked, blocked: on }));
+        }
     }
 
     // ---- members ----
@@ -175,14 +298,27 @@ impl Hub {
         s.send_to_all(&payload(&event));
     }
 
-    /// A member was removed: their sessions end and everyone hears of it.
-    pub fn remove_user(&self, id: UserId) {
+    /// A member was removed (kicked or banned): their sessions end, closing with
+    /// `close_code`; they leave every private group channel's member list; everyone hears of it.
+    pub fn remove_user(&self, id: UserId, close_code: u16) {
         let mut s = self.write();
         s.users.remove(&id);
         if let Some(sessions) = s.by_user.remove(&id) {
             for session in sessions {
-                session.end();
+                session.end_with(close_code);
                 s.sessions.remove(&session.id);
+            }
+        }
+        let left: Vec<ChannelId> = s
+            .channels
+            .values()
+            .filter(|c| c.private && !c.kind.is_direct() && c.members.contains(&id))
+            .map(|c| c.id)
+            .collect();
+        for channel in left {
+            if let Some(mut updated) = s.channels.get(&channel).cloned() {
+                updated.members.retain(|m| *m != id);
+                s.replace_channel(updated);
             }
         }
         s.shown.remove(&id);
@@ -246,16 +382,19 @@ impl Hub {
         s.channels.values().filter(|c| !c.kind.is_direct()).map(|c| c.position + 1).max().unwrap_or(0)
     }
 
-    /// A channel was created or changed: those who can see it hear of it.
+    /// A channel was created or changed. Who could see it and still can hears
+    /// `ChannelUpdate`; who can see it now and could not before hears `ChannelCreate`; who
+    /// could see it and no longer can hears `ChannelDelete` and leaves its call.
     pub fn upsert_channel(&self, channel: Channel) {
-        let mut s = self.write();
-        let event = if s.channels.contains_key(&channel.id) {
-            Event::ChannelUpdate { channel: channel.clone() }
-        } else {
-            Event::ChannelCreate { channel: channel.clone() }
-        };
-        s.send_to_channel(&channel, &payload(&event));
-        s.channels.insert(channel.id, channel);
+        self.write().replace_channel(channel);
+    }
+
+    /// Every group channel (text and voice, private ones included), by position.
+    pub fn group_channels(&self) -> Vec<Channel> {
+        let s = self.read();
+        let mut list: Vec<Channel> = s.channels.values().filter(|c| !c.kind.is_direct()).cloned().collect();
+        list.sort_by_key(|c| (c.position, c.id));
+        list
     }
 
     pub fn delete_channel(&self, id: ChannelId) {
@@ -266,6 +405,17 @@ impl Hub {
                 s.voice.iter().filter(|(_, (v, _))| v.channel_id == Some(id)).map(|(u, _)| *u).collect();
             for user in in_call {
                 s.leave_voice(user);
+            }
+        }
+    }
+
+    /// Retention deleted every message below `before`: channels whose newest message was
+    /// among them have none left.
+    pub fn purged(&self, before: MessageId) {
+        let mut s = self.write();
+        for c in s.channels.values_mut() {
+            if c.last_message_id.is_some_and(|last| last < before) {
+                c.last_message_id = None;
             }
         }
     }
@@ -322,7 +472,18 @@ impl Hub {
             })
             .collect();
         let voice_states = s.voice.values().map(|(v, _)| v.clone()).collect();
-        Some(Snapshot { user, channels, members, presences, voice_states })
+        let mut blocked: Vec<UserId> =
+            s.blocks.iter().filter(|(by, _)| *by == user.id).map(|(_, b)| *b).collect();
+        blocked.sort();
+        Some(Snapshot {
+            user,
+            channels,
+            members,
+            presences,
+            voice_states,
+            server: s.settings.clone(),
+            blocked,
+        })
     }
 
     pub fn session(&self, id: &str) -> Option<Arc<GatewaySession>> {

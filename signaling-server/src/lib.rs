@@ -11,6 +11,11 @@
 //! - [`auth`]: argon2id passwords, JWT access tokens, refresh tokens, the `AuthUser` extractor.
 //! - [`turn`]: coturn-REST TURN credentials and the embedded STUN/TURN server
 //!   ([`turn::server`]).
+//! - [`settings`] (the group's settings and their checks) and [`audit`] (what an
+//!   administrative action records).
+//! - [`retention`]: deletes messages older than the group keeps them.
+//! - [`search`]: how text becomes search tokens and how the search box is read (the index is
+//!   in [`db::search`]).
 //! - [`ratelimit`], [`metrics`], [`avatar`], [`secrets`], [`setup`], [`ids`]: small
 //!   single-purpose pieces.
 //! - The operator's side: [`cli`] (the command line's commands), [`admin`] (invites, members,
@@ -21,6 +26,7 @@
 //! and commits every queued message before returning.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod avatar;
 pub mod backup;
@@ -37,7 +43,10 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod ratelimit;
+pub mod retention;
+pub mod search;
 pub mod secrets;
+pub mod settings;
 pub mod setup;
 pub mod state;
 pub mod turn;
@@ -73,11 +82,13 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let hub = Hub::default();
     let revoked_since = db::now_ms() - config.access_token_ttl.as_millis() as i64 - 60_000;
-    hub.load(
-        db.active_users().await?,
-        db.live_channels().await?,
-        db.recently_revoked_families(revoked_since).await?,
-    );
+    hub.load(hub::Durable {
+        users: db.active_users().await?,
+        channels: db.live_channels().await?,
+        revoked_families: db.recently_revoked_families(revoked_since).await?,
+        settings: db.settings(settings::defaults(&config.server_name)).await?,
+        blocks: db.blocks().await?,
+    });
     let setup_token = setup::prepare(&db, &config.data_dir).await?;
 
     // The embedded STUN/TURN server binds before HTTP, so that once server.addr exists,
@@ -140,6 +151,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         connections: Default::default(),
         metrics: Default::default(),
         tasks: TaskTracker::new(),
+        admin_lock: Default::default(),
+        retention_wake: Default::default(),
         shutdown: shutdown.clone(),
         secrets,
         ice_urls,
@@ -151,6 +164,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     });
 
     let reaper = tokio::spawn(reap_sessions(state.clone()));
+    let retention = tokio::spawn(retention::run(state.clone()));
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -183,6 +197,10 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         && let Err(e) = task.await
     {
         tracing::warn!(error = %e, "admin socket task");
+    }
+    // The task stops at the shutdown token (a batch in flight rolls back).
+    if let Err(e) = retention.await {
+        tracing::warn!(error = %e, "retention task");
     }
     if let Some(server) = embedded_turn {
         server.close().await;

@@ -51,6 +51,12 @@ pub struct Inner {
     pub shutdown: CancellationToken,
     /// Connection tasks, so shutdown can wait for them to drain.
     pub tasks: TaskTracker,
+    /// Held across each administrative change (database, then hub), so that two changes never
+    /// interleave: the hub sees them in the order they committed, and checks such as "the
+    /// group keeps an owner" see every earlier change. An async lock: it is held across awaits.
+    pub admin_lock: tokio::sync::Mutex<()>,
+    /// Wakes the retention task (the retention setting changed).
+    pub retention_wake: tokio::sync::Notify,
 }
 
 impl Deref for AppState {
@@ -94,15 +100,7 @@ impl AppState {
 
     /// The group's settings as members see them.
     pub fn server_settings(&self) -> ServerSettings {
-        ServerSettings {
-            name: self.config.server_name.clone(),
-            description: String::new(),
-            icon: None,
-            retention_days: None,
-            member_permissions: Vec::new(),
-            max_upload_bytes: 25 * 1024 * 1024,
-            upload_quota_bytes: None,
-        }
+        self.hub.settings()
     }
 
     pub fn ice_servers(&self, user: UserId) -> Vec<IceServer> {

@@ -183,15 +183,15 @@ async fn a_revoked_invite_is_refused(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "the other invite still works: {body}");
 }
 
-async fn only_admins_create_list_and_revoke_invites(backend: Backend) {
+async fn only_members_allowed_to_manage_invites_create_list_and_revoke_them(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
     let bob = server.member(&admin, "bob").await;
     let invite = create_invite(&admin, json!({})).await;
 
-    expect_api_error(&bob.post("/invites", json!({"max_uses": 1})).await, ErrorCode::Forbidden);
-    expect_api_error(&bob.get("/invites").await, ErrorCode::Forbidden);
-    expect_api_error(&bob.delete(&format!("/invites/{}", invite.code)).await, ErrorCode::Forbidden);
+    expect_api_error(&bob.post("/invites", json!({"max_uses": 1})).await, ErrorCode::MissingPermission);
+    expect_api_error(&bob.get("/invites").await, ErrorCode::MissingPermission);
+    expect_api_error(&bob.delete(&format!("/invites/{}", invite.code)).await, ErrorCode::MissingPermission);
 
     // Nothing changed: the admin's invite is the only one and still works.
     assert_eq!(usable_invites(&admin).await, vec![invite.code.clone()]);
@@ -537,7 +537,7 @@ both_backends!(
     a_multi_use_invite_works_up_to_its_limit,
     an_expired_invite_is_refused,
     a_revoked_invite_is_refused,
-    only_admins_create_list_and_revoke_invites,
+    only_members_allowed_to_manage_invites_create_list_and_revoke_them,
     a_username_is_taken_whatever_its_case,
     bad_usernames_and_short_passwords_are_refused,
     login_accepts_only_the_right_password,

@@ -1,6 +1,7 @@
 //! Who may do what: every HTTP route and gateway op tried without a token, with a bad token,
-//! as a plain member on admin routes, as a member outside a DM, and as a removed member; voice
-//! signalling only within a call; a deleted channel's history gone for everyone.
+//! as a plain member on routes that need a permission (or ownership), as a member outside a
+//! DM, and as a kicked member; voice signalling only within a call; a deleted channel's
+//! history gone for everyone.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::collections::BTreeSet;
 use common::{Backend, Client, Gateway, PASSWORD, TestServer, expect_api_error, say};
 use hearth_protocol::api::Invite;
 use hearth_protocol::gateway::{ClientMsg, Event, ServerMsg, close};
-use hearth_protocol::model::{Channel, Message, Signal};
+use hearth_protocol::model::{AuditEntry, Ban, Channel, Message, Permission, Role, ServerSettings, Signal};
 use hearth_protocol::{ChannelId, ErrorCode, MessageId, PROTOCOL_VERSION, UserId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -23,17 +24,34 @@ enum Access {
     Gateway,
     /// Any current member with a valid access token.
     Member,
-    /// Admins only.
-    Admin,
+    /// Members whose role holds the permission (owners and admins always do).
+    Needs(Permission),
+    /// Owners only.
+    Owner,
 }
 
-use Access::{Admin, Gateway as Ws, Member, Public};
+use Access::{Gateway as Ws, Member, Needs, Owner, Public};
+use Permission::{ManageChannels, ManageInvites, ManageMembers, ManageServer};
+
+/// Every access class but the public ones.
+const GUARDED: [Access; 6] =
+    [Member, Needs(ManageChannels), Needs(ManageInvites), Needs(ManageMembers), Needs(ManageServer), Owner];
+/// The classes a plain member is refused.
+const PRIVILEGED: [Access; 5] =
+    [Needs(ManageChannels), Needs(ManageInvites), Needs(ManageMembers), Needs(ManageServer), Owner];
 
 /// Every route of `src/http/mod.rs`, spelled as the router spells it. Paths are under
 /// `/api/v1` except `/healthz` and `/metrics`.
 /// [`every_route_is_in_the_authorization_table`] keeps this in step with the router.
 const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/server", Public),
+    ("GET", "/server/settings", Member),
+    ("PATCH", "/server/settings", Needs(ManageServer)),
+    ("PUT", "/server/icon", Needs(ManageServer)),
+    ("DELETE", "/server/icon", Needs(ManageServer)),
+    ("GET", "/server/icon/{file}", Public),
+    ("POST", "/server/transfer-ownership", Owner),
+    ("GET", "/audit-log", Needs(ManageServer)),
     ("GET", "/turn", Member),
     ("GET", "/gateway", Ws),
     ("POST", "/auth/register", Public),
@@ -46,23 +64,38 @@ const ROUTES: &[(&str, &str, Access)] = &[
     ("PUT", "/users/@me/avatar", Member),
     ("DELETE", "/users/@me/avatar", Member),
     ("POST", "/users/@me/password", Member),
-    ("DELETE", "/users/{id}", Admin),
+    ("PUT", "/users/@me/blocks/{id}", Member),
+    ("DELETE", "/users/@me/blocks/{id}", Member),
+    ("PATCH", "/users/{id}", Needs(ManageMembers)),
+    ("POST", "/users/{id}/kick", Needs(ManageMembers)),
+    ("GET", "/bans", Needs(ManageMembers)),
+    ("PUT", "/bans/{id}", Needs(ManageMembers)),
+    ("DELETE", "/bans/{id}", Needs(ManageMembers)),
     ("GET", "/avatars/{file}", Member),
-    ("GET", "/invites", Admin),
-    ("POST", "/invites", Admin),
-    ("DELETE", "/invites/{code}", Admin),
+    ("GET", "/invites", Needs(ManageInvites)),
+    ("POST", "/invites", Needs(ManageInvites)),
+    ("DELETE", "/invites/{code}", Needs(ManageInvites)),
     ("GET", "/channels", Member),
-    ("POST", "/channels", Admin),
+    ("POST", "/channels", Needs(ManageChannels)),
+    ("PUT", "/channels/order", Needs(ManageChannels)),
     ("GET", "/channels/{id}", Member),
-    ("PATCH", "/channels/{id}", Admin),
-    ("DELETE", "/channels/{id}", Admin),
+    ("PATCH", "/channels/{id}", Needs(ManageChannels)),
+    ("DELETE", "/channels/{id}", Needs(ManageChannels)),
+    ("PUT", "/channels/{id}/members", Needs(ManageChannels)),
     ("GET", "/channels/{id}/messages", Member),
     ("POST", "/channels/{id}/messages", Member),
     ("GET", "/channels/{id}/messages/{message_id}", Member),
     ("POST", "/dms", Member),
+    ("GET", "/search", Member),
     ("GET", "/healthz", Public),
     ("GET", "/metrics", Public),
+    ("GET", "/invite/{code}", Public),
 ];
+
+/// Paths served outside `/api/v1`.
+fn outside_api(path: &str) -> bool {
+    matches!(path, "/healthz" | "/metrics" | "/invite/{code}")
+}
 
 /// What a public route answers a caller without a valid token, given the bodies of
 /// [`body_for`]: never `unauthorized`.
@@ -71,6 +104,7 @@ fn public_answer(path: &str) -> &'static str {
         "/auth/register" => "400 invalid_invite",
         "/auth/login" => "401 invalid_credentials",
         "/auth/refresh" => "401 invalid_refresh_token",
+        "/server/icon/{file}" => "404 not_found",
         _ => "200",
     }
 }
@@ -85,6 +119,8 @@ struct Targets {
 
 fn fill(path: &str, t: &Targets) -> String {
     path.replace("/users/{id}", &format!("/users/{}", t.user))
+        .replace("/blocks/{id}", &format!("/blocks/{}", t.user))
+        .replace("/bans/{id}", &format!("/bans/{}", t.user))
         .replace("{id}", &t.channel.to_string())
         .replace("{message_id}", &t.message.to_string())
         .replace("{code}", &t.invite)
@@ -105,7 +141,14 @@ fn body_for(method: &str, path: &str, t: &Targets) -> Option<Value> {
         }
         ("POST", "/invites") => json!({"max_uses": 5}),
         ("POST", "/channels") => json!({"name": "sneaky", "kind": "text"}),
-        ("PATCH", "/channels/{id}") => json!({"name": "renamed", "position": 99}),
+        ("PUT", "/channels/order") => json!({"channel_ids": [t.channel]}),
+        ("PATCH", "/channels/{id}") => json!({"name": "renamed", "position": 99, "private": true}),
+        ("PUT", "/channels/{id}/members") => json!({"members": []}),
+        ("PATCH", "/server/settings") => json!({"name": "Hijacked", "member_permissions": ["manage_server"]}),
+        ("POST", "/server/transfer-ownership") => json!({"user_id": t.user}),
+        ("PATCH", "/users/{id}") => json!({"role": "owner"}),
+        ("POST", "/users/{id}/kick") => json!({"reason": "no reason"}),
+        ("PUT", "/bans/{id}") => json!({"reason": "no reason"}),
         ("POST", "/channels/{id}/messages") => {
             json!({"nonce": "intruder", "content": "I should not be here"})
         }
@@ -118,8 +161,8 @@ fn body_for(method: &str, path: &str, t: &Targets) -> Option<Value> {
 async fn call(client: &Client, method: &str, path: &str, t: &Targets) -> String {
     let method_ = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
     let body = body_for(method, path, t);
-    let (status, value) = if path == "/healthz" || path == "/metrics" {
-        let mut req = client.http.request(method_, format!("{}{path}", client.base));
+    let (status, value) = if outside_api(path) {
+        let mut req = client.http.request(method_, format!("{}{}", client.base, fill(path, t)));
         if let Some(token) = &client.token {
             req = req.bearer_auth(token);
         }
@@ -235,6 +278,8 @@ struct Group {
     general: Channel,
     message: Message,
     invite: Invite,
+    settings: ServerSettings,
+    audit: Vec<AuditEntry>,
 }
 
 async fn group(backend: Backend) -> Group {
@@ -252,7 +297,9 @@ async fn group(backend: Backend) -> Group {
         )
         .await;
     let invite = admin.invite().await;
-    Group { server, admin, bob, carol, general, message, invite }
+    let settings = admin.ok(Method::GET, "/server/settings", None, StatusCode::OK).await;
+    let audit = admin.ok(Method::GET, "/audit-log", None, StatusCode::OK).await;
+    Group { server, admin, bob, carol, general, message, invite, settings, audit }
 }
 
 impl Group {
@@ -269,9 +316,13 @@ impl Group {
     /// Nothing the refused requests asked for happened.
     async fn unchanged(&self) {
         let channels: Vec<Channel> = self.admin.ok(Method::GET, "/channels", None, StatusCode::OK).await;
-        let channels: Vec<(ChannelId, &str, i32)> =
-            channels.iter().map(|c| (c.id, c.name.as_str(), c.position)).collect();
-        assert_eq!(channels, [(self.general.id, "general", self.general.position)], "channels changed");
+        let channels: Vec<(ChannelId, &str, i32, bool)> =
+            channels.iter().map(|c| (c.id, c.name.as_str(), c.position, c.private)).collect();
+        assert_eq!(
+            channels,
+            [(self.general.id, "general", self.general.position, false)],
+            "channels changed"
+        );
         let history = self.admin.history(self.general.id, "").await;
         assert_eq!(history, vec![self.message.clone()], "history changed");
         let members: Vec<hearth_protocol::model::User> =
@@ -279,8 +330,17 @@ impl Group {
         let names: Vec<(&str, &str)> =
             members.iter().map(|u| (u.username.as_str(), u.display_name.as_str())).collect();
         assert_eq!(names, [("admin", "admin"), ("bob", "bob"), ("carol", "carol")], "members changed");
+        let roles: Vec<Role> = members.iter().map(|u| u.role).collect();
+        assert_eq!(roles, [Role::Owner, Role::Member, Role::Member], "roles changed");
         let invites: Vec<Invite> = self.admin.ok(Method::GET, "/invites", None, StatusCode::OK).await;
         assert_eq!(invites, vec![self.invite.clone()], "invites changed");
+        let settings: ServerSettings =
+            self.admin.ok(Method::GET, "/server/settings", None, StatusCode::OK).await;
+        assert_eq!(settings, self.settings, "settings changed");
+        let bans: Vec<Ban> = self.admin.ok(Method::GET, "/bans", None, StatusCode::OK).await;
+        assert!(bans.is_empty(), "someone was banned: {bans:?}");
+        let audit: Vec<AuditEntry> = self.admin.ok(Method::GET, "/audit-log", None, StatusCode::OK).await;
+        assert_eq!(audit, self.audit, "a refused request left an audit entry");
         for name in ["admin", "bob", "carol"] {
             let (status, body) = self.server.client().login(name, PASSWORD).await;
             assert_eq!(status, StatusCode::OK, "{name} can no longer log in: {body}");
@@ -332,7 +392,9 @@ async fn without_a_valid_token_only_public_routes_answer(backend: Backend) {
             _ => "401 unauthorized",
         };
         let who = if caller.token.is_some() { "garbage token" } else { "no token" };
-        for line in sweep(&caller, &t, &[Public, Member, Admin], expected).await {
+        let mut which = vec![Public];
+        which.extend(GUARDED);
+        for line in sweep(&caller, &t, &which, expected).await {
             wrong.push(format!("{who}: {line}"));
         }
     }
@@ -431,7 +493,11 @@ async fn the_gateway_serves_nothing_before_a_valid_identify(backend: Backend) {
 async fn members_cannot_use_admin_routes(backend: Backend) {
     let g = group(backend).await;
     let t = g.targets();
-    let wrong = sweep(&g.bob, &t, &[Admin], |_| "403 forbidden").await;
+    let expected = |path: &str| match ROUTES.iter().find(|(_, p, _)| *p == path).map(|r| r.2) {
+        Some(Owner) => "403 forbidden",
+        _ => "403 missing_permission",
+    };
+    let wrong = sweep(&g.bob, &t, &PRIVILEGED, expected).await;
     assert!(wrong.is_empty(), "a member used admin routes:\n{}", wrong.join("\n"));
     g.unchanged().await;
 }
@@ -551,14 +617,14 @@ async fn an_admin_cannot_read_a_dm_they_are_not_in(backend: Backend) {
     assert_eq!(g.carol.history(dm.id, "").await, vec![message]);
 }
 
-async fn a_removed_member_loses_access_at_once(backend: Backend) {
+async fn a_kicked_member_loses_access_at_once(backend: Backend) {
     let g = group(backend).await;
     let mut bob = g.bob.clone();
     let bob_id = bob.session().user.id;
     let mut bob_live = g.server.gateway(&bob).await;
     let mut carol_live = g.server.gateway(&g.carol).await;
 
-    let (status, body) = g.admin.delete(&format!("/users/{bob_id}")).await;
+    let (status, body) = g.admin.post(&format!("/users/{bob_id}/kick"), json!({})).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let removed = carol_live
         .event(|e| match e {
@@ -570,7 +636,7 @@ async fn a_removed_member_loses_access_at_once(backend: Backend) {
 
     // Bob's access token opens nothing any more.
     let t = g.targets();
-    let wrong = sweep(&bob, &t, &[Member, Admin], |_| "401 unauthorized").await;
+    let wrong = sweep(&bob, &t, &GUARDED, |_| "401 unauthorized").await;
     assert!(wrong.is_empty(), "a removed member's token still works:\n{}", wrong.join("\n"));
     let (error, _, code) = Gateway::refused(
         &g.server.ws_url(),
@@ -588,14 +654,14 @@ async fn a_removed_member_loses_access_at_once(backend: Backend) {
     let members: Vec<hearth_protocol::model::User> =
         g.carol.ok(Method::GET, "/users", None, StatusCode::OK).await;
     assert!(members.iter().all(|u| u.id != bob_id), "Bob is still listed");
-    expect_api_error(&g.admin.delete(&format!("/users/{bob_id}")).await, ErrorCode::NotFound);
+    expect_api_error(&g.admin.post(&format!("/users/{bob_id}/kick"), json!({})).await, ErrorCode::NotFound);
     expect_api_error(
-        &g.admin.delete(&format!("/users/{}", g.admin.session().user.id)).await,
+        &g.admin.post(&format!("/users/{}/kick", g.admin.session().user.id), json!({})).await,
         ErrorCode::InvalidField,
     );
 
-    // His live connection was ended.
-    assert_eq!(bob_live.closed().await, Some(close::SESSION_REVOKED));
+    // His live connection was ended, with the code that tells the app not to reconnect.
+    assert_eq!(bob_live.closed().await, Some(close::KICKED));
 }
 
 async fn voice_signals_reach_only_members_of_the_same_call(backend: Backend) {
@@ -713,7 +779,7 @@ both_backends!(
     members_cannot_use_admin_routes,
     members_outside_a_dm_cannot_see_or_touch_it,
     an_admin_cannot_read_a_dm_they_are_not_in,
-    a_removed_member_loses_access_at_once,
+    a_kicked_member_loses_access_at_once,
     voice_signals_reach_only_members_of_the_same_call,
     a_deleted_channel_has_no_history_for_anyone,
 );

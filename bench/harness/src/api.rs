@@ -6,11 +6,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use hearth_protocol::ApiError;
 use hearth_protocol::api::{
-    CreateChannelRequest, CreateInviteRequest, Invite, LoginRequest, RegisterRequest, Session,
+    CreateChannelRequest, CreateInviteRequest, Invite, LoginRequest, RegisterRequest, SearchResults, Session,
     TurnCredentials,
 };
 use hearth_protocol::model::{Channel, ChannelKind, Message};
-use hearth_protocol::{ChannelId, MessageId};
+use hearth_protocol::{ChannelId, MessageId, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -95,6 +95,37 @@ impl Api {
             .get(&url)
             .bearer_auth(token)
             .query(&query)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        decode(resp, &url).await
+    }
+
+    /// `POST /channels` for a private text channel with these members (the creator added).
+    pub async fn create_private_channel(
+        &self,
+        token: &str,
+        name: &str,
+        members: &[UserId],
+    ) -> Result<Channel> {
+        let body = CreateChannelRequest {
+            name: name.to_owned(),
+            kind: ChannelKind::Text,
+            topic: None,
+            private: true,
+            members: members.to_vec(),
+        };
+        self.post("/channels", Some(token), &body).await
+    }
+
+    /// `GET /search?q=…&limit=…`.
+    pub async fn search(&self, token: &str, q: &str, limit: u32) -> Result<SearchResults> {
+        let url = format!("{}/search", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .query(&[("q", q), ("limit", &limit.to_string())])
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;

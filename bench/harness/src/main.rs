@@ -11,6 +11,8 @@
 //! - [`turn_relay`]: packets relayed by the embedded TURN server under 1% loss, against coturn.
 //! - [`desktop_footprint`]: the desktop app's cold start, idle memory and long-channel render,
 //!   against a Tauri 2 hello world ([`webdriver`] drives both under Xvfb).
+//! - [`search`]: full-text search through the HTTP API on a million messages, against the
+//!   same queries straight against the database's index, on SQLite and PostgreSQL.
 //! - [`voice_latency`]: mouth-to-ear latency of a call over loopback, against raw UDP with the
 //!   same voice pipeline.
 //!
@@ -29,6 +31,7 @@ mod login_storm;
 mod persist;
 mod process;
 mod report;
+mod search;
 mod server;
 mod server_footprint;
 mod socketio;
@@ -78,6 +81,8 @@ enum Bench {
     VoiceLatency(voice_latency::Args),
     /// hearth-server's binary size and resident memory, idle and with clients.
     ServerFootprint(server_footprint::Args),
+    /// Search latency on a million messages vs the database's full-text index alone.
+    Search(search::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -132,6 +137,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::DesktopFootprint(args) => desktop_footprint::run(paths, args).await,
         Bench::VoiceLatency(args) => voice_latency::run(paths, args).await,
         Bench::ServerFootprint(args) => server_footprint::run(paths, args).await,
+        Bench::Search(args) => search::run(paths, args).await,
     }
 }
 

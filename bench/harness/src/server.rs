@@ -38,6 +38,7 @@ pub struct HearthServer {
 /// One account of the bench's group.
 #[derive(Debug, Clone)]
 pub struct Account {
+    pub id: hearth_protocol::UserId,
     pub username: String,
     pub password: String,
     pub access_token: String,
@@ -117,6 +118,11 @@ impl HearthServer {
         self.process.pid()
     }
 
+    /// The server's data directory (its SQLite database, when it uses one).
+    pub fn data_dir(&self) -> Option<&Path> {
+        Some(self._data_dir.path())
+    }
+
     /// The first-start setup token (for a client that registers the admin itself).
     pub fn setup_token(&self) -> Option<&str> {
         self.setup_token.as_deref()
@@ -175,7 +181,12 @@ impl HearthServer {
     async fn register(&self, invite: &str, username: &str) -> Result<Account> {
         let password = format!("bench-password-{username}");
         let session = self.api.register(invite, username, &password).await?;
-        Ok(Account { username: username.to_owned(), password, access_token: session.access_token })
+        Ok(Account {
+            id: session.user.id,
+            username: username.to_owned(),
+            password,
+            access_token: session.access_token,
+        })
     }
 
     pub async fn stop(self) -> Result<()> {

@@ -124,7 +124,9 @@ pub struct UpdateChannelRequest {
 
 /// `PUT /api/v1/channels/{id}/members` ([`Permission::ManageChannels`], private channels) →
 /// [`crate::model::Channel`]. The whole new member list; who was added sees the channel
-/// appear, who was removed sees it go (and leaves its call).
+/// appear, who was removed sees it go (and leaves its call). The one who makes the change
+/// always stays a member (the answer's list includes them), so that a private channel never
+/// loses everyone who could manage it; unknown or removed members are `not_found`.
 #[derive(Debug, Clone, Serialize, Deserialize, TS)]
 pub struct SetChannelMembersRequest {
     pub members: Vec<UserId>,

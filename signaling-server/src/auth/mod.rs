@@ -10,7 +10,7 @@ pub use tokens::{Claims, Tokens, hash_refresh_token, random_token};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use hearth_protocol::UserId;
-use hearth_protocol::model::Role;
+use hearth_protocol::model::{Permission, Role};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -25,8 +25,14 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
-    pub fn require_admin(&self) -> Result<(), AppError> {
-        if self.role >= Role::Admin { Ok(()) } else { Err(AppError::forbidden()) }
+    /// `MissingPermission` unless this member's role holds `permission` under the group's
+    /// current settings.
+    pub fn require(&self, state: &AppState, permission: Permission) -> Result<(), AppError> {
+        if state.hub.allows(self.role, permission) {
+            Ok(())
+        } else {
+            Err(AppError::missing_permission(permission))
+        }
     }
 }
 

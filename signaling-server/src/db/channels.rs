@@ -2,7 +2,7 @@
 
 use hearth_protocol::model::{Channel, ChannelKind};
 use hearth_protocol::{ChannelId, MessageId, UserId};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::{Db, now_ms};
 
@@ -54,49 +54,74 @@ impl Db {
         Ok(ids.into_iter().map(UserId).collect())
     }
 
-    /// Creates a channel, and its member list for private ones, in one transaction.
+    /// Creates a channel and its member list in one transaction (DMs; group channels are
+    /// created with [`insert`] in the transaction of their audit entry).
     pub async fn insert_channel(&self, channel: &Channel) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO channels (id, kind, name, topic, position, private, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(channel.id.0)
-        .bind(channel.kind.as_str())
+        insert(&mut tx, channel).await?;
+        tx.commit().await
+    }
+}
+
+/// Creates a channel, and the member list of a private one.
+pub async fn insert(conn: &mut AnyConnection, channel: &Channel) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO channels (id, kind, name, topic, position, private, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(channel.id.0)
+    .bind(channel.kind.as_str())
+    .bind(channel.name.clone())
+    .bind(channel.topic.clone())
+    .bind(i64::from(channel.position))
+    .bind(super::flag(channel.private))
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    set_members(conn, channel.id, &channel.members).await
+}
+
+/// Stores a channel's name, topic, position and privacy.
+pub async fn update(conn: &mut AnyConnection, channel: &Channel) -> sqlx::Result<()> {
+    sqlx::query("UPDATE channels SET name = $1, topic = $2, position = $3, private = $4 WHERE id = $5")
         .bind(channel.name.clone())
         .bind(channel.topic.clone())
         .bind(i64::from(channel.position))
         .bind(super::flag(channel.private))
-        .bind(now_ms())
-        .execute(&mut *tx)
+        .bind(channel.id.0)
+        .execute(conn)
         .await?;
-        for member in &channel.members {
-            sqlx::query("INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)")
-                .bind(channel.id.0)
-                .bind(member.0)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await
-    }
+    Ok(())
+}
 
-    pub async fn update_channel(&self, id: ChannelId, name: &str, position: i32) -> sqlx::Result<()> {
-        sqlx::query("UPDATE channels SET name = $1, position = $2 WHERE id = $3")
-            .bind(name.to_string())
-            .bind(i64::from(position))
+/// Replaces a channel's member list.
+pub async fn set_members(conn: &mut AnyConnection, id: ChannelId, members: &[UserId]) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM channel_members WHERE channel_id = $1").bind(id.0).execute(&mut *conn).await?;
+    for member in members {
+        sqlx::query("INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2)")
             .bind(id.0)
-            .execute(&self.pool)
+            .bind(member.0)
+            .execute(&mut *conn)
             .await?;
-        Ok(())
     }
+    Ok(())
+}
 
-    /// Channels are deleted softly: their rows stay, but nobody can reach them.
-    pub async fn delete_channel(&self, id: ChannelId) -> sqlx::Result<()> {
-        sqlx::query("UPDATE channels SET deleted_at = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
+pub async fn set_position(conn: &mut AnyConnection, id: ChannelId, position: i32) -> sqlx::Result<()> {
+    sqlx::query("UPDATE channels SET position = $1 WHERE id = $2")
+        .bind(i64::from(position))
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Channels are deleted softly: their rows stay, but nobody can reach them.
+pub async fn delete(conn: &mut AnyConnection, id: ChannelId) -> sqlx::Result<()> {
+    sqlx::query("UPDATE channels SET deleted_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

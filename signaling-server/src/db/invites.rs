@@ -2,8 +2,8 @@
 
 use hearth_protocol::UserId;
 use hearth_protocol::api::Invite;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Db, now_ms};
 
@@ -19,21 +19,6 @@ fn invite(row: &AnyRow) -> sqlx::Result<Invite> {
 }
 
 impl Db {
-    pub async fn insert_invite(&self, invite: &Invite) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO invites (code, created_by, max_uses, uses, expires_at, revoked, created_at) \
-             VALUES ($1, $2, $3, 0, $4, 0, $5)",
-        )
-        .bind(invite.code.clone())
-        .bind(invite.created_by.0)
-        .bind(invite.max_uses.map(i64::from))
-        .bind(invite.expires_at)
-        .bind(invite.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Invites that can still be used.
     pub async fn usable_invites(&self) -> sqlx::Result<Vec<Invite>> {
         sqlx::query(
@@ -49,12 +34,19 @@ impl Db {
         .collect()
     }
 
-    pub async fn revoke_invite(&self, code: &str) -> sqlx::Result<bool> {
-        let done = sqlx::query("UPDATE invites SET revoked = 1 WHERE code = $1 AND revoked = 0")
-            .bind(code.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+    /// The invite if it can still be used.
+    pub async fn usable_invite(&self, code: &str) -> sqlx::Result<Option<Invite>> {
+        sqlx::query(
+            "SELECT code, created_by, max_uses, uses, expires_at, created_at FROM invites \
+             WHERE code = $1 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $2) \
+             AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(code.to_string())
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| invite(&r))
+        .transpose()
     }
 
     /// Uses up one use of an invite inside the registration transaction; false when the
@@ -73,4 +65,28 @@ impl Db {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+pub async fn insert(conn: &mut AnyConnection, invite: &Invite) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO invites (code, created_by, max_uses, uses, expires_at, revoked, created_at) \
+         VALUES ($1, $2, $3, 0, $4, 0, $5)",
+    )
+    .bind(invite.code.clone())
+    .bind(invite.created_by.0)
+    .bind(invite.max_uses.map(i64::from))
+    .bind(invite.expires_at)
+    .bind(invite.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Revokes an invite; false when there is no such (unrevoked) invite.
+pub async fn revoke(conn: &mut AnyConnection, code: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE invites SET revoked = 1 WHERE code = $1 AND revoked = 0")
+        .bind(code.to_string())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -30,16 +30,38 @@ pub enum Stored {
     BadReply,
 }
 
+/// Groups reaction rows (ordered by message, then time) onto their messages.
+fn put_reactions(rows: &[AnyRow], messages: &mut [Message]) -> sqlx::Result<()> {
+    let mut by_message: BTreeMap<i64, Vec<Reaction>> = BTreeMap::new();
+    for row in rows {
+        let id: i64 = row.try_get("message_id")?;
+        let emoji: String = row.try_get("emoji")?;
+        let user = UserId(row.try_get("user_id")?);
+        let list = by_message.entry(id).or_default();
+        match list.iter_mut().find(|r| r.emoji == emoji) {
+            Some(r) => r.users.push(user),
+            None => list.push(Reaction { emoji, users: vec![user] }),
+        }
+    }
+    for m in messages.iter_mut() {
+        if let Some(r) = by_message.remove(&m.id.0) {
+            m.reactions = r;
+        }
+    }
+    Ok(())
+}
+
 /// Rows per multi-row INSERT (8 parameters each, well under both backends' limits).
 pub const INSERT_CHUNK: usize = 64;
 
-const COLUMNS: &str = "id, channel_id, author_id, content, reply_to, mentions, created_at, edited_at";
+pub(super) const COLUMNS: &str =
+    "id, channel_id, author_id, content, reply_to, mentions, created_at, edited_at";
 
 fn encode_mentions(mentions: &[UserId]) -> String {
     mentions.iter().map(|m| m.0.to_string()).collect::<Vec<_>>().join(" ")
 }
 
-fn message(row: &AnyRow) -> sqlx::Result<Message> {
+pub(super) fn message(row: &AnyRow) -> sqlx::Result<Message> {
     let mentions: String = row.try_get("mentions")?;
     Ok(Message {
         id: MessageId(row.try_get("id")?),
@@ -170,6 +192,20 @@ impl Db {
             }
             out[i] = Some(Stored::Created(m));
         }
+        // The new messages enter the search index in the same transaction.
+        let created: Vec<super::search::Indexed<'_>> = out
+            .iter()
+            .filter_map(|slot| match slot {
+                Some(Stored::Created(m)) => Some(super::search::Indexed {
+                    id: m.id.0,
+                    channel: m.channel_id.0,
+                    author: m.author_id.0,
+                    content: &m.content,
+                }),
+                _ => None,
+            })
+            .collect();
+        super::search::index(&mut tx, self.backend, &created).await?;
         tx.commit().await?;
         // Every slot was filled above: a bad reply, a duplicate or a new message.
         out.into_iter()
@@ -236,7 +272,34 @@ impl Db {
         Ok(messages)
     }
 
-    async fn attach_reactions(&self, channel: ChannelId, messages: &mut [Message]) -> sqlx::Result<()> {
+    /// The message `around` (if it still exists) with up to `limit / 2` older and
+    /// `(limit - 1) / 2` newer messages around it, oldest first: what a jump to a message loads.
+    pub async fn history_around(
+        &self,
+        channel: ChannelId,
+        around: MessageId,
+        limit: u32,
+    ) -> sqlx::Result<Vec<Message>> {
+        let mut older = match limit / 2 {
+            0 => Vec::new(),
+            n => self.history(channel, Some(around), None, n).await?,
+        };
+        older.reverse();
+        let at = self.message(channel, around).await?;
+        let newer = match (limit - 1) / 2 {
+            0 => Vec::new(),
+            n => self.history(channel, None, Some(around), n).await?,
+        };
+        older.extend(at);
+        older.extend(newer);
+        Ok(older)
+    }
+
+    pub(super) async fn attach_reactions(
+        &self,
+        channel: ChannelId,
+        messages: &mut [Message],
+    ) -> sqlx::Result<()> {
         let (Some(lo), Some(hi)) =
             (messages.iter().map(|m| m.id.0).min(), messages.iter().map(|m| m.id.0).max())
         else {
@@ -252,40 +315,50 @@ impl Db {
         .bind(hi)
         .fetch_all(&self.pool)
         .await?;
-        let mut by_message: BTreeMap<i64, Vec<Reaction>> = BTreeMap::new();
-        for row in rows {
-            let id: i64 = row.try_get("message_id")?;
-            let emoji: String = row.try_get("emoji")?;
-            let user = UserId(row.try_get("user_id")?);
-            let list = by_message.entry(id).or_default();
-            match list.iter_mut().find(|r| r.emoji == emoji) {
-                Some(r) => r.users.push(user),
-                None => list.push(Reaction { emoji, users: vec![user] }),
-            }
-        }
-        for m in messages.iter_mut() {
-            if let Some(r) = by_message.remove(&m.id.0) {
-                m.reactions = r;
-            }
-        }
-        Ok(())
+        put_reactions(&rows, messages)
     }
 
+    /// Attaches reactions to messages of any channels, by their ids (one query).
+    pub(super) async fn attach_reactions_by_ids(&self, messages: &mut [Message]) -> sqlx::Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = (1..=messages.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT message_id, emoji, user_id FROM reactions WHERE message_id IN ({}) \
+             ORDER BY message_id, created_at, user_id",
+            list.join(",")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in messages.iter() {
+            query = query.bind(m.id.0);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        put_reactions(&rows, messages)
+    }
+
+    /// Changes a message's content and mentions, and its search entry, in one transaction.
     pub async fn edit_message(
         &self,
-        channel: ChannelId,
-        id: MessageId,
+        message: &Message,
         content: &str,
         mentions: &[UserId],
     ) -> sqlx::Result<()> {
+        let (channel, id) = (message.channel_id, message.id);
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE messages SET content = $1, mentions = $2, edited_at = $3 WHERE id = $4")
-            .bind(content.to_string())
-            .bind(encode_mentions(mentions))
-            .bind(now_ms())
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE messages SET content = $1, mentions = $2, edited_at = $3 WHERE id = $4 AND deleted = 0",
+        )
+        .bind(content.to_string())
+        .bind(encode_mentions(mentions))
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            // Deleted (or purged) meanwhile: nothing to change, and no index entry to bring back.
+            return Ok(());
+        }
         sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
         for user in mentions {
             sqlx::query("INSERT INTO mentions (user_id, channel_id, message_id) VALUES ($1, $2, $3)")
@@ -295,20 +368,66 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
+        let entry =
+            super::search::Indexed { id: id.0, channel: channel.0, author: message.author_id.0, content };
+        super::search::reindex(&mut tx, self.backend, entry).await?;
         tx.commit().await
     }
 
     /// Deletes a message's content; the row stays as a tombstone so that a resend of its
     /// nonce does not bring it back.
-    pub async fn delete_message(&self, id: MessageId) -> sqlx::Result<()> {
+    /// `audit`: the entry of a moderator's delete, stored in the same transaction.
+    pub async fn delete_message(
+        &self,
+        id: MessageId,
+        audit: Option<&hearth_protocol::model::AuditEntry>,
+    ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
+        if let Some(entry) = audit {
+            super::audit::insert(&mut tx, entry).await?;
+        }
         sqlx::query("UPDATE messages SET deleted = 1, content = '', mentions = '' WHERE id = $1")
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
+        super::search::unindex(&mut tx, self.backend, &[id.0]).await?;
         tx.commit().await
+    }
+
+    /// Retention: deletes up to `batch` of the oldest messages with ids below `before`, with
+    /// their reactions, mentions and search entries, in one short transaction (so the writer
+    /// never waits long). Returns how many were deleted; 0 when none are left.
+    pub async fn purge_batch(&self, before: MessageId, batch: usize) -> sqlx::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE id < $1 ORDER BY id LIMIT $2")
+            .bind(before.0)
+            .bind(batch as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let list = list.join(",");
+        for table in ["reactions", "mentions"] {
+            let sql = format!("DELETE FROM {table} WHERE message_id IN ({list})");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in &ids {
+                query = query.bind(*id);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        super::search::unindex(&mut tx, self.backend, &ids).await?;
+        let sql = format!("DELETE FROM messages WHERE id IN ({list})");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(ids.len())
     }
 
     /// Returns false when this user already reacted with this emoji.

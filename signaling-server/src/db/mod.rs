@@ -3,11 +3,14 @@
 //! and BIGINT columns so they run unchanged on both. Each backend has its own migrations under
 //! `migrations/<backend>/`. Queries live in one file per domain.
 
+pub mod audit;
 pub mod channels;
 pub mod invites;
 pub mod messages;
-pub mod operator;
+pub mod moderation;
 pub mod read_states;
+pub mod search;
+pub mod settings;
 pub mod tokens;
 pub mod users;
 
@@ -62,10 +65,12 @@ pub struct NewerDatabase {
 pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_admin.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_search.sql")),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_admin.sql")),
+    (3, include_str!("../../migrations/postgres/0003_search.sql")),
 ];
 
 impl Db {
@@ -79,6 +84,8 @@ impl Db {
     pub async fn open(url: &str, before: BeforeMigrating) -> anyhow::Result<Db> {
         let db = Self::connect_only(url).await?;
         db.migrate(before).await?;
+        // Messages stored before the search index existed (or by an older build) get indexed.
+        db.backfill_search().await?;
         Ok(db)
     }
 
@@ -179,9 +186,12 @@ impl Db {
     /// The largest id stored anywhere, so new ids start above it.
     pub async fn max_id(&self) -> sqlx::Result<i64> {
         let mut max = 0;
-        for sql in
-            ["SELECT MAX(id) FROM users", "SELECT MAX(id) FROM channels", "SELECT MAX(id) FROM messages"]
-        {
+        for sql in [
+            "SELECT MAX(id) FROM users",
+            "SELECT MAX(id) FROM channels",
+            "SELECT MAX(id) FROM messages",
+            "SELECT MAX(id) FROM audit_log",
+        ] {
             let id: Option<i64> = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
             max = max.max(id.unwrap_or(0));
         }

@@ -124,14 +124,54 @@ impl Db {
             .await?;
         Ok(())
     }
+}
 
-    /// Removes a member from the group; the row stays so their messages keep an author.
-    pub async fn remove_user(&self, id: UserId) -> sqlx::Result<bool> {
-        let done = sqlx::query("UPDATE users SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL")
-            .bind(now_ms())
-            .bind(id.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
+/// Sets a member's role (inside the transaction of the change).
+pub async fn set_role(conn: &mut sqlx::AnyConnection, id: UserId, role: Role) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+        .bind(role.as_str())
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many current members are owners (inside a transaction, so the last owner is never
+/// demoted or removed by two changes at once).
+pub async fn owner_count(conn: &mut sqlx::AnyConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'owner' AND removed_at IS NULL")
+        .fetch_one(conn)
+        .await
+}
+
+/// Removes a member from the group (kick or ban): the row stays so their messages keep an
+/// author; they leave every private group channel. False when they were already removed.
+pub async fn remove(conn: &mut sqlx::AnyConnection, id: UserId) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE users SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL")
+        .bind(now_ms())
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "DELETE FROM channel_members WHERE user_id = $1 AND channel_id IN \
+         (SELECT id FROM channels WHERE private = 1)",
+    )
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Brings a removed member back (they registered again with a new invite): a member again,
+/// under `display_name`.
+pub async fn restore(conn: &mut sqlx::AnyConnection, id: UserId, display_name: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE users SET removed_at = NULL, role = 'member', display_name = $1 \
+         WHERE id = $2 AND removed_at IS NOT NULL",
+    )
+    .bind(display_name.to_string())
+    .bind(id.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -262,8 +262,8 @@ async fn handshake(
                     read_states,
                     voice_states: snapshot.voice_states,
                     ice_servers: state.ice_servers(auth.id),
-                    server: state.server_settings(),
-                    blocked: Vec::new(),
+                    server: snapshot.server,
+                    blocked: snapshot.blocked,
                 };
                 send(socket, &ServerMsg::Ready { seq: 0, ready: Box::new(ready) }).await.ok()?;
                 return Some(session);
@@ -326,8 +326,12 @@ impl Connection {
                         if self.write_events(first, &mut rx).await.is_err() { return; }
                     }
                     None => {
-                        let (code, reason) = if self.session.is_ended() {
-                            (close::SESSION_REVOKED, "session ended")
+                        let (code, reason) = if let Some(code) = self.session.ended_with() {
+                            (code, match code {
+                                close::BANNED => "banned from the group",
+                                close::KICKED => "removed from the group",
+                                _ => "session ended",
+                            })
                         } else if self.session.is_attached() {
                             (close::SESSION_TAKEN_OVER, "resumed elsewhere")
                         } else {

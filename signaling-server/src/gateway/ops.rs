@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use hearth_protocol::gateway::{ClientMsg, Event};
-use hearth_protocol::model::{Channel, ChannelKind, Message, Signal, Status};
+use hearth_protocol::model::{AuditAction, Channel, ChannelKind, Message, Signal, Status};
 use hearth_protocol::{ChannelId, ErrorCode, MAX_MESSAGE_CHARS, MessageId, UserId};
 
 use super::session::GatewaySession;
@@ -92,6 +92,16 @@ pub fn text_channel(state: &AppState, user: UserId, id: ChannelId) -> AppResult<
     Ok(channel)
 }
 
+/// In a DM, `blocked` when the other member has blocked `user`.
+pub fn refuse_if_blocked(state: &AppState, channel: &Channel, user: UserId) -> AppResult<()> {
+    if channel.kind == ChannelKind::Dm
+        && channel.members.iter().any(|m| *m != user && state.hub.has_blocked(*m, user))
+    {
+        return Err(AppError::new(ErrorCode::Blocked, "this member does not accept messages from you"));
+    }
+    Ok(())
+}
+
 pub fn check_content(content: &str) -> AppResult<()> {
     if content.trim().is_empty() {
         return Err(AppError::invalid("message is empty"));
@@ -144,6 +154,7 @@ pub fn prepare_message(
     reply_to: Option<MessageId>,
 ) -> AppResult<NewMessage> {
     let channel = text_channel(state, user, channel_id)?;
+    refuse_if_blocked(state, &channel, user)?;
     if nonce.is_empty() || nonce.len() > 64 || nonce.chars().any(char::is_control) {
         return Err(AppError::invalid("nonce must be 1 to 64 printable characters"));
     }
@@ -227,7 +238,7 @@ async fn edit_message(
         return Err(AppError::new(ErrorCode::Forbidden, "only the author can edit a message"));
     }
     let mentioned = mentions(state, &channel, &content);
-    state.db.edit_message(channel_id, message_id, &content, &mentioned).await?;
+    state.db.edit_message(&message, &content, &mentioned).await?;
     let message =
         state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
     state.hub.dispatch_channel(channel_id, &Event::MessageUpdate { message });
@@ -240,11 +251,22 @@ async fn delete_message(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) 
     text_channel(state, user, channel_id)?;
     let message =
         state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
-    let is_admin = state.hub.user(user).is_some_and(|u| u.is_admin());
-    if message.author_id != user && !is_admin {
-        return Err(AppError::new(ErrorCode::Forbidden, "only the author or an admin can delete a message"));
+    if message.author_id == user {
+        state.db.delete_message(message_id, None).await?;
+    } else {
+        // A moderator's delete is an administrative action: it is audited.
+        let is_admin = state.hub.user(user).is_some_and(|u| u.is_admin());
+        if !is_admin {
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                "only the author or an admin can delete a message",
+            ));
+        }
+        let mut entry = crate::audit::on_user(state, user, AuditAction::MessageDelete, message.author_id);
+        entry.target_channel_id = Some(channel_id);
+        entry.changes = vec![crate::audit::change("message_id", Some(&message_id.to_string()), None)];
+        state.db.delete_message(message_id, Some(&entry)).await?;
     }
-    state.db.delete_message(message_id).await?;
     state.hub.dispatch_channel(channel_id, &Event::MessageDelete { channel_id, message_id });
     Ok(())
 }

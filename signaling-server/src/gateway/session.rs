@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use hearth_protocol::UserId;
+use hearth_protocol::gateway::close;
 use hearth_protocol::model::Status;
 use tokio::sync::mpsc;
 
@@ -42,7 +43,8 @@ struct Inner {
     conn: Option<(ConnId, mpsc::Sender<Outbound>)>,
     status: Status,
     detached_at: Option<Instant>,
-    ended: bool,
+    /// Set once the session ended: the close code its connection is closed with.
+    ended: Option<u16>,
 }
 
 /// Identifies one WebSocket connection, so that a connection can detach only itself.
@@ -73,7 +75,7 @@ impl GatewaySession {
                 conn: None,
                 status,
                 detached_at: Some(Instant::now()),
-                ended: false,
+                ended: None,
             }),
         }
     }
@@ -86,7 +88,7 @@ impl GatewaySession {
     /// attached. A full queue detaches the connection (it closes and the client resumes).
     pub fn dispatch(&self, payload: &Arc<str>) {
         let mut s = self.lock();
-        if s.ended {
+        if s.ended.is_some() {
             return;
         }
         s.seq += 1;
@@ -120,7 +122,7 @@ impl GatewaySession {
     ) -> Result<Vec<(u64, Arc<str>)>, CannotResume> {
         let mut s = self.lock();
         let oldest_kept = s.replay.front().map(|(seq, _)| *seq).unwrap_or(s.seq + 1);
-        if s.ended || last_seq > s.seq || last_seq + 1 < oldest_kept {
+        if s.ended.is_some() || last_seq > s.seq || last_seq + 1 < oldest_kept {
             return Err(CannotResume);
         }
         let missed = s.replay.iter().filter(|(seq, _)| *seq > last_seq).cloned().collect();
@@ -141,10 +143,17 @@ impl GatewaySession {
         }
     }
 
-    /// Ends the session for good: its connection closes and it cannot be resumed.
+    /// Ends the session for good: its connection closes (with `SESSION_REVOKED`) and it
+    /// cannot be resumed.
     pub fn end(&self) {
+        self.end_with(close::SESSION_REVOKED);
+    }
+
+    /// Ends the session for good, its connection closing with `code` (e.g. `KICKED`,
+    /// `BANNED`). The first reason given is kept.
+    pub fn end_with(&self, code: u16) {
         let mut s = self.lock();
-        s.ended = true;
+        s.ended.get_or_insert(code);
         s.conn = None;
         s.detached_at.get_or_insert_with(Instant::now);
     }
@@ -154,6 +163,11 @@ impl GatewaySession {
     }
 
     pub fn is_ended(&self) -> bool {
+        self.lock().ended.is_some()
+    }
+
+    /// The close code the session ended with, if it ended.
+    pub fn ended_with(&self) -> Option<u16> {
         self.lock().ended
     }
 

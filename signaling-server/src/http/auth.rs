@@ -10,10 +10,11 @@ use hearth_protocol::api::{LoginRequest, LogoutRequest, RefreshRequest, Register
 use hearth_protocol::model::{Role, User};
 use hearth_protocol::{ErrorCode, UserId};
 
-use super::extract::Json;
+use super::extract::{Json, OptionalJson};
 use crate::auth::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::auth::{AuthUser, hash_refresh_token};
 use crate::db::tokens::RefreshLookup;
+use crate::db::users::UserRecord;
 use crate::db::users::username_key;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -90,6 +91,13 @@ async fn create_account(
     display_name: String,
     admin: bool,
 ) -> AppResult<User> {
+    let taken = || AppError::new(ErrorCode::Conflict, "that username is taken");
+    if let Some(existing) = state.db.user_by_username(&req.username).await? {
+        if !existing.removed {
+            return Err(taken());
+        }
+        return restore_account(state, req, existing).await;
+    }
     let hash = state.passwords.hash(&req.password).await?;
     let user = User {
         id: UserId(state.ids.next()),
@@ -100,13 +108,58 @@ async fn create_account(
     };
     let mut tx = state.db.pool.begin().await?;
     if !admin && !crate::db::Db::consume_invite(&mut *tx, &req.invite).await? {
-        return Err(AppError::new(ErrorCode::InvalidInvite, "this invite is unknown, expired or used up"));
+        return Err(invalid_invite());
     }
     if !state.db.insert_user(&mut *tx, &user, &hash).await? {
-        return Err(AppError::new(ErrorCode::Conflict, "that username is taken"));
+        return Err(taken());
     }
     tx.commit().await?;
     Ok(user)
+}
+
+fn invalid_invite() -> AppError {
+    AppError::new(ErrorCode::InvalidInvite, "this invite is unknown, expired or used up")
+}
+
+/// A removed (kicked) member registers again with a new invite: with their old password they
+/// get their account back (history kept, as a member); anyone else is told the name is taken,
+/// and a banned member that they are banned.
+async fn restore_account(state: &AppState, req: &RegisterRequest, existing: UserRecord) -> AppResult<User> {
+    let taken = || AppError::new(ErrorCode::Conflict, "that username is taken");
+    // The same guard as login: this is a password check on an existing account.
+    check_account_rate(state, &req.username)?;
+    if !state.passwords.verify(&req.password, Some(&existing.password_hash)).await? {
+        return Err(taken());
+    }
+    let id = existing.user.id;
+    if state.db.is_banned(id).await? {
+        return Err(banned());
+    }
+    let display_name = match &req.display_name {
+        Some(name) => check_display_name(name)?,
+        None => existing.user.display_name.clone(),
+    };
+    let mut tx = state.db.pool.begin().await?;
+    if !crate::db::Db::consume_invite(&mut *tx, &req.invite).await? {
+        return Err(invalid_invite());
+    }
+    if !crate::db::users::restore(&mut tx, id, &display_name).await? {
+        return Err(taken());
+    }
+    tx.commit().await?;
+    tracing::info!(user = %id, "removed member came back");
+    Ok(User { display_name, role: Role::Member, ..existing.user })
+}
+
+fn banned() -> AppError {
+    AppError::new(ErrorCode::Banned, "this account is banned from the group")
+}
+
+fn check_account_rate(state: &AppState, username: &str) -> AppResult<()> {
+    state.login_by_account.check(&username_key(username), Instant::now()).map_err(|wait| {
+        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        AppError::rate_limited(wait.as_millis() as u64)
+    })
 }
 
 pub async fn login(
@@ -118,16 +171,24 @@ pub async fn login(
     if req.password.len() > MAX_PASSWORD_BYTES || req.username.len() > 128 {
         return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
     }
-    state.login_by_account.check(&username_key(&req.username), Instant::now()).map_err(|wait| {
-        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-        AppError::rate_limited(wait.as_millis() as u64)
-    })?;
-    let record = state.db.user_by_username(&req.username).await?.filter(|r| !r.removed);
+    check_account_rate(&state, &req.username)?;
+    let record = state.db.user_by_username(&req.username).await?;
     let ok = state.passwords.verify(&req.password, record.as_ref().map(|r| r.password_hash.as_str())).await?;
     let Some(record) = record.filter(|_| ok) else {
         state.metrics.failed_logins.fetch_add(1, Ordering::Relaxed);
         return Err(AppError::new(ErrorCode::InvalidCredentials, "wrong username or password"));
     };
+    // Only the right password learns that the account is banned or was removed.
+    if record.removed {
+        state.metrics.failed_logins.fetch_add(1, Ordering::Relaxed);
+        if state.db.is_banned(record.user.id).await? {
+            return Err(banned());
+        }
+        return Err(AppError::new(
+            ErrorCode::InvalidCredentials,
+            "this account was removed from the group; register again with a new invite",
+        ));
+    }
     state.metrics.logins.fetch_add(1, Ordering::Relaxed);
     Ok(Json(state.issue_session(record.user.id, None).await?))
 }
@@ -161,15 +222,9 @@ pub async fn refresh(
 pub async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
-    body: axum::body::Bytes,
+    // No body means this login only.
+    OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> AppResult<StatusCode> {
-    // The body is optional: no body means this login only.
-    let request: LogoutRequest = if body.is_empty() {
-        LogoutRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| AppError::new(ErrorCode::MalformedRequest, e.to_string()))?
-    };
     let everywhere = request.everywhere;
     let families = if everywhere {
         let mut all = state.db.revoke_user_families(user.id, None).await?;

@@ -24,6 +24,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+/// A JSON body that may be left out entirely (then `T::default()`).
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = AppError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let body = axum::body::Bytes::from_request(req, state).await.map_err(|_| {
+            AppError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("request bodies are limited to {} bytes", super::MAX_JSON_BODY),
+            )
+        })?;
+        if body.is_empty() {
+            return Ok(OptionalJson(T::default()));
+        }
+        serde_json::from_slice(&body)
+            .map(OptionalJson)
+            .map_err(|e| AppError::new(ErrorCode::MalformedRequest, e.to_string()))
+    }
+}
+
 pub struct Path<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {

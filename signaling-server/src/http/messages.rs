@@ -1,4 +1,4 @@
-//! Message history with cursors, single messages, and sending over HTTP (the same path as the
+//! Message history with cursors (before, after, or around a message for a jump), single messages, and sending over HTTP (the same path as the
 //! gateway's `SendMessage`, so the nonce makes it idempotent too).
 
 use std::time::Instant;
@@ -26,6 +26,13 @@ pub async fn history(
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(AppError::invalid("limit must be between 1 and 100"));
+    }
+    let cursors = [q.before.is_some(), q.after.is_some(), q.around.is_some()];
+    if cursors.iter().filter(|c| **c).count() > 1 {
+        return Err(AppError::invalid("give at most one of before, after and around"));
+    }
+    if let Some(around) = q.around {
+        return Ok(Json(state.db.history_around(id, around, limit).await?));
     }
     Ok(Json(state.db.history(id, q.before, q.after, limit).await?))
 }

@@ -1,19 +1,24 @@
-//! The HTTP API under `/api/v1`, plus `/healthz` and `/metrics`. One file per domain; every
+//! The HTTP API under `/api/v1`, plus `/healthz`, `/metrics` and the invite page
+//! `/invite/{code}`. One file per domain; every
 //! handler takes [`AuthUser`](crate::auth::AuthUser) unless the route is public (server info,
 //! register, login, refresh, health, metrics). Bodies are JSON, errors are
 //! [`ApiError`](hearth_protocol::ApiError) with a stable code.
 
+mod audit;
 mod auth;
 mod channels;
 mod extract;
+mod invite_page;
 mod invites;
+mod members;
 mod messages;
+mod search;
 mod server;
 mod users;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -34,18 +39,31 @@ pub fn router(state: AppState) -> Router {
         .route("/users/@me", get(users::me).patch(users::update_me))
         .route("/users/@me/avatar", put(users::put_avatar).delete(users::delete_avatar))
         .route("/users/@me/password", post(users::change_password))
-        .route("/users/{id}", delete(users::remove))
+        .route("/users/@me/blocks/{id}", put(users::block).delete(users::unblock))
+        .route("/users/{id}", patch(members::update))
+        .route("/users/{id}/kick", post(members::kick))
+        .route("/bans", get(members::bans))
+        .route("/bans/{id}", put(members::ban).delete(members::unban))
         .route("/avatars/{file}", get(users::avatar))
         .route("/invites", get(invites::list).post(invites::create))
         .route("/invites/{code}", delete(invites::revoke))
+        .route("/server/settings", get(server::settings).patch(server::update_settings))
+        .route("/server/icon", put(server::put_icon).delete(server::delete_icon))
+        .route("/server/icon/{file}", get(server::icon))
+        .route("/server/transfer-ownership", post(server::transfer_ownership))
+        .route("/audit-log", get(audit::list))
         .route("/channels", get(channels::list).post(channels::create))
+        .route("/channels/order", put(channels::reorder))
         .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::remove))
+        .route("/channels/{id}/members", put(channels::set_members))
         .route("/channels/{id}/messages", get(messages::history).post(messages::send))
         .route("/channels/{id}/messages/{message_id}", get(messages::one))
         .route("/dms", post(channels::open_dm))
+        .route("/search", get(search::search))
         .fallback(not_found);
     Router::new()
         .nest("/api/v1", api)
+        .route("/invite/{code}", get(invite_page::show))
         .route("/healthz", get(server::healthz))
         .route("/metrics", get(server::metrics))
         .fallback(not_found)

@@ -1,4 +1,4 @@
-//! Members and profiles: list, me, display name, avatar, password; an admin removes members.
+//! Members and profiles: list, me, display name, avatar, password, blocks.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -44,22 +44,8 @@ pub async fn update_me(
 
 /// The body is the image file itself (PNG, JPEG, GIF or WebP).
 pub async fn put_avatar(State(state): State<AppState>, user: AuthUser, body: Body) -> AppResult<Json<User>> {
-    // A place in the image pool first: the bodies of uploads waiting to be decoded are bounded.
-    let admission = state.images.admit()?;
-    let limit = state.config.limits.max_avatar_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        AppError::new(ErrorCode::PayloadTooLarge, format!("avatars are limited to {limit} bytes"))
-    })?;
-    let (hash, png) = state
-        .images
-        .run(admission, move |limits, deadline| avatar::process(&bytes, limits, deadline))
-        .await?;
-    let path = avatar::path(&state.config.data_dir, &hash)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("bad avatar hash")))?;
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(|e| AppError::Internal(e.into()))?;
-    }
-    tokio::fs::write(&path, &png).await.map_err(|e| AppError::Internal(e.into()))?;
+    let (hash, png) = avatar::receive(&state, body).await?;
+    avatar::store(&avatar::path(&state.config.data_dir, &hash), &png).await?;
     state.db.set_avatar(user.id, Some(&hash)).await?;
     let mut profile = current(&state, &user)?;
     profile.avatar = Some(hash);
@@ -112,23 +98,34 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// An admin removes a member: their logins end and they can no longer log in.
-pub async fn remove(
+/// `PUT /users/@me/blocks/{id}`: the blocked member's messages are hidden here (by the app)
+/// and they can no longer open or send DMs to this member.
+pub async fn block(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<UserId>,
 ) -> AppResult<StatusCode> {
-    user.require_admin()?;
+    set_block(&state, &user, id, true).await
+}
+
+/// `DELETE /users/@me/blocks/{id}`.
+pub async fn unblock(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<UserId>,
+) -> AppResult<StatusCode> {
+    set_block(&state, &user, id, false).await
+}
+
+async fn set_block(state: &AppState, user: &AuthUser, id: UserId, on: bool) -> AppResult<StatusCode> {
     if id == user.id {
-        return Err(AppError::invalid("you cannot remove yourself"));
+        return Err(AppError::invalid("you cannot block yourself"));
     }
-    if state.hub.user(id).is_none() || !state.db.remove_user(id).await? {
+    if on && state.hub.user(id).is_none() {
         return Err(AppError::not_found("member"));
     }
-    for family in state.db.revoke_user_families(id, None).await? {
-        state.hub.revoke_family(&family);
+    if state.db.set_block(user.id, id, on).await? {
+        state.hub.set_block(user.id, id, on);
     }
-    state.hub.remove_user(id);
-    tracing::info!(user = %id, by = %user.id, "member removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -284,6 +284,20 @@ impl Client {
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.request(Method::DELETE, path, None).await
     }
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PUT, path, Some(body)).await
+    }
+
+    /// A request that must answer 204 No Content.
+    pub async fn no_content(&self, method: Method, path: &str, body: Option<Value>) {
+        let (status, value) = self.request(method.clone(), path, body).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{method} {path} answered {value}");
+    }
+
+    /// This client's user id.
+    pub fn id(&self) -> hearth_protocol::UserId {
+        self.session().user.id
+    }
 
     /// A request that must succeed with `status`, decoded as `T`.
     pub async fn ok<T: DeserializeOwned>(
@@ -765,4 +779,20 @@ pub async fn open_with_receive_buffer(url: &str, bytes: u32) -> Ws {
     let hello = next_frame(&mut ws).await.expect("hello");
     assert!(matches!(hello, ServerMsg::Hello { .. }), "first frame was {hello:?}");
     ws
+}
+
+/// `GET /search?q=…`, which must succeed.
+pub async fn search(client: &Client, q: &str) -> hearth_protocol::api::SearchResults {
+    let resp = client
+        .http
+        .get(format!("{}/api/v1/search", client.base))
+        .bearer_auth(client.token())
+        .query(&[("q", q)])
+        .send()
+        .await
+        .expect("GET /search");
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "search {q:?}: {text}");
+    serde_json::from_str(&text).expect("search results")
 }
