@@ -136,7 +136,8 @@ pub struct Options {
     #[arg(long, env = "HEARTH_LIMIT_FRAMES_PER_SEC")]
     pub limit_frames_per_sec: Option<u32>,
 
-    /// Password hashes computed at once (each takes 19 MiB) [default: number of cores].
+    /// Password hashes computed at once (each takes 19 MiB and a core) [default: cores - 1, at
+    /// least 1, so a login storm always leaves the gateway a core].
     #[arg(long, env = "HEARTH_ARGON2_CONCURRENCY")]
     pub argon2_concurrency: Option<usize>,
 
@@ -326,7 +327,10 @@ impl Config {
             messages_per_sec: positive(o.limit_messages_per_sec.unwrap_or(5), "limit-messages-per-sec")?,
             message_burst: positive(o.limit_message_burst.unwrap_or(20), "limit-message-burst")?,
             frames_per_sec: positive(o.limit_frames_per_sec.unwrap_or(50), "limit-frames-per-sec")?,
-            argon2_concurrency: o.argon2_concurrency.unwrap_or(cores).max(1),
+            argon2_concurrency: o
+                .argon2_concurrency
+                .unwrap_or(crate::auth::password::default_concurrency(cores))
+                .max(1),
             max_avatar_bytes: o.max_avatar_bytes.unwrap_or(8 * 1024 * 1024),
             image_workers: positive(o.image_workers.unwrap_or(1) as u32, "image-workers")? as usize,
             image_queue: o.image_queue.unwrap_or(3),

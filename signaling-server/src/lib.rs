@@ -35,7 +35,6 @@ pub mod state;
 pub mod turn;
 pub mod writer;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -148,11 +147,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     secrets::write_private(&config.data_dir.join("server.addr"), addr.to_string().as_bytes())?;
     tracing::info!(%addr, public_url = %config.public_url, "hearth-server listening");
 
-    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    http::listen::serve(listener, http::router(state.clone()), shutdown.clone()).await;
 
     // HTTP has stopped; gateway connections saw the same token and are draining.
     tracing::info!("shutting down: draining gateway connections");

@@ -188,4 +188,104 @@ mod tests {
         let big = format!(r#"{{"op":"Heartbeat","pad":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
         assert_eq!(code(&big), ErrorCode::PayloadTooLarge);
     }
+
+    mod fuzz {
+        //! Arbitrary and mutated frames: never a panic, always a typed refusal.
+        use super::*;
+        use hearth_protocol::gateway::ClientMsg;
+        use hearth_protocol::{ChannelId, MessageId, UserId};
+        use proptest::prelude::*;
+
+        /// Valid frames of several ops, as a client would send them.
+        fn valid_frames() -> Vec<String> {
+            let msgs = [
+                ClientMsg::Identify { token: "t".into(), protocol_version: 2, status: None },
+                ClientMsg::Heartbeat { last_seq: Some(7) },
+                ClientMsg::SendMessage {
+                    channel_id: ChannelId(42),
+                    nonce: "n".into(),
+                    content: "hello".into(),
+                    reply_to: Some(MessageId(9)),
+                },
+                ClientMsg::VoiceSignal {
+                    to: UserId(3),
+                    signal: hearth_protocol::model::Signal::Candidate {
+                        candidate: "c".into(),
+                        sdp_mid: None,
+                        sdp_mline_index: Some(0),
+                    },
+                },
+                ClientMsg::SetStatus { status: hearth_protocol::model::Status::Dnd },
+            ];
+            msgs.iter().map(|m| serde_json::to_string(m).unwrap()).collect()
+        }
+
+        fn check(text: &str) {
+            match decode(text) {
+                Ok(_) => {}
+                Err(r) => {
+                    assert!(
+                        matches!(
+                            r.error.code,
+                            ErrorCode::MalformedRequest | ErrorCode::UnknownOp | ErrorCode::PayloadTooLarge
+                        ),
+                        "{:?} for {text:?}",
+                        r.error.code
+                    );
+                    if r.error.code == ErrorCode::UnknownOp {
+                        let op = r.op.as_deref().unwrap_or_default();
+                        assert!(!known_ops().contains(&op), "{op} is known but called unknown");
+                    }
+                    assert!(r.error.message.chars().count() <= 2 * ECHO_CHARS);
+                }
+            }
+        }
+
+        /// Edits a valid frame: replace, insert or delete one byte (kept as UTF-8 text).
+        fn mutate(frame: &str, at: usize, byte: u8, how: u8) -> String {
+            let mut bytes = frame.as_bytes().to_vec();
+            let at = at % (bytes.len() + 1);
+            match how % 3 {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                _ if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ => bytes.push(byte),
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn arbitrary_text_never_panics(text in any::<String>()) {
+                check(&text);
+            }
+
+            #[test]
+            fn mutated_frames_get_a_typed_answer(
+                which in 0usize..5, edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6)
+            ) {
+                let mut frame = valid_frames()[which].clone();
+                for (at, byte, how) in edits {
+                    frame = mutate(&frame, at, byte, how);
+                }
+                check(&frame);
+            }
+
+            #[test]
+            fn a_known_op_with_any_other_fields_is_never_unknown(
+                which in 0usize..5, key in "[a-z_]{1,12}", value in any::<i64>()
+            ) {
+                let frame = valid_frames()[which].clone();
+                let mut v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+                v[key.as_str()] = serde_json::json!(value);
+                if let Err(r) = decode(&v.to_string()) {
+                    prop_assert_eq!(r.error.code, ErrorCode::MalformedRequest);
+                }
+            }
+        }
+    }
 }

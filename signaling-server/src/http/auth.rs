@@ -10,7 +10,7 @@ use hearth_protocol::api::{LoginRequest, LogoutRequest, RefreshRequest, Register
 use hearth_protocol::model::{Role, User};
 use hearth_protocol::{ErrorCode, UserId};
 
-use super::extract::Json;
+use super::extract::{Json, JsonOrEmpty};
 use crate::auth::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::auth::{AuthUser, hash_refresh_token};
 use crate::db::tokens::RefreshLookup;
@@ -158,18 +158,12 @@ pub async fn refresh(
     }
 }
 
+/// The body is optional: no body means this login only.
 pub async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
-    body: axum::body::Bytes,
+    JsonOrEmpty(request): JsonOrEmpty<LogoutRequest>,
 ) -> AppResult<StatusCode> {
-    // The body is optional: no body means this login only.
-    let request: LogoutRequest = if body.is_empty() {
-        LogoutRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| AppError::new(ErrorCode::MalformedRequest, e.to_string()))?
-    };
     let everywhere = request.everywhere;
     let families = if everywhere {
         let mut all = state.db.revoke_user_families(user.id, None).await?;
