@@ -23,6 +23,7 @@ mod api;
 mod conn_memory;
 mod desktop_footprint;
 mod fanout;
+mod floor;
 mod gateway;
 mod link;
 mod login_storm;
@@ -75,6 +76,9 @@ enum Bench {
     DesktopFootprint(desktop_footprint::Args),
     /// Mouth-to-ear latency of a voice call over loopback vs raw UDP with the same pipeline.
     VoiceLatency(voice_latency::Args),
+    /// The fan-out floor's broadcaster process (started by `fanout`, not by hand).
+    #[command(hide = true)]
+    FloorServer(floor::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -109,6 +113,9 @@ fn try_main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    if let Bench::FloorServer(args) = &cli.bench {
+        return runtime.block_on(floor::serve(args));
+    }
     let metrics = runtime.block_on(async {
         tokio::select! {
             result = run(&paths, &cli.bench) => result,
@@ -128,6 +135,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::TurnRelay(args) => turn_relay::run(paths, args).await,
         Bench::DesktopFootprint(args) => desktop_footprint::run(paths, args).await,
         Bench::VoiceLatency(args) => voice_latency::run(paths, args).await,
+        Bench::FloorServer(_) => anyhow::bail!("floor-server is not a bench"),
     }
 }
 
