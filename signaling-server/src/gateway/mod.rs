@@ -154,8 +154,30 @@ async fn send_error(
     send(socket, &ServerMsg::Error { error, failed_op: op.map(str::to_string), nonce }).await
 }
 
+/// `{"op":"Dispatch","seq":N,"event":PAYLOAD}`, built in one allocation of the exact size: this
+/// runs once per delivery, and `format!` grows its buffer several times for a large payload.
 fn dispatch_frame(seq: u64, payload: &str) -> Message {
-    Message::Text(format!("{{\"op\":\"Dispatch\",\"seq\":{seq},\"event\":{payload}}}").into())
+    const HEAD: &str = "{\"op\":\"Dispatch\",\"seq\":";
+    const MID: &str = ",\"event\":";
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let seq_text = std::str::from_utf8(&digits[at..]).unwrap_or("0");
+    let mut frame = String::with_capacity(HEAD.len() + seq_text.len() + MID.len() + payload.len() + 1);
+    frame.push_str(HEAD);
+    frame.push_str(seq_text);
+    frame.push_str(MID);
+    frame.push_str(payload);
+    frame.push('}');
+    Message::Text(frame.into())
 }
 
 /// Reads frames until the client identifies or resumes, within the deadline.
@@ -431,6 +453,22 @@ impl Connection {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_frames_are_the_server_msg_json() {
+        for seq in [0, 7, 10, 1234567, u64::MAX] {
+            let Message::Text(text) = dispatch_frame(seq, r#"{"t":"ChannelDelete","channel_id":"5"}"#) else {
+                panic!("not text")
+            };
+            let parsed: ServerMsg = serde_json::from_str(text.as_str()).unwrap();
+            assert!(matches!(parsed, ServerMsg::Dispatch { seq: s, .. } if s == seq), "{text}");
         }
     }
 }
