@@ -253,11 +253,11 @@ mod tests {
     fn a_well_formed_upgrade_is_accepted_and_anything_else_is_a_typed_400() {
         assert!(check_upgrade(&Method::GET, &headers(GOOD)).is_ok());
         assert!(check_upgrade(&Method::POST, &headers(GOOD)).is_err());
-        for skip in 0..GOOD.len() {
+        for (skip, (missing, _)) in GOOD.iter().enumerate() {
             let partial: Vec<_> =
                 GOOD.iter().enumerate().filter(|(i, _)| *i != skip).map(|(_, p)| *p).collect();
             let e = check_upgrade(&Method::GET, &headers(&partial)).unwrap_err().to_api();
-            assert_eq!(e.code, ErrorCode::MalformedRequest, "without {}", GOOD[skip].0);
+            assert_eq!(e.code, ErrorCode::MalformedRequest, "without {missing}");
         }
         let mut old = headers(GOOD);
         old.insert("sec-websocket-version", HeaderValue::from_static("8"));
