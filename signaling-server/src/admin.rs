@@ -100,6 +100,16 @@ impl From<sqlx::Error> for AdminError {
     }
 }
 
+impl From<crate::error::AppError> for AdminError {
+    fn from(e: crate::error::AppError) -> Self {
+        match e {
+            // The hashing pool's "busy, try again" and the like, as the operator reads them.
+            crate::error::AppError::Client(api) => AdminError::Invalid(api.message),
+            crate::error::AppError::Internal(cause) => AdminError::Internal(cause),
+        }
+    }
+}
+
 /// What a command runs with: the database, the password hasher, and the live server's state
 /// when it runs inside the server.
 pub struct Context<'a> {

@@ -130,7 +130,8 @@ pub struct Options {
     #[arg(long, env = "HEARTH_LIMIT_FRAMES_PER_SEC")]
     pub limit_frames_per_sec: Option<u32>,
 
-    /// Password hashes computed at once (each takes 19 MiB) [default: number of cores].
+    /// Password hashes computed at once (each takes 19 MiB and a core) [default: cores - 1, at
+    /// least 1, so a login storm always leaves the gateway a core].
     #[arg(long, env = "HEARTH_ARGON2_CONCURRENCY")]
     pub argon2_concurrency: Option<usize>,
 
@@ -149,6 +150,10 @@ pub struct Options {
     /// Memory one image decode may use for pixels, in MiB [default: 32].
     #[arg(long, env = "HEARTH_IMAGE_DECODE_MIB")]
     pub image_decode_mib: Option<u64>,
+
+    /// Time one image decode may take, in milliseconds [default: 5000].
+    #[arg(long, env = "HEARTH_IMAGE_TIMEOUT_MS")]
+    pub image_timeout_ms: Option<u64>,
 
     /// Interval at which clients must heartbeat, in milliseconds [default: 30000].
     #[arg(long, env = "HEARTH_HEARTBEAT_INTERVAL_MS")]
@@ -213,6 +218,7 @@ impl Options {
             image_workers,
             image_queue,
             image_decode_mib,
+            image_timeout_ms,
             heartbeat_interval_ms,
             identify_timeout_ms,
             resume_window_secs,
@@ -243,6 +249,7 @@ pub struct Limits {
     pub image_workers: usize,
     pub image_queue: usize,
     pub image_decode_bytes: u64,
+    pub image_timeout: Duration,
 }
 
 /// The embedded STUN/TURN server, when it runs.
@@ -343,7 +350,10 @@ impl Config {
             messages_per_sec: positive(o.limit_messages_per_sec.unwrap_or(5), "limit-messages-per-sec")?,
             message_burst: positive(o.limit_message_burst.unwrap_or(20), "limit-message-burst")?,
             frames_per_sec: positive(o.limit_frames_per_sec.unwrap_or(50), "limit-frames-per-sec")?,
-            argon2_concurrency: o.argon2_concurrency.unwrap_or(cores).max(1),
+            argon2_concurrency: o
+                .argon2_concurrency
+                .unwrap_or(crate::auth::password::default_concurrency(cores))
+                .max(1),
             max_avatar_bytes: o.max_avatar_bytes.unwrap_or(8 * 1024 * 1024),
             image_workers: positive(o.image_workers.unwrap_or(1) as u32, "image-workers")? as usize,
             image_queue: o.image_queue.unwrap_or(3),
@@ -351,6 +361,7 @@ impl Config {
                 o.image_decode_mib.unwrap_or(32) as u32,
                 "image-decode-mib",
             )?) << 20,
+            image_timeout: Duration::from_millis(o.image_timeout_ms.unwrap_or(5000).max(1)),
         };
         let turn_urls: Vec<String> =
             o.turn_urls.unwrap_or_default().into_iter().filter(|u| !u.is_empty()).collect();

@@ -52,7 +52,6 @@ pub mod state;
 pub mod turn;
 pub mod writer;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,7 +139,11 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         images: media::ImagePool::new(
             limits.image_workers,
             limits.image_queue,
-            media::DecodeLimits { max_alloc: limits.image_decode_bytes, ..Default::default() },
+            media::DecodeLimits {
+                max_alloc: limits.image_decode_bytes,
+                timeout: limits.image_timeout,
+                ..Default::default()
+            },
         )
         .context("starting the image decoding threads")?,
         tokens: Tokens::new(secrets.signing_key.as_bytes(), &config.public_url, config.access_token_ttl),
@@ -179,11 +182,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     tracing::info!(%addr, public_url = %config.public_url, "hearth-server listening");
     setup::announce(&shown_url, state.setup_token.lock().unwrap_or_else(|p| p.into_inner()).as_deref());
 
-    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    http::listen::serve(listener, http::router(state.clone()), shutdown.clone()).await;
 
     // HTTP has stopped; gateway connections saw the same token and are draining.
     tracing::info!("shutting down: draining gateway connections");

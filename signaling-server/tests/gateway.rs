@@ -1,17 +1,20 @@
 //! The gateway connection itself: resume after a drop (exact replay, refusals), errors for
-//! bad frames that keep the connection open, the transport limit, handshake rules, identify
-//! and heartbeat timeouts, and the message and frame rate limits.
+//! bad frames that keep the connection open (malformed vs unknown op, before and after
+//! Identify), the Close frame and RFC 6455 code every close sends, the transport limit,
+//! handshake rules, identify and heartbeat timeouts, and the message and frame rate limits.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{Backend, Detached, Gateway, TestServer, say};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::gateway::{ClientMsg, Event, ServerMsg, close};
 use hearth_protocol::model::{Message, Signal, Status};
 use hearth_protocol::{ChannelId, ErrorCode, MAX_MESSAGE_CHARS, PROTOCOL_VERSION};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data as OpData, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 fn send_with(channel: ChannelId, nonce: &str, content: &str) -> ClientMsg {
     ClientMsg::SendMessage {
@@ -525,6 +528,156 @@ async fn frames_over_the_frame_limit_are_refused_with_retry_after(backend: Backe
     assert!(a.sync().await.is_empty());
 }
 
+/// The same bad frames get the same answers before `Identify` and after it: a known op with a
+/// bad field is `malformed_request`, only an op that does not exist is `unknown_op`.
+async fn bad_fields_are_malformed_and_only_unknown_ops_are_unknown_before_and_after_identify(
+    backend: Backend,
+) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let general = admin.text_channel("general").await;
+    let frames = [
+        (
+            r#"{"op":"SetStatus","status":"sleeping"}"#.to_string(),
+            ErrorCode::MalformedRequest,
+            Some("SetStatus"),
+        ),
+        (
+            r#"{"op":"VoiceSignal","to":"1","signal":{"kind":"telepathy","sdp":"x"}}"#.to_string(),
+            ErrorCode::MalformedRequest,
+            Some("VoiceSignal"),
+        ),
+        (
+            r#"{"op":"Typing","channel_id":7}"#.replace('7', "\"007\""),
+            ErrorCode::MalformedRequest,
+            Some("Typing"),
+        ),
+        (r#"{"op":"Typing"}"#.to_string(), ErrorCode::MalformedRequest, Some("Typing")),
+        (r#"{"op":"Heartbeat","last_seq":"3"}"#.to_string(), ErrorCode::MalformedRequest, Some("Heartbeat")),
+        (
+            r#"{"op":"Identify","token":5,"protocol_version":2}"#.to_string(),
+            ErrorCode::MalformedRequest,
+            Some("Identify"),
+        ),
+        (r#"{"op":"Teleport","to":"mars"}"#.to_string(), ErrorCode::UnknownOp, Some("Teleport")),
+        (r#"[{"op":"Heartbeat"}]"#.to_string(), ErrorCode::MalformedRequest, None),
+        (r#"{"op":["Heartbeat"]}"#.to_string(), ErrorCode::MalformedRequest, None),
+    ];
+    let mut ws = Gateway::open(&server.ws_url()).await;
+    for (frame, code, op) in &frames {
+        ws.send(WsMessage::Text(frame.clone().into())).await.expect("sending");
+        match common::next_frame(&mut ws).await {
+            Ok(ServerMsg::Error { error, failed_op, .. }) => {
+                assert_eq!((error.code, failed_op.as_deref()), (*code, *op), "before Identify: {frame}")
+            }
+            other => panic!("before Identify, {frame}: expected an error, got {other:?}"),
+        }
+    }
+    let mut a = Gateway::identify_on(ws, admin.token()).await;
+    for (frame, code, op) in &frames {
+        a.send_raw(frame.clone()).await;
+        let (got, failed_op, _) = refusal(&mut a).await;
+        assert_eq!((got, failed_op.as_deref()), (*code, *op), "after Identify: {frame}");
+    }
+    still_sends(&mut a, general.id).await;
+}
+
+/// Reads until the server's Close frame; then the stream must end: the code came before the
+/// TCP connection ended.
+async fn close_code_then_end(ws: &mut common::Ws) -> u16 {
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a close in time") {
+            Some(Ok(WsMessage::Close(Some(frame)))) => break u16::from(frame.code),
+            Some(Ok(WsMessage::Close(None))) => panic!("a Close frame without a code"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("the connection ended without a Close frame: {e}"),
+            None => panic!("the connection ended without a Close frame"),
+        }
+    };
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("the end in time") {
+            None | Some(Err(_)) => return code,
+            Some(Ok(WsMessage::Close(_))) => {}
+            Some(Ok(other)) => panic!("a frame after the Close: {other:?}"),
+        }
+    }
+}
+
+/// A text frame whose bytes are not UTF-8 (the client library checks `Message::Text`).
+fn raw_text(bytes: &[u8]) -> WsMessage {
+    WsMessage::Frame(Frame::message(bytes.to_vec(), OpCode::Data(OpData::Text), true))
+}
+
+/// A Close frame with any code and reason bytes, allowed or not.
+fn raw_close(code: u16, reason: &[u8]) -> WsMessage {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason);
+    let header = FrameHeader { opcode: OpCode::Control(Control::Close), ..FrameHeader::default() };
+    WsMessage::Frame(Frame::from_payload(header, payload.into()))
+}
+
+async fn every_close_sends_its_rfc_6455_code_before_the_connection_ends(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let general = admin.text_channel("general").await;
+    let cases: Vec<(&str, WsMessage, u16)> = vec![
+        (
+            "text that is not UTF-8",
+            raw_text(b"{\"op\":\"Heartbeat\",\"x\":\"\xff\xfe\"}"),
+            close::INVALID_PAYLOAD,
+        ),
+        (
+            "a frame over the transport limit",
+            WsMessage::Text("z".repeat(300 * 1024).into()),
+            close::MESSAGE_TOO_BIG,
+        ),
+        (
+            "a reserved data opcode",
+            WsMessage::Frame(Frame::message(b"x".to_vec(), OpCode::Data(OpData::Reserved(3)), true)),
+            close::PROTOCOL_ERROR,
+        ),
+        ("a Close with a code a peer may not send (1005)", raw_close(1005, b""), close::PROTOCOL_ERROR),
+        ("a Close with a code a peer may not send (1015)", raw_close(1015, b""), close::PROTOCOL_ERROR),
+        ("a Close with an out-of-range code (999)", raw_close(999, b""), close::PROTOCOL_ERROR),
+        ("a Close whose reason is not UTF-8", raw_close(1000, b"\xc3\x28"), close::INVALID_PAYLOAD),
+        ("a Close with an allowed code, echoed", raw_close(4321, b"bye"), 4321),
+    ];
+    for identified in [false, true] {
+        for (what, frame, expected) in &cases {
+            let mut ws = Gateway::open(&server.ws_url()).await;
+            if identified {
+                let gw = Gateway::identify_on(ws, admin.token()).await;
+                ws = gw.ws;
+            }
+            // The server may close before it has read all of a large frame.
+            if let Err(e) = ws.send(frame.clone()).await {
+                eprintln!("{what}: sending failed: {e}");
+            }
+            let code = close_code_then_end(&mut ws).await;
+            assert_eq!(code, *expected, "{what} (identified: {identified})");
+        }
+    }
+    // None of it touched the server or the session's channel.
+    let mut a = server.gateway(&admin).await;
+    still_sends(&mut a, general.id).await;
+}
+
+async fn a_client_that_ignores_the_frame_rate_limit_is_closed_with_1008(backend: Backend) {
+    let server = TestServer::start_with(backend, &["--limit-frames-per-sec", "2"]).await;
+    let admin = server.admin().await;
+    let mut a = server.gateway(&admin).await;
+    for _ in 0..40 {
+        if a.ws.send(WsMessage::Text(r#"{"op":"Heartbeat"}"#.into())).await.is_err() {
+            break;
+        }
+    }
+    let code = close_code_then_end(&mut a.ws).await;
+    assert_eq!(code, close::POLICY_VIOLATION);
+    // The session is still there to resume (after the wait) or to identify anew.
+    let mut again = server.gateway(&admin).await;
+    again.sync().await;
+}
+
 both_backends!(
     a_resumed_session_gets_exactly_the_missed_events_then_live_ones,
     a_resume_past_the_replay_buffer_is_refused_and_identify_then_works,
@@ -540,4 +693,7 @@ both_backends!(
     a_silent_connection_is_closed_with_4009_and_a_heartbeating_one_is_not,
     messages_over_the_rate_limit_are_refused_with_retry_after_and_nonce,
     frames_over_the_frame_limit_are_refused_with_retry_after,
+    bad_fields_are_malformed_and_only_unknown_ops_are_unknown_before_and_after_identify,
+    every_close_sends_its_rfc_6455_code_before_the_connection_ends,
+    a_client_that_ignores_the_frame_rate_limit_is_closed_with_1008,
 );

@@ -52,7 +52,8 @@ async fn an_image_that_lies_about_its_size_is_refused_from_its_header() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_image_uploads_keep_the_servers_memory_bounded() {
-    let server = TestServer::start(Backend::Sqlite).await;
+    // Time is not what this test is about: a busy CI machine must not turn it into a timeout.
+    let server = TestServer::start_with(Backend::Sqlite, &["--image-timeout-ms", "120000"]).await;
     let admin = server.admin().await;
     // Small files, big pixels. A 4000 × 4000 PNG is 64 MB as RGBA; a 1800 × 1800 WebP decodes
     // whole (23 MB with its RGBA copy, under the 32 MiB budget). Unbounded, 24 of them at once

@@ -127,6 +127,10 @@ async fn on_event(app: &AppHandle, session: &SessionHandle, event: SessionEvent)
         SessionEvent::Resumed { replayed } => {
             tracing::info!("session resumed, {replayed} events replayed");
         }
+        SessionEvent::Closed { code, reason, reconnecting } => {
+            // The status that follows (reconnecting or offline) is what the window shows.
+            tracing::info!(code, %reason, reconnecting, "the server closed the gateway connection");
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod directory;
 pub mod error;
 pub mod events;
 pub mod links;
+pub mod navigation;
 pub mod notify;
 pub mod settings;
 pub mod shell;
@@ -48,6 +49,8 @@ pub fn run() -> anyhow::Result<()> {
         // here the running window comes to the front. (Linux finds the first instance on the
         // D-Bus session bus; without one, every start runs on its own.)
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| tray::show_window(app)))
+        // The window never leaves the app's own origin (links go to the system browser).
+        .plugin(navigation::guard())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_deep_link::init())

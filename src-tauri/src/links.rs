@@ -50,7 +50,9 @@ mod tests {
     #[test]
     fn join_links_are_recognized() {
         assert!(is_join_link(&Url::parse("hearth://join?server=https%3A%2F%2Fa.org&code=x").unwrap()));
-        assert!(is_join_link(&Url::parse("hearth://setup?server=http%3A%2F%2F127.0.0.1%3A8080&token=x").unwrap()));
+        assert!(is_join_link(
+            &Url::parse("hearth://setup?server=http%3A%2F%2F127.0.0.1%3A8080&token=x").unwrap()
+        ));
         assert!(!is_join_link(&Url::parse("hearth://other").unwrap()));
         assert!(!is_join_link(&Url::parse("https://join").unwrap()));
     }

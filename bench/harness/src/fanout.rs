@@ -1,11 +1,15 @@
 //! `fanout`: one text channel, N connected clients, one sender posting at a steady rate; every
 //! delivery's send→receive latency and the server's CPU seconds over the measured window, for
-//! Hearth and for a Socket.IO 4 room broadcast, one after the other, with the same clients.
+//! Hearth, for the physical floor (`floor.rs`: a minimal tokio + tungstenite broadcaster of the
+//! same pre-serialised frames) and for a Socket.IO 4 room broadcast, one after the other, with
+//! the same clients.
 //!
-//! Each size N gets fresh servers. The offered load is the same for both servers: a message
-//! rate of `deliveries_per_sec / N` (capped), for `warmup` then `secs` seconds. The CPU window
-//! opens when the first measured message is sent and closes when its last delivery arrived (or
-//! the drain deadline passed).
+//! Each size N gets fresh servers. The offered load is the same for all three: a message rate of
+//! `deliveries_per_sec / N` (capped), for `warmup` then `secs` seconds (the steady regime). The
+//! busy regime sends many messages a second into one channel in bursts, so several events wait
+//! for each connection at once: where writing them together pays. The CPU window opens when the
+//! first measured message is sent and closes when its last delivery arrived (or the drain
+//! deadline passed).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::floor::FloorServer;
 use crate::gateway;
 use crate::link::{Event, Link};
 use crate::report::{Metric, fmt_opt, ratio};
@@ -28,9 +33,18 @@ const BENCH: &str = "fanout";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Client counts to measure, each with fresh servers.
-    #[arg(long, env = "FANOUT_SIZES", value_delimiter = ',', default_value = "100,1000,5000")]
+    /// Client counts to measure in the steady regime, each with fresh servers.
+    #[arg(long, env = "FANOUT_SIZES", value_delimiter = ',', default_value = "1000,5000,20000")]
     pub sizes: Vec<usize>,
+    /// Clients of the busy regime (0: skip it).
+    #[arg(long, env = "FANOUT_BUSY_CONNECTIONS", default_value_t = 1000)]
+    pub busy_connections: usize,
+    /// Messages per second into the channel in the busy regime.
+    #[arg(long, env = "FANOUT_BUSY_MSGS_PER_SEC", default_value_t = 50)]
+    pub busy_msgs_per_sec: u64,
+    /// Messages the busy regime's sender writes back to back each time.
+    #[arg(long, env = "FANOUT_BUSY_BURST", default_value_t = 10)]
+    pub busy_burst: u64,
     /// Offered deliveries per second (message rate × N), the same for both servers.
     #[arg(long, env = "FANOUT_DELIVERIES_PER_SEC", default_value_t = 20_000)]
     pub deliveries_per_sec: u64,
@@ -52,16 +66,22 @@ pub struct Args {
     /// Connections opened at once while setting up.
     #[arg(long, env = "FANOUT_CONNECT_CONCURRENCY", default_value_t = 64)]
     pub connect_concurrency: usize,
-    /// Run only one side: "hearth" or "socketio".
-    #[arg(long, env = "FANOUT_ONLY")]
-    pub only: Option<String>,
+    /// Run only these servers (comma-separated: hearth, floor, socketio).
+    #[arg(long, env = "FANOUT_ONLY", value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
-/// The schedule shared by both servers at one size.
+const SERVERS: [&str; 3] = ["hearth", "floor", "socketio"];
+
+/// The schedule shared by all servers at one size and regime.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
     n: usize,
+    regime: &'static str,
     msgs_per_sec: f64,
+    /// Messages sent back to back at each tick.
+    burst: u64,
+    /// Time between bursts.
     period: Duration,
     warmup_msgs: u64,
     measured_msgs: u64,
@@ -72,15 +92,31 @@ impl Plan {
     fn new(n: usize, args: &Args) -> Plan {
         let rate =
             (args.deliveries_per_sec as f64 / n.max(1) as f64).min(args.max_msgs_per_sec as f64).max(1.0);
-        let period = Duration::from_secs_f64(1.0 / rate);
+        Self::with_rate(n, "steady", rate, 1, args)
+    }
+
+    fn busy(args: &Args) -> Plan {
+        let rate = (args.busy_msgs_per_sec as f64).max(1.0);
+        Self::with_rate(args.busy_connections, "busy", rate, args.busy_burst.max(1), args)
+    }
+
+    fn with_rate(n: usize, regime: &'static str, rate: f64, burst: u64, args: &Args) -> Plan {
+        let bursts = |secs: u64| ((rate * secs as f64 / burst as f64).round() as u64) * burst;
         Plan {
             n,
+            regime,
             msgs_per_sec: rate,
-            period,
-            warmup_msgs: (rate * args.warmup_secs as f64).round() as u64,
-            measured_msgs: ((rate * args.secs as f64).round() as u64).max(1),
+            burst,
+            period: Duration::from_secs_f64(burst as f64 / rate),
+            warmup_msgs: bursts(args.warmup_secs),
+            measured_msgs: bursts(args.secs).max(burst),
             drain: Duration::from_secs(args.drain_secs),
         }
+    }
+
+    /// When message `seq` goes out.
+    fn send_at(&self, start: Instant, seq: u64) -> Instant {
+        start + self.period * u32::try_from(seq / self.burst).unwrap_or(u32::MAX)
     }
 
     fn total_msgs(&self) -> u64 {
@@ -116,15 +152,6 @@ impl Outcome {
     }
 }
 
-/// The numbers of one size, Hearth (`h_`) and peer (`p_`): the largest size is the headline.
-struct SizeResult {
-    n: usize,
-    h_eff: Option<f64>,
-    p_eff: Option<f64>,
-    h_p99: Option<f64>,
-    p_p99: Option<f64>,
-}
-
 /// Counters every receiver task adds to.
 #[derive(Default)]
 struct Tally {
@@ -134,30 +161,39 @@ struct Tally {
 }
 
 pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
-    let only = args.only.as_deref();
-    if let Some(o) = only
-        && o != "hearth"
-        && o != "socketio"
-    {
-        bail!("--only takes hearth or socketio, not {o:?}");
+    if let Some(unknown) = args.only.iter().find(|o| !SERVERS.contains(&o.as_str())) {
+        bail!("--only takes hearth, floor and socketio, not {unknown:?}");
+    }
+    let runs = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let mut plans: Vec<Plan> = args.sizes.iter().map(|&n| Plan::new(n, args)).collect();
+    if args.busy_connections > 0 {
+        plans.push(Plan::busy(args));
     }
     let mut rows = Vec::new();
     let mut peer_name = "socket.io 4".to_owned();
-    for &n in &args.sizes {
-        let plan = Plan::new(n, args);
+    for plan in plans {
+        let n = plan.n;
         println!(
-            "\n== fanout N={n}: {:.1} msg/s ({} warmup + {} measured messages), {} offered deliveries/s",
+            "\n== fanout N={n}, {}: {:.1} msg/s in bursts of {} ({} warmup + {} measured messages), {} offered deliveries/s",
+            plan.regime,
             plan.msgs_per_sec,
+            plan.burst,
             plan.warmup_msgs,
             plan.measured_msgs,
             (plan.msgs_per_sec * n as f64).round()
         );
-        let hearth = if only != Some("socketio") {
+        let label = format!("fanout-{}-n{n}", plan.regime);
+        let hearth = if runs("hearth") {
             Some(run_hearth(paths, &plan, args).await.with_context(|| format!("hearth at N={n}")))
         } else {
             None
         };
-        let peer = if only != Some("hearth") {
+        let floor = if runs("floor") {
+            Some(run_floor(paths, &plan, args, &label).await.with_context(|| format!("floor at N={n}")))
+        } else {
+            None
+        };
+        let peer = if runs("socketio") {
             Some(
                 run_socketio(paths, &plan, args, &mut peer_name)
                     .await
@@ -166,14 +202,14 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
         } else {
             None
         };
-        rows.push((plan, hearth, peer));
+        rows.push((plan, hearth, floor, peer));
     }
 
     println!("\n== fanout summary (deliveries per server CPU-second; latency send→delivery)");
     let mut metrics = Vec::new();
     let mut failed = false;
-    let mut headline: Option<SizeResult> = None;
-    for (plan, hearth, peer) in &mut rows {
+    const TARGET: &str = ">=2x peer, >=0.8x floor";
+    for (plan, hearth, floor, peer) in &mut rows {
         let mut line = |name: &str, r: &mut Option<Result<Outcome>>| -> (Option<f64>, Option<f64>) {
             match r {
                 None => (None, None),
@@ -184,8 +220,9 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
                 }
                 Some(Ok(o)) => {
                     println!(
-                        "  N={:<5} {name:<9} {}/{} delivered, server {:.2} CPU-s ({:.2} sys; harness {:.2}) over {:.2} s, {} deliveries/CPU-s, {}{}{}",
+                        "  N={:<5} {:<6} {name:<9} {}/{} delivered, server {:.2} CPU-s ({:.2} sys; harness {:.2}) over {:.2} s, {} deliveries/CPU-s, {}{}{}",
                         plan.n,
+                        plan.regime,
                         o.deliveries,
                         o.expected,
                         o.cpu_s,
@@ -209,28 +246,28 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
             }
         };
         let (h_eff, h_p99) = line("hearth", hearth);
+        let (f_eff, f_p99) = line("floor", floor);
         let (p_eff, p_p99) = line("socket.io", peer);
-        if let Some(r) = ratio(h_eff, p_eff) {
-            println!("  N={:<5} ratio     {r:.2}x (target >= 5x)", plan.n);
-        }
-        let n = plan.n;
+        println!(
+            "  N={:<5} {:<6} hearth/floor {} (target >= 0.8), hearth/socket.io {} (target >= 2)",
+            plan.n,
+            plan.regime,
+            fmt_opt(ratio(h_eff, f_eff), 2),
+            fmt_opt(ratio(h_eff, p_eff), 2)
+        );
         metrics.push(
-            Metric::new(BENCH, format!("deliveries_per_cpu_s_n{n}"), h_eff, "deliveries/cpu_s")
+            Metric::new(BENCH, "deliveries_per_cpu_s", h_eff, "deliveries/cpu_s")
                 .peer(peer_name.clone(), p_eff)
-                .target(">=5x"),
+                .floor(f_eff)
+                .target(TARGET)
+                .connections(plan.n, plan.regime),
         );
-        metrics.push(Metric::new(BENCH, format!("p99_ms_n{n}"), h_p99, "ms").peer(peer_name.clone(), p_p99));
-        if headline.as_ref().is_none_or(|h| n >= h.n) {
-            headline = Some(SizeResult { n, h_eff, p_eff, h_p99, p_p99 });
-        }
-    }
-    if let Some(h) = headline {
         metrics.push(
-            Metric::new(BENCH, "deliveries_per_cpu_s", h.h_eff, "deliveries/cpu_s")
-                .peer(peer_name.clone(), h.p_eff)
-                .target(">=5x"),
+            Metric::new(BENCH, "p99_ms", h_p99, "ms")
+                .peer(peer_name.clone(), p_p99)
+                .floor(f_p99)
+                .connections(plan.n, plan.regime),
         );
-        metrics.push(Metric::new(BENCH, "p99_ms", h.h_p99, "ms").peer(peer_name, h.p_p99));
     }
     if failed {
         crate::report::print_metrics(&metrics)?;
@@ -262,6 +299,27 @@ async fn run_hearth(paths: &Paths, plan: &Plan, args: &Args) -> Result<Outcome> 
     let sender = gateway::identify(&url, &group.admin.access_token).await.context("sender identify")?;
     let sender = Link::hearth(sender, channel, true);
     println!("  hearth: {} sessions ready in {:.1} s", plan.n, setup.elapsed().as_secs_f64());
+    server.check_alive()?;
+    let pid = server.pid();
+    let outcome = measure(plan, sender, receivers, pid).await;
+    server.check_alive()?;
+    server.stop().await?;
+    outcome
+}
+
+async fn run_floor(paths: &Paths, plan: &Plan, args: &Args, label: &str) -> Result<Outcome> {
+    let mut server = FloorServer::start(paths, label).await?;
+    let url = server.url();
+    let channel = hearth_protocol::ChannelId(1);
+    println!("  floor: connecting {} clients + 1 sender", plan.n);
+    let setup = Instant::now();
+    let receivers = spawn_receivers(plan, args.connect_concurrency, |_| {
+        let url = url.clone();
+        async move { Ok(Link::floor(gateway::connect_ws(&url).await?, channel)) }
+    })
+    .await?;
+    let sender = Link::floor(gateway::connect_ws(&url).await.context("sender connect")?, channel);
+    println!("  floor: {} clients ready in {:.1} s", plan.n, setup.elapsed().as_secs_f64());
     server.check_alive()?;
     let pid = server.pid();
     let outcome = measure(plan, sender, receivers, pid).await;
@@ -348,12 +406,12 @@ async fn measure(plan: &Plan, sender: Link, receivers: Receivers, server_pid: u3
     let sender_stop = stop_rx.clone();
     let sender_task = tokio::spawn(async move { send(sender, sender_plan, start, sender_stop).await });
 
-    let measure_from = start + plan.period * u32::try_from(plan.warmup_msgs).unwrap_or(u32::MAX);
+    let measure_from = plan.send_at(start, plan.warmup_msgs);
     tokio::time::sleep_until(measure_from).await;
     let cpu0 = cpu()?;
     let own0 = crate::process::cpu_seconds(std::process::id())?;
     let t0 = Instant::now();
-    let sending_ends = start + plan.period * u32::try_from(plan.total_msgs()).unwrap_or(u32::MAX);
+    let sending_ends = plan.send_at(start, plan.total_msgs());
     tokio::time::sleep_until(sending_ends).await;
     let deadline = Instant::now() + plan.drain;
     let expected = plan.expected_deliveries();
@@ -456,8 +514,8 @@ async fn send(
 ) -> Result<SenderReport> {
     let mut refused = 0;
     let mut first_refusal = None;
-    for seq in 0..plan.total_msgs() {
-        let at = start + plan.period * u32::try_from(seq).unwrap_or(u32::MAX);
+    for first in (0..plan.total_msgs()).step_by(plan.burst as usize) {
+        let at = plan.send_at(start, first);
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(at) => break,
@@ -469,7 +527,10 @@ async fn send(
                 }
             }
         }
-        link.send_chat(format!("fanout-{seq}"), probe_content(seq, now_us())).await?;
+        let last = (first + plan.burst).min(plan.total_msgs());
+        let sent_us = now_us();
+        link.send_chats((first..last).map(|seq| (format!("fanout-{seq}"), probe_content(seq, sent_us))))
+            .await?;
     }
     if let Some(code) = first_refusal {
         eprintln!("  sender: {refused} messages refused, first with {code}");
@@ -507,6 +568,9 @@ mod tests {
     fn plan_caps_the_message_rate_and_keeps_the_offered_load() {
         let args = Args {
             sizes: vec![],
+            busy_connections: 1000,
+            busy_msgs_per_sec: 50,
+            busy_burst: 10,
             deliveries_per_sec: 20_000,
             max_msgs_per_sec: 500,
             secs: 10,
@@ -514,7 +578,7 @@ mod tests {
             drain_secs: 10,
             max_users: 20,
             connect_concurrency: 64,
-            only: None,
+            only: vec![],
         };
         let small = Plan::new(10, &args);
         assert_eq!(small.msgs_per_sec, 500.0);
@@ -522,5 +586,11 @@ mod tests {
         assert_eq!(big.msgs_per_sec, 4.0);
         assert_eq!(big.measured_msgs, 40);
         assert_eq!(big.expected_deliveries(), 200_000);
+        let busy = Plan::busy(&args);
+        assert_eq!((busy.burst, busy.measured_msgs, busy.warmup_msgs), (10, 500, 100));
+        assert_eq!(busy.period, Duration::from_millis(200));
+        let start = Instant::now();
+        assert_eq!(busy.send_at(start, 9), start);
+        assert_eq!(busy.send_at(start, 10), start + Duration::from_millis(200));
     }
 }

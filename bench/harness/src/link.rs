@@ -1,4 +1,5 @@
-//! One client connection of a bench, to Hearth or to the Socket.IO peer, behind one interface:
+//! One client connection of a bench, to Hearth, the Socket.IO peer or the fan-out floor, behind
+//! one interface:
 //! send a chat message, get the next chat-level event. Keep-alives of either protocol (Hearth's
 //! client-driven `Heartbeat`, Engine.IO's server-driven ping) are answered inside, so a bench
 //! loop only sees what it measures.
@@ -34,8 +35,16 @@ pub enum Event {
 }
 
 enum Wire {
-    Hearth { channel: ChannelId, last_seq: u64, heartbeat: Option<Interval> },
+    Hearth {
+        channel: ChannelId,
+        last_seq: u64,
+        heartbeat: Option<Interval>,
+    },
     SocketIo,
+    /// The fan-out floor (`floor.rs`): sends and receives Hearth `Dispatch` frames verbatim.
+    Floor {
+        channel: ChannelId,
+    },
 }
 
 enum Step {
@@ -78,13 +87,12 @@ impl Link {
         Link { ws, wire: Wire::SocketIo }
     }
 
-    /// Sends one chat message (the nonce is ignored by Socket.IO, which has none).
-    pub async fn send_chat(&mut self, nonce: String, content: String) -> Result<()> {
-        let frame = self.chat_frame(nonce, content)?;
-        self.ws.send(frame).await.context("sending a chat message")
+    pub fn floor(ws: Ws, channel: ChannelId) -> Link {
+        Link { ws, wire: Wire::Floor { channel } }
     }
 
-    /// Queues chat messages and writes them out together.
+    /// Queues chat messages and writes them out together (the nonce is ignored by Socket.IO,
+    /// which has none).
     pub async fn send_chats(&mut self, batch: impl IntoIterator<Item = (String, String)>) -> Result<()> {
         for (nonce, content) in batch {
             let frame = self.chat_frame(nonce, content)?;
@@ -97,6 +105,7 @@ impl Link {
         match &self.wire {
             Wire::Hearth { channel, .. } => gateway::send_message(*channel, nonce, content),
             Wire::SocketIo => socketio::emit(SIO_EVENT, &content),
+            Wire::Floor { channel } => crate::floor::dispatch_frame(*channel, nonce, content),
         }
     }
 
@@ -107,7 +116,7 @@ impl Link {
                 let frame = gateway::heartbeat(*last_seq)?;
                 self.ws.send(frame).await.context("sending Heartbeat")
             }
-            Wire::SocketIo => bail!("Socket.IO clients do not send heartbeats"),
+            Wire::SocketIo | Wire::Floor { .. } => bail!("only Hearth clients send heartbeats"),
         }
     }
 
@@ -161,6 +170,16 @@ impl Link {
                         }
                     }
                 },
+                Wire::Floor { .. } => {
+                    if let gateway::Inbound::MessageCreate { content, nonce, .. } =
+                        gateway::parse_inbound(text.as_str())?
+                    {
+                        return Ok(Event::Chat {
+                            content: content.into_owned(),
+                            nonce: nonce.map(|n| n.into_owned()),
+                        });
+                    }
+                }
                 Wire::SocketIo => match socketio::parse_inbound(text.as_str())? {
                     socketio::Inbound::Ping => {
                         self.ws.send(socketio::pong()).await.context("answering ping")?;

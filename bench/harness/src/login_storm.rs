@@ -2,7 +2,8 @@
 //! gateway stays responsive meanwhile.
 //!
 //! 1. The floor: argon2id (m=19456 KiB, t=2, p=1, the OWASP parameters) hashed in a loop on
-//!    one thread per core, nothing else running.
+//!    as many threads as the server's hashing pool has (cores - 1 by default), nothing else
+//!    running.
 //! 2. Hearth: K registered users; one extra gateway session sends `Heartbeat` every few ms and
 //!    times each `HeartbeatAck` with the server idle, then while C clients log in as fast as
 //!    they can for a fixed time, then idle again.
@@ -47,7 +48,8 @@ pub struct Args {
     /// Pause between heartbeat probes.
     #[arg(long, env = "LOGIN_PROBE_INTERVAL_MS", default_value_t = 10)]
     pub probe_interval_ms: u64,
-    /// Threads of the raw argon2 loop (default: one per core).
+    /// Threads of the raw argon2 loop (default: the server's hashing pool, i.e.
+    /// LOGIN_ARGON2_CONCURRENCY or else one fewer than the cores: "the same cores").
     #[arg(long, env = "LOGIN_RAW_THREADS")]
     pub raw_threads: Option<usize>,
     /// Passed to hearth-server as --argon2-concurrency when set (default: the server's own).
@@ -63,7 +65,10 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     if args.users == 0 || args.clients == 0 || args.secs == 0 {
         bail!("LOGIN_USERS, LOGIN_CLIENTS and LOGIN_SECS must be at least 1");
     }
-    let threads = args.raw_threads.unwrap_or_else(cores).max(1);
+    // The server hashes on its own pool, one fewer threads than cores by default (it leaves
+    // the gateway a core); the raw loop runs on as many threads, so both use the same cores.
+    let pool = args.argon2_concurrency.unwrap_or_else(|| cores().saturating_sub(1).max(1));
+    let threads = args.raw_threads.unwrap_or(pool).max(1);
     // The floor is measured twice, before and after Hearth, and the better run is kept: a
     // busy moment on the machine must not flatter Hearth's ratio.
     let half = Duration::from_secs(args.secs).div_f64(2.0).max(Duration::from_secs(1));

@@ -25,6 +25,7 @@ mod api;
 mod conn_memory;
 mod desktop_footprint;
 mod fanout;
+mod floor;
 mod gateway;
 mod link;
 mod login_storm;
@@ -83,6 +84,9 @@ enum Bench {
     ServerFootprint(server_footprint::Args),
     /// Search latency on a million messages vs the database's full-text index alone.
     Search(search::Args),
+    /// The fan-out floor's broadcaster process (started by `fanout`, not by hand).
+    #[command(hide = true)]
+    FloorServer(floor::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -117,6 +121,9 @@ fn try_main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    if let Bench::FloorServer(args) = &cli.bench {
+        return runtime.block_on(floor::serve(args));
+    }
     let metrics = runtime.block_on(async {
         tokio::select! {
             result = run(&paths, &cli.bench) => result,
@@ -138,6 +145,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::VoiceLatency(args) => voice_latency::run(paths, args).await,
         Bench::ServerFootprint(args) => server_footprint::run(paths, args).await,
         Bench::Search(args) => search::run(paths, args).await,
+        Bench::FloorServer(_) => anyhow::bail!("floor-server is not a bench"),
     }
 }
 

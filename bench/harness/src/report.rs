@@ -15,6 +15,15 @@ pub struct Metric {
     pub peer_value: Option<f64>,
     /// The design target, e.g. ">=5x", "<20", "<=16384".
     pub target: Option<String>,
+    /// A physical floor measured beside the peer in the same run (fan-out), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_value: Option<f64>,
+    /// Clients connected while measuring, for benches that sweep it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    /// The load regime, for benches with more than one ("steady", "busy").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regime: Option<&'static str>,
 }
 
 impl Metric {
@@ -32,7 +41,21 @@ impl Metric {
             peer: None,
             peer_value: None,
             target: None,
+            floor_value: None,
+            connections: None,
+            regime: None,
         }
+    }
+
+    pub fn floor(mut self, floor_value: Option<f64>) -> Self {
+        self.floor_value = floor_value.map(round);
+        self
+    }
+
+    pub fn connections(mut self, n: usize, regime: &'static str) -> Self {
+        self.connections = Some(n as u64);
+        self.regime = Some(regime);
+        self
     }
 
     pub fn peer(mut self, peer: impl Into<String>, peer_value: Option<f64>) -> Self {

@@ -121,7 +121,13 @@ impl Api {
 
     /// Admin only.
     pub async fn create_channel(&self, token: &str, name: &str, kind: ChannelKind) -> Result<Channel> {
-        let body = CreateChannelRequest { name: name.into(), kind, topic: None, private: false, members: Vec::new() };
+        let body = CreateChannelRequest {
+            name: name.into(),
+            kind,
+            topic: None,
+            private: false,
+            members: Vec::new(),
+        };
         json(self.request(Method::POST, "/channels", Some(token)).json(&body)).await
     }
 

@@ -76,6 +76,13 @@ pub enum SessionEvent {
     },
     /// The login is gone: the app should ask for the password again.
     LoggedOut,
+    /// The server closed the connection with a Close frame: its code and reason, and whether
+    /// the session will try again (a ban, a kick or an unsupported protocol do not).
+    Closed {
+        code: u16,
+        reason: String,
+        reconnecting: bool,
+    },
 }
 
 /// What the session needs to run.
@@ -434,13 +441,22 @@ impl Ended {
     }
 }
 
-/// What a close code asks of us.
+/// After the server closed with 1008 (we ignored its rate limit): how long to stay away.
+const POLICY_HOLD: Duration = Duration::from_secs(10);
+
+/// What a close code asks of us: refresh the token and retry at once (4004, 4011), stop for
+/// good (4013 unsupported protocol, 4014 banned, 4015 kicked), stay away a while (1008), or
+/// resume after the backoff (everything else: restarts, timeouts, too slow, and the protocol
+/// errors 1002/1007/1009, whose session the server keeps).
 fn after_close(code: Option<u16>) -> Ended {
     match code {
         Some(close::AUTHENTICATION_FAILED | close::SESSION_REVOKED) => Ended::Retry { now: true, hold: None },
         Some(close::UNSUPPORTED_PROTOCOL) => {
             Ended::Fatal("the server speaks another protocol version".into())
         }
+        Some(close::BANNED) => Ended::Fatal("banned from the group".into()),
+        Some(close::KICKED) => Ended::Fatal("removed from the group".into()),
+        Some(close::POLICY_VIOLATION) => Ended::Retry { now: false, hold: Some(POLICY_HOLD) },
         _ => Ended::backoff(),
     }
 }
@@ -469,6 +485,23 @@ struct Worker {
 }
 
 impl Worker {
+    /// The server's Close frame: logged, told to the app with what happens next, and its code.
+    /// A session taken over elsewhere (4012) is not resumed again: that would take it back and
+    /// the two connections would take turns; we identify afresh instead.
+    fn closed_by_server(&mut self, frame: Option<&CloseFrame>) -> Option<u16> {
+        let code = frame.map(|f| u16::from(f.code));
+        let reason = frame.map(|f| f.reason.as_str().to_string()).unwrap_or_default();
+        tracing::info!(?code, %reason, "gateway closed the connection");
+        if code == Some(close::SESSION_TAKEN_OVER) {
+            self.session_id = None;
+        }
+        if let Some(code) = code {
+            let reconnecting = !matches!(after_close(Some(code)), Ended::Fatal(_));
+            self.emit(SessionEvent::Closed { code, reason, reconnecting });
+        }
+        code
+    }
+
     fn emit(&self, event: SessionEvent) {
         // No subscriber is fine: the cache has the state anyway.
         let _no_subscribers = self.events.send(event);
@@ -725,7 +758,8 @@ impl Worker {
                 continue;
             }
             loop {
-                let query = HistoryQuery { before: None, after: Some(after), around: None, limit: Some(SYNC_PAGE) };
+                let query =
+                    HistoryQuery { before: None, after: Some(after), around: None, limit: Some(SYNC_PAGE) };
                 let id = channel.id;
                 let page = self
                     .credentials
@@ -778,8 +812,7 @@ impl Worker {
                     let text = match frame {
                         Some(Ok(WsMessage::Text(text))) => text,
                         Some(Ok(WsMessage::Close(frame))) => {
-                            let code = frame.map(|f| u16::from(f.code));
-                            tracing::info!(?code, "gateway closed the connection");
+                            let code = self.closed_by_server(frame.as_ref());
                             return match after_close(code) {
                                 Ended::Retry { now: true, .. } => {
                                     self.session_id = None;
@@ -941,8 +974,12 @@ async fn read(ws: &mut Ws) -> Result<ServerMsg, HandshakeEnd> {
                 Err(e) => tracing::warn!(error = %e, "gateway sent a frame we cannot read"),
             },
             Some(Ok(WsMessage::Close(frame))) => {
-                let code = frame.map(|f| u16::from(f.code));
-                tracing::info!(?code, "gateway closed during the handshake");
+                let code = frame.as_ref().map(|f| u16::from(f.code));
+                tracing::info!(
+                    ?code,
+                    reason = frame.as_ref().map(|f| f.reason.as_str()),
+                    "gateway closed during the handshake"
+                );
                 return Err(match after_close(code) {
                     Ended::Retry { now: true, .. } => HandshakeEnd::AuthRefused,
                     other => HandshakeEnd::Ended(other),
@@ -979,6 +1016,15 @@ mod tests {
             assert!(matches!(after_close(Some(code)), Ended::Retry { now: false, hold: None }), "{code}");
         }
         assert!(matches!(after_close(None), Ended::Retry { now: false, hold: None }));
+        for code in [close::BANNED, close::KICKED] {
+            assert!(matches!(after_close(Some(code)), Ended::Fatal(_)), "{code}");
+        }
+        assert!(matches!(after_close(Some(close::POLICY_VIOLATION)), Ended::Retry { hold: Some(_), .. }));
+        for code in
+            [close::PROTOCOL_ERROR, close::INVALID_PAYLOAD, close::MESSAGE_TOO_BIG, close::INTERNAL_ERROR]
+        {
+            assert!(matches!(after_close(Some(code)), Ended::Retry { now: false, hold: None }), "{code}");
+        }
     }
 
     #[test]

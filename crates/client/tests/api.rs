@@ -73,7 +73,7 @@ async fn every_route_of_the_http_client_works_against_the_server() {
     // Channels, DMs, messages over HTTP, history cursors.
     let general = api.create_channel(&token, "general", ChannelKind::Text).await.unwrap();
     let forbidden = api.create_channel(&bob.access_token, "mine", ChannelKind::Text).await.unwrap_err();
-    assert_eq!(forbidden.api_code(), Some(ErrorCode::Forbidden));
+    assert_eq!(forbidden.api_code(), Some(ErrorCode::MissingPermission));
     assert!(api.channels(&bob.access_token).await.unwrap().iter().any(|c| c.id == general.id));
     let dm = api.open_dm(&bob.access_token, vec![admin.user.id]).await.unwrap();
     assert_eq!(dm.kind, ChannelKind::Dm);

@@ -61,7 +61,9 @@ impl ErrorCode {
             | ErrorCode::InvalidCredentials
             | ErrorCode::InvalidRefreshToken
             | ErrorCode::NotIdentified => 401,
-            ErrorCode::Forbidden | ErrorCode::MissingPermission | ErrorCode::Banned | ErrorCode::Blocked => 403,
+            ErrorCode::Forbidden | ErrorCode::MissingPermission | ErrorCode::Banned | ErrorCode::Blocked => {
+                403
+            }
             ErrorCode::NotFound | ErrorCode::UnknownOp => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,

@@ -258,8 +258,10 @@ pub enum Event {
     },
 }
 
-/// WebSocket close codes the server uses. 4xxx codes other than `AUTHENTICATION_FAILED`,
-/// `SESSION_REVOKED`, `UNSUPPORTED_PROTOCOL`, `BANNED` and `KICKED` may be followed by `Resume`.
+/// WebSocket close codes the server uses. Every close the server makes sends a Close frame
+/// with one of these before the TCP connection ends. 4xxx codes other than
+/// `AUTHENTICATION_FAILED`, `SESSION_REVOKED`, `UNSUPPORTED_PROTOCOL`, `BANNED` and `KICKED`
+/// may be followed by `Resume`; so may the RFC 6455 codes below (the session stays resumable).
 pub mod close {
     /// Did not identify within `identify_timeout_ms`.
     pub const IDENTIFY_TIMEOUT: u16 = 4003;
@@ -282,4 +284,13 @@ pub mod close {
     pub const SERVER_RESTART: u16 = 1012;
     /// A frame larger than the transport limit.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// A WebSocket protocol violation (RFC 6455): a bad frame header, an unmasked client frame,
+    /// a fragmented control frame, a Close frame with a code that may not be sent.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame (or a Close reason) that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// The client kept sending while told to wait (`rate_limited` errors ignored).
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// The server failed inside; reconnecting later may work.
+    pub const INTERNAL_ERROR: u16 = 1011;
 }

@@ -41,9 +41,9 @@ macro_rules! snowflake {
         }
 
         impl FromStr for $name {
-            type Err = std::num::ParseIntError;
+            type Err = InvalidId;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                s.parse::<i64>().map($name)
+                parse_id(s).map($name)
             }
         }
 
@@ -78,7 +78,30 @@ snowflake!(
     AuditEntryId
 );
 
-/// Accepts a decimal string (the canonical form) or a JSON integer.
+/// Why a text is not an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidId;
+
+impl fmt::Display for InvalidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an id is a positive decimal integer without sign, leading zeros or spaces")
+    }
+}
+
+impl std::error::Error for InvalidId {}
+
+/// Parses an id in its one canonical form: ASCII digits, no sign, no leading zero, no
+/// whitespace, positive and within `i64`. `"+5"`, `"05"` and `" 5"` are not ids, so one id
+/// never has two spellings (Rust's own `i64` parser accepts a `+`).
+pub fn parse_id(s: &str) -> Result<i64, InvalidId> {
+    let digits = s.as_bytes();
+    if digits.is_empty() || digits[0] == b'0' || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(InvalidId);
+    }
+    s.parse::<i64>().map_err(|_| InvalidId)
+}
+
+/// Accepts the canonical decimal string (see [`parse_id`]) or a positive JSON integer.
 fn deserialize_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
@@ -87,10 +110,7 @@ fn deserialize_id<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
             f.write_str("an id as a decimal string")
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<i64, E> {
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| E::custom("id must be a positive decimal integer"))
+            parse_id(v).map_err(E::custom)
         }
         fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
             i64::try_from(v).ok().filter(|n| *n > 0).ok_or_else(|| E::custom("id out of range"))
@@ -129,5 +149,16 @@ mod tests {
         assert!(serde_json::from_str::<UserId>("\"-4\"").is_err());
         assert!(serde_json::from_str::<UserId>("0").is_err());
         assert_eq!(serde_json::from_str::<UserId>("17").unwrap(), UserId(17));
+    }
+
+    #[test]
+    fn an_id_has_exactly_one_spelling() {
+        for bad in ["+5", "05", "0", " 5", "5 ", "5\n", "", "-0", "1e3", "5.0", "٥", "9223372036854775808"] {
+            assert!(parse_id(bad).is_err(), "{bad:?}");
+            assert!(bad.parse::<ChannelId>().is_err(), "{bad:?}");
+            assert!(serde_json::from_value::<ChannelId>(serde_json::json!(bad)).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_id("9223372036854775807"), Ok(i64::MAX));
+        assert_eq!("1234".parse::<MessageId>(), Ok(MessageId(1234)));
     }
 }

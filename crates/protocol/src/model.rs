@@ -61,8 +61,12 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 4] =
-        [Permission::ManageChannels, Permission::ManageInvites, Permission::ManageMembers, Permission::ManageServer];
+    pub const ALL: [Permission; 4] = [
+        Permission::ManageChannels,
+        Permission::ManageInvites,
+        Permission::ManageMembers,
+        Permission::ManageServer,
+    ];
 }
 
 /// A member of the group, as others see them.

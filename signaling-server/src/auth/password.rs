@@ -1,7 +1,11 @@
 //! Password hashing with argon2id at OWASP's parameters (19 MiB, t=2, p=1). A hash takes tens
-//! of milliseconds of CPU and 19 MiB, so hashes run on a small pool of dedicated threads (at
-//! most `concurrency` at once) that run at the lowest CPU priority: a login storm then uses
-//! whatever CPU is left, and the gateway, at normal priority, keeps its latency.
+//! of milliseconds of CPU and 19 MiB, so hashes run in their own bounded pool: dedicated
+//! threads, by default one fewer than the cores (at least one), at the lowest CPU priority, fed
+//! by a bounded queue. A login storm then keeps at most that many cores busy and the gateway
+//! always has one of its own: priority alone was not enough (with every core hashing at nice
+//! 19, the gateway's heartbeat p99 still grew sevenfold: a woken runtime thread waits for the
+//! scheduler to preempt a hash). Past the queue, a hash request is refused at once with
+//! `unavailable` and a `retry_after_ms` instead of waiting without bound.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -11,17 +15,32 @@ use argon2::password_hash::PasswordVerifier;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
+use hearth_protocol::{ApiError, ErrorCode};
 use tokio::sync::oneshot;
+
+use crate::error::{AppError, AppResult};
 
 /// The shortest password we accept; long passphrases are welcome up to the cap.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// Hashes waiting per hashing thread before new ones are refused: about a second and a half of
+/// work at ~45 ms a hash.
+pub const QUEUE_PER_THREAD: usize = 32;
+
+/// What a full queue tells the client to wait.
+const RETRY_AFTER_MS: u64 = 1000;
+
+/// The default pool size on a machine with `cores` cores: all but one, at least one.
+pub fn default_concurrency(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 #[derive(Clone)]
 pub struct Passwords {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     /// Jobs sent and not yet taken by a thread: a thread that finds none keeps no memory.
     queued: Arc<AtomicUsize>,
     /// A real hash of a random password: verifying against it when the account does not
@@ -115,9 +134,15 @@ fn lower_thread_priority() {
 }
 
 impl Passwords {
-    /// Starts `concurrency` hashing threads; they end when the last handle is dropped.
+    /// Starts `concurrency` hashing threads with a queue of [`QUEUE_PER_THREAD`] each; they end
+    /// when the last handle is dropped.
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        Self::with_queue(concurrency, QUEUE_PER_THREAD * concurrency.max(1))
+    }
+
+    /// As [`new`](Self::new), with `queue` hashes allowed to wait.
+    pub fn with_queue(concurrency: usize, queue: usize) -> anyhow::Result<Self> {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(queue);
         // The threads share one queue; a std mutex held only while taking the next job.
         let queue = Arc::new(Mutex::new(queue));
         let queued = Arc::new(AtomicUsize::new(0));
@@ -154,28 +179,37 @@ impl Passwords {
         Ok(Passwords { jobs, queued, dummy_hash: dummy?.into() })
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
         let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The requester may have gone (client disconnected); the result is not needed then.
+            let _ = tx.send(work());
+        });
         self.queued.fetch_add(1, Ordering::AcqRel);
-        self.jobs
-            .send(Box::new(move || {
-                // The requester may have gone (client disconnected); the result is not needed then.
-                let _ = tx.send(work());
-            }))
-            .map_err(|_| {
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
                 self.queued.fetch_sub(1, Ordering::AcqRel);
-                anyhow::anyhow!("password threads stopped")
-            })?;
-        rx.await.context("password thread dropped the job")
+                let mut e =
+                    ApiError::new(ErrorCode::Unavailable, "too many logins at once, try again shortly");
+                e.retry_after_ms = Some(RETRY_AFTER_MS);
+                return Err(AppError::Client(e));
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                return Err(AppError::Internal(anyhow::anyhow!("password threads stopped")));
+            }
+        }
+        Ok(rx.await.context("password thread dropped the job")?)
     }
 
-    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+    pub async fn hash(&self, password: &str) -> AppResult<String> {
         let password = password.as_bytes().to_vec();
-        self.run(move || hash_now(&password)).await?
+        Ok(self.run(move || hash_now(&password)).await??)
     }
 
     /// Verifies against `hash`, or against a dummy when there is no account, in equal time.
-    pub async fn verify(&self, password: &str, hash: Option<&str>) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> AppResult<bool> {
         let password = password.as_bytes().to_vec();
         let exists = hash.is_some();
         let hash = hash.map(str::to_string).unwrap_or_else(|| self.dummy_hash.to_string());
@@ -197,6 +231,54 @@ mod tests {
         assert!(!p.verify("wrong horse", Some(&h)).await.unwrap());
         assert!(!p.verify("correct horse", None).await.unwrap());
         assert!(!p.verify("x", Some("not a hash")).await.unwrap());
+    }
+
+    #[test]
+    fn the_default_pool_leaves_a_core() {
+        assert_eq!(default_concurrency(1), 1);
+        assert_eq!(default_concurrency(2), 1);
+        assert_eq!(default_concurrency(8), 7);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_with_retry_after() {
+        let p = Passwords::with_queue(1, 1).unwrap();
+        // The one thread busy until released, then one job waiting: the queue is full.
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.run(move || {
+                    let _ = started_tx.send(());
+                    gate.recv().is_ok()
+                })
+                .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started.recv()).await.unwrap().unwrap();
+        // One job waits in the queue.
+        assert!(p.jobs.try_send(Box::new(|| {})).is_ok());
+        match p.hash("third password").await {
+            Err(AppError::Client(e)) => {
+                assert_eq!(e.code, ErrorCode::Unavailable);
+                assert!(e.retry_after_ms.is_some());
+            }
+            other => panic!("expected unavailable, got {:?}", other.map(|_| ())),
+        }
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        // Once the queue drains (the filler is taken as soon as the thread is free), hashing
+        // works again.
+        let mut accepted = false;
+        for _ in 0..100 {
+            if p.hash("fourth password").await.is_ok() {
+                accepted = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(accepted);
     }
 
     #[tokio::test]

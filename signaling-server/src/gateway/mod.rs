@@ -5,10 +5,15 @@
 //! from reading or writing; their errors come back as `Error` frames.
 //!
 //! Invariant: nothing a client sends can end the task except closing the socket, a heartbeat
-//! timeout or an authentication failure; bad frames get an `Error` frame with a code.
+//! timeout, an authentication failure, ignoring rate limits, or breaking the WebSocket protocol;
+//! bad frames get an `Error` frame with a code ([`decode`]). Every end goes through one close
+//! path ([`transport::Socket::close`]): a Close frame with its code before the TCP connection
+//! ends, before `Identify` as after it.
 
+pub mod decode;
 mod ops;
 pub mod session;
+pub mod transport;
 
 pub use ops::{commit, prepare_message, publish, text_channel};
 
@@ -16,11 +21,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::gateway::{ClientMsg, Ready, ServerMsg, close};
 use hearth_protocol::model::{ChannelKind, Status};
 use hearth_protocol::{ApiError, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION};
@@ -32,6 +36,7 @@ use crate::error::AppError;
 use crate::ratelimit::TokenBucket;
 use crate::state::AppState;
 use session::{ConnId, GatewaySession, OUTBOUND_QUEUE, Outbound};
+use transport::{Incoming, Message, Socket};
 
 /// Frames above this are refused by the transport itself (close 1009); frames between
 /// [`MAX_FRAME_BYTES`] and this get a `PayloadTooLarge` error and the connection stays.
@@ -40,20 +45,40 @@ const TRANSPORT_LIMIT: usize = 4 * MAX_FRAME_BYTES;
 /// reading until some finish (backpressure instead of unbounded memory).
 const MAX_IN_FLIGHT: usize = 256;
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(state): State<AppState>, req: Request) -> Response {
     if state.shutdown.is_cancelled() {
         return AppError::new(ErrorCode::Unavailable, "the server is shutting down").into_response();
     }
     let tasks = state.tasks.clone();
-    // Small buffers: most connections are idle most of the time, and memory per idle
-    // connection is what limits how many a small server can hold.
-    ws.max_message_size(TRANSPORT_LIMIT)
-        .max_frame_size(TRANSPORT_LIMIT)
-        .read_buffer_size(4 * 1024)
-        // Events queued together are written with one syscall at the flush that ends a batch.
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(4 * 1024 * 1024)
-        .on_upgrade(move |socket| tasks.track_future(connection(socket, state)))
+    let limits = transport::Limits { max_frame: TRANSPORT_LIMIT };
+    transport::upgrade(req, limits, move |socket| tasks.track_future(connection(socket, state)))
+}
+
+/// How a connection ends: the Close frame it gets, or nothing when the peer is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Close(u16, &'static str),
+    Gone,
+}
+
+impl End {
+    /// A write failed: the peer is gone.
+    fn gone<E>(_: E) -> End {
+        End::Gone
+    }
+}
+
+/// What a frame the client sent means for the connection, for both the handshake and the
+/// live loop: `Ok(Some(text))` to decode, `Ok(None)` to go on reading, `Err` to end.
+fn incoming(frame: Incoming) -> Result<Option<transport::Utf8Bytes>, End> {
+    match frame {
+        Incoming::Text(text) => Ok(Some(text)),
+        Incoming::Binary | Incoming::Control => Ok(None),
+        // The code is ignored: the reply to the client's own Close goes out.
+        Incoming::Closed => Err(End::Close(1000, "")),
+        Incoming::Violation { code, reason } => Err(End::Close(code, reason)),
+        Incoming::Gone => Err(End::Gone),
+    }
 }
 
 /// Counts a live connection for as long as it lives.
@@ -64,7 +89,7 @@ impl Drop for Live {
     }
 }
 
-async fn connection(mut socket: WebSocket, state: AppState) {
+async fn connection(mut socket: Socket, state: AppState) {
     state.connections.fetch_add(1, Ordering::Relaxed);
     let _live = Live(state.clone());
     let hello = ServerMsg::Hello {
@@ -77,8 +102,9 @@ async fn connection(mut socket: WebSocket, state: AppState) {
     }
     let conn_id = ConnId::next();
     let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let Some(session) = handshake(&mut socket, &state, conn_id, &tx).await else {
-        return;
+    let session = match handshake(&mut socket, &state, conn_id, &tx).await {
+        Ok(session) => session,
+        Err(end) => return finish(socket, end).await,
     };
     // From here the session holds the only sender: when it drops it (session ended, resumed
     // elsewhere, reader too slow) the queue closes and the loop closes the socket.
@@ -94,105 +120,90 @@ async fn connection(mut socket: WebSocket, state: AppState) {
         socket,
         pending: FuturesUnordered::new(),
         last_seen: Instant::now(),
+        refused_in_a_row: 0,
     };
-    conn.run(rx).await;
+    let end = conn.run(rx).await;
     // The session may already have let go of this connection (too slow, resumed elsewhere,
     // ended); either way presence and voice state follow what is attached now.
     session.detach(conn_id);
     state.hub.connection_changed(&session);
+    finish(conn.socket, end).await;
 }
 
-async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), axum::Error> {
+/// The one way a connection ends.
+async fn finish(socket: Socket, end: End) {
+    match end {
+        End::Close(code, reason) => socket.close(code, reason).await,
+        // Nobody to tell; dropping the socket releases it.
+        End::Gone => {}
+    }
+}
+
+async fn send(socket: &mut Socket, msg: &ServerMsg) -> Result<(), End> {
     // Serializing our own types cannot fail; an empty object would be the harmless fallback.
     let text = serde_json::to_string(msg).unwrap_or_else(|_| "{}".into());
-    socket.send(Message::Text(text.into())).await
+    socket.send(Message::Text(text.into())).await.map_err(End::gone)
 }
 
 async fn send_error(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     error: ApiError,
     op: Option<&str>,
     nonce: Option<String>,
-) -> Result<(), axum::Error> {
+) -> Result<(), End> {
     send(socket, &ServerMsg::Error { error, failed_op: op.map(str::to_string), nonce }).await
 }
 
-async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    // The peer may already be gone; there is nothing more to do for it either way.
-    let _ =
-        socket.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
-}
-
+/// `{"op":"Dispatch","seq":N,"event":PAYLOAD}`, built in one allocation of the exact size: this
+/// runs once per delivery, and `format!` grows its buffer several times for a large payload.
 fn dispatch_frame(seq: u64, payload: &str) -> Message {
-    Message::Text(format!("{{\"op\":\"Dispatch\",\"seq\":{seq},\"event\":{payload}}}").into())
-}
-
-/// A frame that could not be taken as a `ClientMsg`: what to tell the client.
-struct Refused {
-    error: ApiError,
-    op: Option<String>,
-    nonce: Option<String>,
-}
-
-/// Parses a text frame, telling apart unknown ops from malformed ones for a clear error.
-fn parse(text: &str) -> Result<ClientMsg, Refused> {
-    if text.len() > MAX_FRAME_BYTES {
-        return Err(Refused {
-            error: ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
-            ),
-            op: None,
-            nonce: None,
-        });
+    const HEAD: &str = "{\"op\":\"Dispatch\",\"seq\":";
+    const MID: &str = ",\"event\":";
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
-    serde_json::from_str::<ClientMsg>(text).map_err(|e| {
-        let value: Option<serde_json::Value> = serde_json::from_str(text).ok();
-        let op = value.as_ref().and_then(|v| v.get("op")).and_then(|v| v.as_str()).map(str::to_string);
-        let nonce = value.as_ref().and_then(|v| v.get("nonce")).and_then(|v| v.as_str()).map(str::to_string);
-        let error = match &op {
-            None => ApiError::new(ErrorCode::MalformedRequest, "expected a JSON object with an \"op\""),
-            Some(op) if e.to_string().contains("unknown variant") => {
-                ApiError::new(ErrorCode::UnknownOp, format!("unknown op {op:?}"))
-            }
-            // serde's message names the field and type, never anything of ours.
-            Some(op) => ApiError::new(ErrorCode::MalformedRequest, format!("malformed {op}: {e}")),
-        };
-        Refused { error, op, nonce }
-    })
+    let seq_text = std::str::from_utf8(&digits[at..]).unwrap_or("0");
+    let mut frame = String::with_capacity(HEAD.len() + seq_text.len() + MID.len() + payload.len() + 1);
+    frame.push_str(HEAD);
+    frame.push_str(seq_text);
+    frame.push_str(MID);
+    frame.push_str(payload);
+    frame.push('}');
+    Message::Text(frame.into())
 }
 
 /// Reads frames until the client identifies or resumes, within the deadline.
 async fn handshake(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     state: &AppState,
     conn_id: ConnId,
     tx: &mpsc::Sender<Outbound>,
-) -> Option<Arc<GatewaySession>> {
+) -> Result<Arc<GatewaySession>, End> {
     let deadline = tokio::time::Instant::now() + state.config.identify_timeout;
     loop {
         let frame = match timeout_at(deadline, socket.recv()).await {
-            Err(_) => {
-                close_with(socket, close::IDENTIFY_TIMEOUT, "identify timeout").await;
-                return None;
-            }
-            Ok(None) | Ok(Some(Err(_))) => return None,
-            Ok(Some(Ok(frame))) => frame,
+            Err(_) => return Err(End::Close(close::IDENTIFY_TIMEOUT, "identify timeout")),
+            Ok(frame) => frame,
         };
-        let text = match frame {
-            Message::Text(t) => t,
-            Message::Close(_) => return None,
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Binary(_) => {
-                let e = ApiError::new(ErrorCode::MalformedRequest, "frames must be JSON text");
-                send_error(socket, e, None, None).await.ok()?;
-                continue;
+        let binary = matches!(frame, Incoming::Binary);
+        let Some(text) = incoming(frame)? else {
+            if binary {
+                send_error(socket, binary_refused(), None, None).await?;
             }
+            continue;
         };
-        let msg = match parse(text.as_str()) {
+        let msg = match decode::decode(text.as_str()) {
             Ok(m) => m,
             Err(r) => {
-                send_error(socket, r.error, r.op.as_deref(), r.nonce).await.ok()?;
+                send_error(socket, r.error, r.op.as_deref(), r.nonce).await?;
                 continue;
             }
         };
@@ -201,7 +212,7 @@ async fn handshake(
             ClientMsg::Resume { token, protocol_version, .. } => (token, *protocol_version),
             other => {
                 let e = ApiError::new(ErrorCode::NotIdentified, "send Identify or Resume first");
-                send_error(socket, e, Some(other.op()), None).await.ok()?;
+                send_error(socket, e, Some(other.op()), None).await?;
                 continue;
             }
         };
@@ -210,16 +221,14 @@ async fn handshake(
                 ErrorCode::UnsupportedProtocol,
                 format!("this server speaks protocol {PROTOCOL_VERSION}"),
             );
-            let _ = send_error(socket, e, Some(msg.op()), None).await;
-            close_with(socket, close::UNSUPPORTED_PROTOCOL, "unsupported protocol").await;
-            return None;
+            send_error(socket, e, Some(msg.op()), None).await?;
+            return Err(End::Close(close::UNSUPPORTED_PROTOCOL, "unsupported protocol"));
         }
         let auth = match state.authenticate(token) {
             Ok(a) => a,
             Err(e) => {
-                let _ = send_error(socket, e.to_api(), Some(msg.op()), None).await;
-                close_with(socket, close::AUTHENTICATION_FAILED, "authentication failed").await;
-                return None;
+                send_error(socket, e.to_api(), Some(msg.op()), None).await?;
+                return Err(End::Close(close::AUTHENTICATION_FAILED, "authentication failed"));
             }
         };
         match msg {
@@ -237,19 +246,16 @@ async fn handshake(
                 ));
                 session.attach(conn_id, tx.clone());
                 let Some(snapshot) = state.hub.register(session.clone()) else {
-                    close_with(socket, close::AUTHENTICATION_FAILED, "not a member").await;
-                    return None;
+                    return Err(End::Close(close::AUTHENTICATION_FAILED, "not a member"));
                 };
                 let mut read_states = Vec::with_capacity(snapshot.channels.len());
                 for c in snapshot.channels.iter().filter(|c| c.kind != ChannelKind::Voice) {
                     match state.db.read_state(auth.id, c.id, c.kind.is_direct(), c.last_message_id).await {
                         Ok(rs) => read_states.push(rs),
                         Err(e) => {
-                            let _ =
-                                send_error(socket, AppError::from(e).to_api(), Some("Identify"), None).await;
-                            close_with(socket, 1011, "internal error").await;
                             session.end();
-                            return None;
+                            send_error(socket, AppError::from(e).to_api(), Some("Identify"), None).await?;
+                            return Err(End::Close(close::INTERNAL_ERROR, "internal error"));
                         }
                     }
                 }
@@ -265,8 +271,8 @@ async fn handshake(
                     server: snapshot.server,
                     blocked: snapshot.blocked,
                 };
-                send(socket, &ServerMsg::Ready { seq: 0, ready: Box::new(ready) }).await.ok()?;
-                return Some(session);
+                send(socket, &ServerMsg::Ready { seq: 0, ready: Box::new(ready) }).await?;
+                return Ok(session);
             }
             ClientMsg::Resume { session_id, last_seq, .. } => {
                 let resumed = state
@@ -275,16 +281,16 @@ async fn handshake(
                     .filter(|s| s.user_id == auth.id && s.family == auth.family)
                     .and_then(|s| s.resume(last_seq, conn_id, tx.clone()).ok().map(|missed| (s, missed)));
                 let Some((session, missed)) = resumed else {
-                    send(socket, &ServerMsg::InvalidSession).await.ok()?;
+                    send(socket, &ServerMsg::InvalidSession).await?;
                     continue;
                 };
                 state.hub.connection_changed(&session);
                 let replayed = missed.len() as u64;
                 for (seq, payload) in &missed {
-                    socket.feed(dispatch_frame(*seq, payload)).await.ok()?;
+                    socket.feed(dispatch_frame(*seq, payload)).await.map_err(End::gone)?;
                 }
-                send(socket, &ServerMsg::Resumed { seq: last_seq + replayed, replayed }).await.ok()?;
-                return Some(session);
+                send(socket, &ServerMsg::Resumed { seq: last_seq + replayed, replayed }).await?;
+                return Ok(session);
             }
             _ => unreachable!("only Identify and Resume pass the match above"),
         }
@@ -293,17 +299,24 @@ async fn handshake(
 
 type OpFuture = futures_util::future::BoxFuture<'static, Option<ServerMsg>>;
 
+fn binary_refused() -> ApiError {
+    ApiError::new(ErrorCode::MalformedRequest, "frames must be JSON text")
+}
+
 struct Connection {
     state: AppState,
     session: Arc<GatewaySession>,
-    socket: WebSocket,
+    socket: Socket,
     frames: TokenBucket,
     pending: FuturesUnordered<OpFuture>,
     last_seen: Instant,
+    /// Frames refused by the rate limit since the last one accepted: a client that goes on
+    /// sending a whole burst more after being told to wait is closed (1008).
+    refused_in_a_row: u32,
 }
 
 impl Connection {
-    async fn run(&mut self, mut rx: mpsc::Receiver<Outbound>) {
+    async fn run(&mut self, mut rx: mpsc::Receiver<Outbound>) -> End {
         let shutdown = self.state.shutdown.clone();
         // Made once, not per loop turn: each turn of a busy fan-out would otherwise register
         // and drop a waiter on the shutdown token and a timer in the runtime's timer wheel.
@@ -319,11 +332,11 @@ impl Connection {
                 _ = &mut cancelled, if !draining => draining = true,
                 Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
                     if let Some(msg) = reply
-                        && send(&mut self.socket, &msg).await.is_err() { return; }
+                        && let Err(end) = send(&mut self.socket, &msg).await { return end; }
                 }
                 out = rx.recv() => match out {
                     Some(first) => {
-                        if self.write_events(first, &mut rx).await.is_err() { return; }
+                        if let Err(end) = self.write_events(first, &mut rx).await { return end; }
                     }
                     None => {
                         let (code, reason) = if let Some(code) = self.session.ended_with() {
@@ -337,79 +350,65 @@ impl Connection {
                         } else {
                             (close::TOO_SLOW, "too many unread events; resume")
                         };
-                        close_with(&mut self.socket, code, reason).await;
-                        return;
+                        return End::Close(code, reason);
                     }
                 },
                 frame = self.socket.recv(), if !draining && self.pending.len() < MAX_IN_FLIGHT => {
-                    match frame {
-                        Some(Ok(frame)) => {
-                            self.last_seen = Instant::now();
-                            if self.on_frame(frame).await.is_err() { return; }
-                        }
-                        Some(Err(e)) => {
-                            tracing::debug!(error = %e, "gateway read failed");
-                            close_with(&mut self.socket, close::MESSAGE_TOO_BIG, "frame too large or invalid").await;
-                            return;
-                        }
-                        None => return,
-                    }
+                    self.last_seen = Instant::now();
+                    if let Err(end) = self.on_frame(frame).await { return end; }
                 }
                 _ = heartbeat_check.tick(), if !draining => {
                     if self.last_seen.elapsed() >= timeout {
-                        close_with(&mut self.socket, close::HEARTBEAT_TIMEOUT, "heartbeat timeout").await;
-                        return;
+                        return End::Close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
                     }
                 }
             }
             if draining && self.pending.is_empty() {
                 // Every acknowledged op has been dispatched; flush what is queued and go.
                 while let Ok(out) = rx.try_recv() {
-                    if self.write_events(out, &mut rx).await.is_err() {
-                        return;
+                    if let Err(end) = self.write_events(out, &mut rx).await {
+                        return end;
                     }
                 }
-                close_with(&mut self.socket, close::SERVER_RESTART, "server restarting").await;
-                return;
+                return End::Close(close::SERVER_RESTART, "server restarting");
             }
         }
     }
 
     /// Writes `first` and whatever else is queued, then flushes once.
-    async fn write_events(
-        &mut self,
-        first: Outbound,
-        rx: &mut mpsc::Receiver<Outbound>,
-    ) -> Result<(), axum::Error> {
+    async fn write_events(&mut self, first: Outbound, rx: &mut mpsc::Receiver<Outbound>) -> Result<(), End> {
         let Outbound::Event { seq, payload } = first;
-        self.socket.feed(dispatch_frame(seq, &payload)).await?;
+        self.socket.feed(dispatch_frame(seq, &payload)).await.map_err(End::gone)?;
         for _ in 0..64 {
             match rx.try_recv() {
                 Ok(Outbound::Event { seq, payload }) => {
-                    self.socket.feed(dispatch_frame(seq, &payload)).await?
+                    self.socket.feed(dispatch_frame(seq, &payload)).await.map_err(End::gone)?
                 }
                 Err(_) => break,
             }
         }
-        self.socket.flush().await
+        self.socket.flush().await.map_err(End::gone)
     }
 
-    async fn on_frame(&mut self, frame: Message) -> Result<(), axum::Error> {
-        let text = match frame {
-            Message::Text(t) => t,
-            Message::Close(_) => return Err(axum::Error::new(std::io::Error::other("closed"))),
-            Message::Ping(_) | Message::Pong(_) => return Ok(()),
-            Message::Binary(_) => {
-                let e = ApiError::new(ErrorCode::MalformedRequest, "frames must be JSON text");
-                return send_error(&mut self.socket, e, None, None).await;
+    async fn on_frame(&mut self, frame: Incoming) -> Result<(), End> {
+        let binary = matches!(frame, Incoming::Binary);
+        let Some(text) = incoming(frame)? else {
+            if binary {
+                return send_error(&mut self.socket, binary_refused(), None, None).await;
             }
+            return Ok(());
         };
         if let Err(wait) = self.frames.take(Instant::now()) {
             self.state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.refused_in_a_row += 1;
+            if self.refused_in_a_row > self.state.config.limits.frames_per_sec.saturating_mul(2) {
+                return Err(End::Close(close::POLICY_VIOLATION, "rate limit ignored"));
+            }
             let e = crate::error::rate_limited(wait.as_millis() as u64);
             return send_error(&mut self.socket, e, None, None).await;
         }
-        let msg = match parse(text.as_str()) {
+        self.refused_in_a_row = 0;
+        let msg = match decode::decode(text.as_str()) {
             Ok(m) => m,
             Err(r) => {
                 self.state.metrics.gateway_errors.fetch_add(1, Ordering::Relaxed);
@@ -458,6 +457,22 @@ impl Connection {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_frames_are_the_server_msg_json() {
+        for seq in [0, 7, 10, 1234567, u64::MAX] {
+            let Message::Text(text) = dispatch_frame(seq, r#"{"t":"ChannelDelete","channel_id":"5"}"#) else {
+                panic!("not text")
+            };
+            let parsed: ServerMsg = serde_json::from_str(text.as_str()).unwrap();
+            assert!(matches!(parsed, ServerMsg::Dispatch { seq: s, .. } if s == seq), "{text}");
         }
     }
 }

@@ -10,7 +10,7 @@ use hearth_protocol::api::{LoginRequest, LogoutRequest, RefreshRequest, Register
 use hearth_protocol::model::{Role, User};
 use hearth_protocol::{ErrorCode, UserId};
 
-use super::extract::{Json, OptionalJson};
+use super::extract::{Json, JsonOrEmpty};
 use crate::auth::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use crate::auth::{AuthUser, hash_refresh_token};
 use crate::db::tokens::RefreshLookup;
@@ -219,11 +219,12 @@ pub async fn refresh(
     }
 }
 
+/// The body is optional: no body means this login only.
 pub async fn logout(
     State(state): State<AppState>,
     user: AuthUser,
     // No body means this login only.
-    OptionalJson(request): OptionalJson<LogoutRequest>,
+    JsonOrEmpty(request): JsonOrEmpty<LogoutRequest>,
 ) -> AppResult<StatusCode> {
     let everywhere = request.everywhere;
     let families = if everywhere {

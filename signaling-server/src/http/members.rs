@@ -10,7 +10,7 @@ use hearth_protocol::gateway::close;
 use hearth_protocol::model::{AuditAction, Ban, Permission, Role, User};
 use hearth_protocol::{ErrorCode, MAX_REASON_CHARS, UserId};
 
-use super::extract::{Json, OptionalJson, Path};
+use super::extract::{Json, JsonOrEmpty, Path};
 use crate::auth::AuthUser;
 use crate::db::users::UserRecord;
 use crate::error::{AppError, AppResult};
@@ -97,7 +97,7 @@ pub async fn kick(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<UserId>,
-    OptionalJson(req): OptionalJson<ModerationRequest>,
+    JsonOrEmpty(req): JsonOrEmpty<ModerationRequest>,
 ) -> AppResult<StatusCode> {
     remove(&state, &user, id, req, false).await
 }
@@ -108,7 +108,7 @@ pub async fn ban(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<UserId>,
-    OptionalJson(req): OptionalJson<ModerationRequest>,
+    JsonOrEmpty(req): JsonOrEmpty<ModerationRequest>,
 ) -> AppResult<StatusCode> {
     remove(&state, &user, id, req, true).await
 }

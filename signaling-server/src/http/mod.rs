@@ -1,15 +1,19 @@
 //! The HTTP API under `/api/v1`, plus `/healthz`, `/metrics` and the invite page
 //! `/invite/{code}`. One file per domain; every
 //! handler takes [`AuthUser`](crate::auth::AuthUser) unless the route is public (server info,
-//! register, login, refresh, health, metrics). Bodies are JSON, errors are
-//! [`ApiError`](hearth_protocol::ApiError) with a stable code.
+//! register, login, refresh, health, metrics). Bodies are JSON, decoded strictly by
+//! [`extract`]; errors are [`ApiError`](hearth_protocol::ApiError) with a stable code. Request
+//! heads and bodies are bounded per route ([`limits`]) inside hyper's wider bounds
+//! ([`listen`]).
 
 mod audit;
 mod auth;
 mod channels;
-mod extract;
+pub mod extract;
 mod invite_page;
 mod invites;
+pub mod limits;
+pub mod listen;
 mod members;
 mod messages;
 mod search;
@@ -17,14 +21,10 @@ mod server;
 mod users;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, patch, post, put};
 
 use crate::error::AppError;
 use crate::state::AppState;
-
-/// Largest JSON body.
-pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -67,7 +67,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(server::healthz))
         .route("/metrics", get(server::metrics))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        // Applied to each route after routing, so it sees the matched path.
+        .layer(axum::middleware::from_fn(limits::enforce))
         .with_state(state)
 }
 

@@ -351,7 +351,7 @@ impl Client {
     }
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A gateway connection that keeps track of `seq` like a real client.
 pub struct Gateway {

@@ -53,4 +53,27 @@ describe('plainText', () => {
   it('shows mentions by name without markup', () => {
     expect(plainText('**hey** <@42>', env)).toBe('hey @Zoë <b>');
   });
+
+  it('keeps reference definitions inside the message that made them', () => {
+    const shared = { ...env };
+    const evil = dom(renderMarkdown('[docs]: https://evil.example', shared));
+    expect(evil.querySelector('a')).toBeNull();
+    const other = dom(renderMarkdown('read the [docs] please', shared));
+    expect(other.querySelector('a')).toBeNull();
+    expect(other.textContent).toContain('[docs]');
+    const own = dom(renderMarkdown('[docs]\n\n[docs]: https://example.com', shared));
+    expect(own.querySelector('a')?.getAttribute('href')).toBe('https://example.com');
+  });
+
+  it('keeps the text of deeply nested quotes', () => {
+    const deep = '>'.repeat(500) + ' the bottom of the well';
+    const d = dom(renderMarkdown(deep, env));
+    expect(d.textContent).toContain('the bottom of the well');
+    expect(d.querySelectorAll('blockquote').length).toBeLessThanOrEqual(8);
+    const spaced = Array.from({ length: 300 }, () => '> ').join('') + 'spaced out';
+    expect(dom(renderMarkdown(spaced, env)).textContent).toContain('spaced out');
+    // Inside a code fence, `>` is text.
+    const code = dom(renderMarkdown('```\n' + '>'.repeat(20) + '\n```', env));
+    expect(code.querySelector('code')?.textContent).toContain('>'.repeat(20));
+  });
 });

@@ -1,6 +1,9 @@
 //! Message markdown to safe HTML. Two locks: markdown-it runs with raw HTML off (so `<script>`
 //! in a message is text), and its output goes through DOMPurify with a short allowlist, so that a
 //! bug in either one alone cannot put script into the page. `<@id>` mentions become spans.
+//! One message can never change how another renders: each render gets its own markdown-it
+//! `env` (a reference definition such as `[docs]: http://…` lives in it). Quotes nested deeper
+//! than markdown-it's nesting limit would lose their text, so they are flattened first.
 
 import DOMPurify from 'dompurify';
 import MarkdownIt from 'markdown-it';
@@ -55,9 +58,30 @@ purifier.addHook('afterSanitizeAttributes', (node) => {
   }
 });
 
+/** Quote levels kept; deeper `>` markers are merged into the deepest kept level. */
+export const MAX_QUOTE_DEPTH = 8;
+
+/** Caps the `>` markers at the start of each line (outside code fences) at MAX_QUOTE_DEPTH. */
+function capQuotes(content: string): string {
+  let fenced = false;
+  return content
+    .split('\n')
+    .map((line) => {
+      if (/^\s*(```|~~~)/.test(line.replace(/^(\s*>)+/, ''))) fenced = !fenced;
+      if (fenced) return line;
+      const lead = /^(?:[ \t]*>)+/.exec(line);
+      if (!lead) return line;
+      const depth = (lead[0].match(/>/g) ?? []).length;
+      if (depth <= MAX_QUOTE_DEPTH) return line;
+      return '>'.repeat(MAX_QUOTE_DEPTH) + line.slice(lead[0].length);
+    })
+    .join('\n');
+}
+
 /** Sanitised HTML for a message body, safe for `{@html}`. */
 export function renderMarkdown(content: string, env: RenderEnv): string {
-  const html = md.render(content, env);
+  // A fresh env per message: markdown-it keeps reference definitions in it.
+  const html = md.render(capQuotes(content), { ...env });
   return purifier.sanitize(html, {
     ALLOWED_TAGS,
     ALLOWED_ATTR,
