@@ -31,6 +31,8 @@ usage: bench/run.sh NAME [options]
   search       search latency through the HTTP API on 1,000,000 messages vs the same queries
                straight against the database's full-text index, on SQLite and PostgreSQL
                (a private PostgreSQL is started unless SEARCH_PG_URL names one)
+  transfer     a 1 GiB direct transfer between two engines over loopback vs node-datachannel
+               and raw TCP; again at 20 ms RTT (network namespace, root); memory of both ends
   all          every bench above, one after the other
 
 Options go to the harness: bench/run.sh NAME --help lists them (each also has an env var).
@@ -47,7 +49,7 @@ name="$1"
 shift
 
 case "$name" in
-    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint | search) ;;
+    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint | search | transfer) ;;
     voice-cpu)
         # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
         mkdir -p "$root/bench/out"
@@ -60,7 +62,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency server-footprint search; do
+        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency server-footprint search transfer; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"
@@ -110,6 +112,15 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
     fi
     cargo build --release --quiet "${packages[@]}" >&2
 fi
+
+case "$name" in
+    transfer)
+        if [[ ! -d "$root/node_modules/node-datachannel" ]]; then
+            echo "== installing the node-datachannel peer (npm)" >&2
+            npm ci --no-audit --no-fund >&2
+        fi
+        ;;
+esac
 
 case "$name" in
     fanout | conn-memory)

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use hearth_protocol::gateway::Event;
 use hearth_protocol::model::{
-    Channel, ChannelKind, Permission, Presence, Role, ServerSettings, Signal, Status, User, VoiceState,
+    Channel, ChannelKind, Permission, Presence, Role, ServerSettings, Signal, Status, TransferSignal, User,
+    VoiceState,
 };
 use hearth_protocol::{ChannelId, MessageId, UserId};
 
@@ -616,5 +617,132 @@ impl Hub {
         let target = s.sessions.get(their_session)?;
         target.dispatch(&payload(&Event::VoiceSignal { from: from.user_id, signal }));
         Some(())
+    }
+
+    // ---- direct transfers ----
+
+    /// Relays direct-transfer signalling from `from` to `to`: to the device `device` names, or
+    /// to every live session of `to` (when `to` is the sender itself: its other sessions).
+    /// Refused when `to` is not a member, when either has blocked the other, and when no live
+    /// session of `to` would get it (offline, or the device is gone).
+    pub fn transfer_signal(
+        &self,
+        from: &GatewaySession,
+        to: UserId,
+        device: Option<&str>,
+        transfer_id: String,
+        signal: TransferSignal,
+    ) -> Result<(), TransferRefusal> {
+        let s = self.read();
+        if !s.users.contains_key(&to) {
+            return Err(TransferRefusal::NotMember);
+        }
+        if s.blocks.contains(&(to, from.user_id)) || s.blocks.contains(&(from.user_id, to)) {
+            return Err(TransferRefusal::Blocked);
+        }
+        let event = payload(&Event::TransferSignal {
+            from: from.user_id,
+            device: device_tag(&from.id),
+            transfer_id,
+            signal,
+        });
+        let mut delivered = false;
+        for target in s.by_user.get(&to).into_iter().flatten() {
+            let wanted = match device {
+                Some(tag) => device_tag(&target.id) == tag,
+                None => true,
+            };
+            if wanted && target.id != from.id && target.is_attached() {
+                target.dispatch(&event);
+                delivered = true;
+            }
+        }
+        if delivered { Ok(()) } else { Err(TransferRefusal::Offline) }
+    }
+}
+
+/// Why a direct-transfer signal was not relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferRefusal {
+    NotMember,
+    Blocked,
+    Offline,
+}
+
+/// The tag other members see for one gateway session: stable for the session's life (resumes
+/// included), and telling nothing about its id, which, with a token, resumes it.
+pub fn device_tag(session_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("hearth-device:{session_id}").as_bytes());
+    hex::encode(&digest[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::session::ConnId;
+
+    fn member(id: i64) -> User {
+        User {
+            id: UserId(id),
+            username: format!("u{id}"),
+            display_name: format!("u{id}"),
+            avatar: None,
+            role: hearth_protocol::model::Role::Member,
+        }
+    }
+
+    /// A session of `user` with a live connection; the receiver gets what is dispatched to it.
+    fn online(
+        hub: &Hub,
+        id: &str,
+        user: i64,
+    ) -> (Arc<GatewaySession>, tokio::sync::mpsc::Receiver<crate::gateway::session::Outbound>) {
+        let session = Arc::new(GatewaySession::new(id.into(), UserId(user), "f".into(), Status::Online, 16));
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        session.attach(ConnId::next(), tx);
+        hub.register(session.clone()).expect("a member");
+        (session, rx)
+    }
+
+    #[test]
+    fn transfers_are_refused_both_ways_once_either_member_blocked_the_other() {
+        let hub = Hub::default();
+        {
+            let mut s = hub.write();
+            s.users.insert(UserId(1), member(1));
+            s.users.insert(UserId(2), member(2));
+        }
+        let (a, _a_rx) = online(&hub, "sa", 1);
+        let (b, mut b_rx) = online(&hub, "sb", 2);
+        let offer = || TransferSignal::Propose { name: "x".into(), size: 1, files: 1 };
+        assert_eq!(hub.transfer_signal(&a, UserId(2), None, "t".into(), offer()), Ok(()));
+        assert!(b_rx.try_recv().is_ok(), "delivered while nobody blocks");
+        hub.set_block(UserId(2), UserId(1), true);
+        assert_eq!(
+            hub.transfer_signal(&a, UserId(2), None, "t".into(), offer()),
+            Err(TransferRefusal::Blocked)
+        );
+        assert_eq!(
+            hub.transfer_signal(&b, UserId(1), None, "t".into(), offer()),
+            Err(TransferRefusal::Blocked)
+        );
+        hub.set_block(UserId(2), UserId(1), false);
+        hub.set_block(UserId(1), UserId(2), true);
+        assert_eq!(
+            hub.transfer_signal(&b, UserId(1), None, "t".into(), offer()),
+            Err(TransferRefusal::Blocked)
+        );
+        hub.set_block(UserId(1), UserId(2), false);
+        assert_eq!(hub.transfer_signal(&b, UserId(1), None, "t".into(), offer()), Ok(()));
+    }
+
+    #[test]
+    fn a_device_tag_hides_the_session_id_and_stays_put() {
+        let tag = device_tag("secret-session");
+        assert_eq!(tag, device_tag("secret-session"));
+        assert_ne!(tag, device_tag("other-session"));
+        assert!(!tag.contains("secret"));
+        assert_eq!(tag.len(), 16);
     }
 }

@@ -227,6 +227,12 @@ fn every_op(channel: ChannelId, message: MessageId, user: UserId, token: &str) -
         ClientMsg::VoiceLeave,
         ClientMsg::VoiceUpdate { muted: true, deafened: false, speaking: false },
         ClientMsg::VoiceSignal { to: user, signal: Signal::Offer { sdp: "v=0".into() } },
+        ClientMsg::TransferSignal {
+            to: user,
+            device: None,
+            transfer_id: "t1".into(),
+            signal: hearth_protocol::model::TransferSignal::Cancel,
+        },
     ];
     // No wildcard: a new op does not compile here until it has a number, and then the
     // assertion fails until it is in the list above.
@@ -247,10 +253,11 @@ fn every_op(channel: ChannelId, message: MessageId, user: UserId, token: &str) -
             ClientMsg::VoiceLeave => 12,
             ClientMsg::VoiceUpdate { .. } => 13,
             ClientMsg::VoiceSignal { .. } => 14,
+            ClientMsg::TransferSignal { .. } => 15,
         }
     }
     let numbers: BTreeSet<usize> = ops.iter().map(number).collect();
-    assert_eq!(numbers, (0..15).collect(), "every_op must hold one of each op");
+    assert_eq!(numbers, (0..16).collect(), "every_op must hold one of each op");
     ops
 }
 

@@ -4,6 +4,7 @@
 
 use hearth_client::{SessionEvent, SessionHandle};
 use hearth_protocol::gateway::Event;
+use hearth_protocol::model::ChannelKind;
 use hearth_protocol::{ApiError, ChannelId};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager};
@@ -17,6 +18,8 @@ use crate::{snapshot, tray};
 pub const STATUS: &str = "session://status";
 pub const READY: &str = "session://ready";
 pub const EVENT: &str = "session://event";
+/// A direct transfer changed (`TransferInfo`).
+pub const TRANSFER: &str = "transfer://changed";
 pub const SEND_FAILED: &str = "message://failed";
 /// A `hearth://join...` deep link, payload: the URL as a string.
 pub const LINK_JOIN: &str = "link://join";
@@ -48,10 +51,28 @@ pub fn forward(app: &AppHandle, session: SessionHandle, mut events: broadcast::R
     let shell = app.state::<Shell>();
     emit(app, STATUS, shell.status());
     let owner = app.clone();
+    let mut transfers = shell.engine.transfers().ok().map(|t| t.subscribe());
     let task = tauri::async_runtime::spawn(async move {
         let app = owner;
         loop {
-            match events.recv().await {
+            let transfer = async {
+                match transfers.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let next = tokio::select! {
+                event = events.recv() => event,
+                changed = transfer => {
+                    match changed {
+                        Ok(info) => on_transfer(&app, info),
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => transfers = None,
+                    }
+                    continue;
+                }
+            };
+            match next {
                 Ok(event) => on_event(&app, &session, event).await,
                 Err(RecvError::Lagged(missed)) => {
                     // The UI may now be behind; a fresh snapshot makes it reload from the cache.
@@ -65,6 +86,35 @@ pub fn forward(app: &AppHandle, session: SessionHandle, mut events: broadcast::R
         }
     });
     app.state::<Shell>().set_forwarder(Some(task));
+}
+
+/// A transfer changed: the UI hears of it, and a new incoming offer is a notification.
+fn on_transfer(app: &AppHandle, info: hearth_client::transfer::TransferInfo) {
+    use hearth_client::transfer::{Direction, TransferState};
+    let shell = app.state::<Shell>();
+    let offered = info.direction == Direction::Incoming && info.state == TransferState::Offered;
+    if offered
+        && !shell.focused()
+        && let Some(notification) = shell.with_snapshot(|ready| transfer_notification(ready, &info)).flatten()
+        && let Err(e) = shell.notifier.show(&notification)
+    {
+        tracing::warn!("cannot show a notification: {e}");
+    }
+    emit(app, TRANSFER, info);
+}
+
+/// "mum wants to send you holiday (2.1 GB)", opening the DM with the sender when clicked.
+fn transfer_notification(
+    ready: &hearth_protocol::gateway::Ready,
+    info: &hearth_client::transfer::TransferInfo,
+) -> Option<Notification> {
+    let sender = ready.members.iter().find(|m| m.id == info.peer)?;
+    let name =
+        if sender.display_name.is_empty() { sender.username.clone() } else { sender.display_name.clone() };
+    // The notification names a conversation to open; the DM with the sender when there is one.
+    let dm = ready.channels.iter().find(|c| c.kind == ChannelKind::Dm && c.members.contains(&info.peer))?;
+    let size = format!("{:.1} MB", info.size as f64 / 1e6);
+    Some(Notification::new(dm.id, name, &format!("wants to send you {} ({size})", info.name)))
 }
 
 async fn on_event(app: &AppHandle, session: &SessionHandle, event: SessionEvent) {
@@ -118,7 +168,7 @@ async fn on_event(app: &AppHandle, session: &SessionHandle, event: SessionEvent)
                 None => tracing::warn!("a failed message is no longer in the outbox"),
             }
         }
-        SessionEvent::OpFailed { op, error } => {
+        SessionEvent::OpFailed { op, error, .. } => {
             tracing::warn!(op = op.as_deref().unwrap_or("?"), code = ?error.code, "the server refused an operation");
         }
         SessionEvent::LoggedOut => {

@@ -105,6 +105,14 @@ pub fn run() -> anyhow::Result<()> {
             commands::voice::voice_settings_set,
             commands::voice::voice_mic_test_start,
             commands::voice::voice_mic_test_stop,
+            commands::transfer::transfer_list,
+            commands::transfer::transfer_pick,
+            commands::transfer::transfer_send,
+            commands::transfer::transfer_accept,
+            commands::transfer::transfer_decline,
+            commands::transfer::transfer_pause,
+            commands::transfer::transfer_resume,
+            commands::transfer::transfer_cancel,
         ])
         .build(tauri::generate_context!())
         .context("cannot start the app")?;

@@ -80,7 +80,8 @@ pub fn apply(ready: &mut Ready, event: &Event) {
         | Event::ReactionAdd { .. }
         | Event::ReactionRemove { .. }
         | Event::TypingStart { .. }
-        | Event::VoiceSignal { .. } => {}
+        | Event::VoiceSignal { .. }
+        | Event::TransferSignal { .. } => {}
     }
 }
 

@@ -15,6 +15,8 @@
 //!   same queries straight against the database's index, on SQLite and PostgreSQL.
 //! - [`voice_latency`]: mouth-to-ear latency of a call over loopback, against raw UDP with the
 //!   same voice pipeline.
+//! - [`transfer`]: a 1 GiB direct transfer between two engines, against node-datachannel, raw
+//!   TCP, and itself at 20 ms RTT.
 //!
 //! Shared parts: [`server`] starts/stops `hearth-server` and bootstraps a group, [`api`] and
 //! [`gateway`] speak Hearth's HTTP and WebSocket, [`socketio`] runs and speaks to the peer,
@@ -37,6 +39,7 @@ mod server;
 mod server_footprint;
 mod socketio;
 mod stats;
+mod transfer;
 mod turn_relay;
 mod voice_latency;
 mod webdriver;
@@ -87,6 +90,11 @@ enum Bench {
     /// The fan-out floor's broadcaster process (started by `fanout`, not by hand).
     #[command(hide = true)]
     FloorServer(floor::ServeArgs),
+    /// A 1 GiB direct transfer vs node-datachannel and raw TCP; and at 20 ms RTT.
+    Transfer(transfer::Args),
+    /// One end of a transfer (started by `transfer`).
+    #[command(hide = true)]
+    TransferEnd(transfer::EndArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -146,6 +154,8 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::ServerFootprint(args) => server_footprint::run(paths, args).await,
         Bench::Search(args) => search::run(paths, args).await,
         Bench::FloorServer(_) => anyhow::bail!("floor-server is not a bench"),
+        Bench::Transfer(args) => transfer::run(paths, args).await,
+        Bench::TransferEnd(args) => transfer::end(args).await.map(|()| Vec::new()),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::invite::{self, Link};
 use crate::session::{ConnectionStatus, Session, SessionConfig, SessionEvent, SessionHandle};
 use crate::store::{OutboxEntry, Store};
+use crate::transfer::{TransferOptions, Transfers};
 use crate::voice::{Voice, VoiceError, VoiceSettings};
 use hearth_voice::{AudioInput, AudioOutput};
 
@@ -31,6 +32,8 @@ pub struct EngineOptions {
     pub backoff: BackoffConfig,
     /// Status to come online with (`None`: online).
     pub status: Option<Status>,
+    /// How direct transfers connect.
+    pub transfer: TransferOptions,
 }
 
 /// A saved account as the app shows it (no secrets).
@@ -62,6 +65,7 @@ struct Active {
     credentials: Credentials,
     store: Store,
     session: Session,
+    transfers: Arc<Transfers>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -214,7 +218,10 @@ impl Engine {
         let handle = session.handle();
         let events = session.take_events().expect("a new session's first subscription");
         lock(&self.accounts).set_active(account_id)?;
-        let active = Arc::new(Active { account, api, credentials, store, session });
+        let transfers_dir = self.account_dir(&account).join("transfers");
+        let transfers =
+            Arc::new(Transfers::start(handle.clone(), transfers_dir, self.options.transfer.clone()));
+        let active = Arc::new(Active { account, api, credentials, store, session, transfers });
         *lock(&self.active) = Some(active);
         Ok((handle, events))
     }
@@ -236,8 +243,17 @@ impl Engine {
         }
     }
 
+    fn account_dir(&self, account: &Account) -> PathBuf {
+        self.data_dir.join("accounts").join(account.dir_name())
+    }
+
     fn cache_path(&self, account: &Account) -> PathBuf {
-        self.data_dir.join("accounts").join(account.dir_name()).join("cache.db")
+        self.account_dir(account).join("cache.db")
+    }
+
+    /// The running account's direct transfers.
+    pub fn transfers(&self) -> Result<Arc<Transfers>> {
+        Ok(self.active()?.transfers.clone())
     }
 
     fn active(&self) -> Result<Arc<Active>> {

@@ -37,6 +37,7 @@ pub mod invite;
 pub mod session;
 pub mod store;
 mod tls;
+pub mod transfer;
 pub mod voice;
 
 pub use call::{Call, CallConfig, CallEvent};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::api::HistoryQuery;
 use hearth_protocol::gateway::{ClientMsg, Event, Ready, ServerMsg, close};
-use hearth_protocol::model::{ChannelKind, Signal, Status, User};
+use hearth_protocol::model::{ChannelKind, Signal, Status, TransferSignal, User};
 use hearth_protocol::{
     ApiError, ChannelId, ErrorCode, MAX_MESSAGE_CHARS, MessageId, PROTOCOL_VERSION, UserId,
 };
@@ -73,6 +73,8 @@ pub enum SessionEvent {
     OpFailed {
         op: Option<String>,
         error: ApiError,
+        /// What the refused op named, when it named something (a transfer's id).
+        nonce: Option<String>,
     },
     /// The login is gone: the app should ask for the password again.
     LoggedOut,
@@ -349,6 +351,18 @@ impl SessionHandle {
 
     pub async fn voice_signal(&self, to: UserId, signal: Signal) -> Result<()> {
         self.op(ClientMsg::VoiceSignal { to, signal }).await
+    }
+
+    /// Direct-transfer signalling (see `ClientMsg::TransferSignal`). A refusal arrives as
+    /// [`SessionEvent::OpFailed`] whose `nonce` is `transfer_id`.
+    pub async fn transfer_signal(
+        &self,
+        to: UserId,
+        device: Option<String>,
+        transfer_id: &str,
+        signal: TransferSignal,
+    ) -> Result<()> {
+        self.op(ClientMsg::TransferSignal { to, device, transfer_id: transfer_id.to_string(), signal }).await
     }
 
     /// Sends an op on the live connection; [`Error::Offline`] when there is none. The
@@ -838,14 +852,16 @@ impl Worker {
                     match msg {
                         ServerMsg::Dispatch { seq, event } => self.on_dispatch(seq, event).await,
                         ServerMsg::HeartbeatAck => awaiting_ack = false,
-                        ServerMsg::Error { error, nonce: Some(nonce), .. } => {
+                        ServerMsg::Error { error, nonce: Some(nonce), failed_op }
+                            if failed_op.as_deref() != Some("TransferSignal") =>
+                        {
                             if let Some(wait) = self.on_send_refused(&nonce, error).await {
                                 let at = Instant::now() + wait;
                                 retry_at = Some(retry_at.map_or(at, |r| r.max(at)));
                             }
                         }
-                        ServerMsg::Error { error, failed_op, .. } => {
-                            self.emit(SessionEvent::OpFailed { op: failed_op, error });
+                        ServerMsg::Error { error, failed_op, nonce } => {
+                            self.emit(SessionEvent::OpFailed { op: failed_op, error, nonce });
                         }
                         ServerMsg::InvalidSession => {
                             self.session_id = None;

@@ -395,7 +395,8 @@ impl Store {
             | Event::BlockUpdate { .. }
             | Event::PresenceUpdate { .. }
             | Event::VoiceStateUpdate { .. }
-            | Event::VoiceSignal { .. } => {}
+            | Event::VoiceSignal { .. }
+            | Event::TransferSignal { .. } => {}
         }
         Ok(())
     }

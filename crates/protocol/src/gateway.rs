@@ -13,7 +13,8 @@ use ts_rs::TS;
 use crate::error::ApiError;
 use crate::ids::{ChannelId, MessageId, UserId};
 use crate::model::{
-    Channel, IceServer, Message, Presence, ReadState, ServerSettings, Signal, Status, User, VoiceState,
+    Channel, IceServer, Message, Presence, ReadState, ServerSettings, Signal, Status, TransferSignal, User,
+    VoiceState,
 };
 
 /// Frames from client to server.
@@ -95,6 +96,18 @@ pub enum ClientMsg {
         to: UserId,
         signal: Signal,
     },
+    /// Direct-transfer signalling for `to`, a member who is online and has not blocked us
+    /// (nor been blocked by us). `device` names one of their devices (from an earlier
+    /// `TransferSignal` event); without it every online device of theirs gets it (an offer, a
+    /// resume after a restart). `to` may be ourselves: our other devices get it (`Taken`).
+    /// A refusal comes back as an `Error` frame whose `nonce` is the `transfer_id`.
+    TransferSignal {
+        to: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
+        transfer_id: String,
+        signal: TransferSignal,
+    },
 }
 
 impl ClientMsg {
@@ -116,6 +129,7 @@ impl ClientMsg {
             ClientMsg::VoiceLeave => "VoiceLeave",
             ClientMsg::VoiceUpdate { .. } => "VoiceUpdate",
             ClientMsg::VoiceSignal { .. } => "VoiceSignal",
+            ClientMsg::TransferSignal { .. } => "TransferSignal",
         }
     }
 }
@@ -241,6 +255,14 @@ pub enum Event {
     VoiceSignal {
         from: UserId,
         signal: Signal,
+    },
+    /// Direct-transfer signalling from `from`'s device `device` (an opaque tag, stable for
+    /// that device's gateway session; answer it with `ClientMsg::TransferSignal.device`).
+    TransferSignal {
+        from: UserId,
+        device: String,
+        transfer_id: String,
+        signal: TransferSignal,
     },
     /// The group's settings changed (name, icon, description, retention, permissions, limits).
     ServerUpdate {

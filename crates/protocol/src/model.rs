@@ -278,6 +278,38 @@ pub enum Signal {
     Candidate { candidate: String, sdp_mid: Option<String>, sdp_mline_index: Option<u16> },
 }
 
+/// Signalling of a direct (peer-to-peer) file transfer between two members' devices; the
+/// server relays it untouched. The files themselves never pass through the server: they go
+/// over a WebRTC data channel that the receiver opens (`Connect`) and the sender answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TransferSignal {
+    /// The sender offers files: what the receiver sees before it accepts (the first file or
+    /// folder's name, the total size, how many files).
+    Propose { name: String, size: u64, files: u32 },
+    /// The receiver refuses the offer.
+    Decline,
+    /// The receiver accepted (or resumes) and opens the connection: its WebRTC offer.
+    Connect { sdp: String },
+    /// The sender's WebRTC answer to `Connect`.
+    Answer { sdp: String },
+    /// A trickled ICE candidate, either way.
+    Candidate { candidate: String, sdp_mid: Option<String>, sdp_mline_index: Option<u16> },
+    /// Either side paused: the connection closes and nothing moves until the same side resumes.
+    Pause,
+    /// The side that paused goes on (the receiver then connects again).
+    Resume,
+    /// Either side gave up the transfer for good.
+    Cancel,
+    /// The receiver has every file, each with the announced SHA-256.
+    Done,
+    /// Sent by the receiver to its own other devices: one of them accepted the offer.
+    Taken,
+}
+
+/// Longest transfer id: the sender picks 128 random bits, written in hex.
+pub const MAX_TRANSFER_ID_CHARS: usize = 64;
+
 /// One administrative action, as the audit log shows it to admins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct AuditEntry {

@@ -44,6 +44,7 @@ fn declarations() -> String {
         VoiceState,
         IceServer,
         Signal,
+        TransferSignal,
         AuditEntry,
         AuditAction,
         AuditChange,

@@ -425,6 +425,8 @@ impl Connection {
                 let name = op.op();
                 let nonce = match &op {
                     ClientMsg::SendMessage { nonce, .. } => Some(nonce.clone()),
+                    // A transfer's refusal names the transfer, so the engine knows which failed.
+                    ClientMsg::TransferSignal { transfer_id, .. } => Some(transfer_id.clone()),
                     _ => None,
                 };
                 let ctx = ops::Ctx {

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use hearth_protocol::gateway::{ClientMsg, Event};
-use hearth_protocol::model::{AuditAction, Channel, ChannelKind, Message, Signal, Status};
+use hearth_protocol::model::{
+    AuditAction, Channel, ChannelKind, MAX_TRANSFER_ID_CHARS, Message, Signal, Status, TransferSignal,
+};
 use hearth_protocol::{ChannelId, ErrorCode, MAX_MESSAGE_CHARS, MessageId, UserId};
 
 use super::session::GatewaySession;
@@ -77,6 +79,9 @@ pub fn handle(ctx: Ctx, op: ClientMsg) -> Handled {
                 .ok_or_else(|| AppError::invalid("you are not in a voice channel")),
         ),
         ClientMsg::VoiceSignal { to, signal } => Handled::Done(voice_signal(&ctx, to, signal)),
+        ClientMsg::TransferSignal { to, device, transfer_id, signal } => {
+            Handled::Done(transfer_signal(&ctx, to, device, transfer_id, signal))
+        }
         ClientMsg::Identify { .. } | ClientMsg::Resume { .. } | ClientMsg::Heartbeat { .. } => {
             Handled::Done(Err(AppError::invalid("not an op for this stage")))
         }
@@ -360,6 +365,51 @@ fn voice_signal(ctx: &Ctx, to: UserId, signal: Signal) -> AppResult<()> {
         .hub
         .voice_signal(&ctx.session, to, signal)
         .ok_or_else(|| AppError::new(ErrorCode::Forbidden, "you can only signal members of your call"))
+}
+
+/// Longest file or folder name in a transfer offer, in bytes.
+const MAX_OFFER_NAME_BYTES: usize = 1024;
+
+fn transfer_signal(
+    ctx: &Ctx,
+    to: UserId,
+    device: Option<String>,
+    transfer_id: String,
+    signal: TransferSignal,
+) -> AppResult<()> {
+    if transfer_id.is_empty()
+        || transfer_id.len() > MAX_TRANSFER_ID_CHARS
+        || !transfer_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(AppError::invalid("transfer_id must be 1-64 letters, digits or '-'"));
+    }
+    let size = match &signal {
+        TransferSignal::Connect { sdp } | TransferSignal::Answer { sdp } => sdp.len(),
+        TransferSignal::Candidate { candidate, .. } => candidate.len(),
+        TransferSignal::Propose { name, .. } => {
+            if name.len() > MAX_OFFER_NAME_BYTES {
+                return Err(AppError::invalid("the offered name is too long"));
+            }
+            0
+        }
+        _ => 0,
+    };
+    if size > MAX_SIGNAL_BYTES {
+        return Err(AppError::new(ErrorCode::PayloadTooLarge, "signal too large"));
+    }
+    if device.as_ref().is_some_and(|d| d.len() > MAX_TRANSFER_ID_CHARS) {
+        return Err(AppError::invalid("no such device"));
+    }
+    use crate::hub::TransferRefusal;
+    ctx.state.hub.transfer_signal(&ctx.session, to, device.as_deref(), transfer_id, signal).map_err(|r| {
+        match r {
+            TransferRefusal::NotMember => AppError::not_found("member"),
+            TransferRefusal::Blocked => {
+                AppError::new(ErrorCode::Blocked, "direct transfers between you and this member are blocked")
+            }
+            TransferRefusal::Offline => AppError::new(ErrorCode::Unavailable, "this member is not online"),
+        }
+    })
 }
 
 #[cfg(test)]

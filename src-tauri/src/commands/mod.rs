@@ -7,4 +7,5 @@ pub mod device;
 pub mod message;
 pub mod people;
 pub mod session;
+pub mod transfer;
 pub mod voice;

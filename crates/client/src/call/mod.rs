@@ -38,6 +38,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
 pub use negotiation::RecoveryConfig;
+pub(crate) use peer::rtc_configuration;
 pub use peer::{OPUS_CLOCK_RATE, OPUS_PAYLOAD_TYPE};
 
 use crate::session::SessionHandle;
@@ -131,6 +132,12 @@ pub struct MediaPacket {
     pub payload: Bytes,
     /// When the transport handed it over.
     pub arrival: Instant,
+}
+
+/// How a connection's selected candidate pair travels (for transfers, which share the
+/// statistics reading with calls).
+pub(crate) async fn peer_path(pc: &dyn webrtc::peer_connection::PeerConnection) -> PathKind {
+    peer::quality(pc).await.path
 }
 
 /// Where a peer's connection stands.

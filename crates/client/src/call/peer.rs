@@ -306,6 +306,23 @@ pub(crate) fn opus_track(user: UserId, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
     )))
 }
 
+/// The ICE servers and policy of a connection (calls and transfers alike).
+pub(crate) fn rtc_configuration(
+    ice_servers: &[IceServer],
+    relay_only: bool,
+) -> webrtc::peer_connection::RTCConfiguration {
+    let ice_servers = ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect();
+    let policy = if relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
+    RTCConfigurationBuilder::new().with_ice_servers(ice_servers).with_ice_transport_policy(policy).build()
+}
+
 /// A connection with its handler, not yet negotiated.
 pub(crate) struct Built {
     pub pc: Arc<dyn PeerConnection>,
@@ -324,20 +341,7 @@ pub(crate) async fn build(
     // and the relay flush.
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
         .with(RELAY_FLUSH_SLOT, RelayFlush::default());
-    let ice_servers = transport
-        .ice_servers
-        .iter()
-        .map(|s| RTCIceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone().unwrap_or_default(),
-            credential: s.credential.clone().unwrap_or_default(),
-        })
-        .collect();
-    let policy = if transport.relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
-    let configuration = RTCConfigurationBuilder::new()
-        .with_ice_servers(ice_servers)
-        .with_ice_transport_policy(policy)
-        .build();
+    let configuration = rtc_configuration(&transport.ice_servers, transport.relay_only);
     // mDNS is off: the default (query-only) binds a multicast socket per connection and waits
     // on lookups that a LAN-less test box or a VPN never answers. Peers reach each other by
     // address, as the server relays real candidates anyway.

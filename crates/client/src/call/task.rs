@@ -234,7 +234,7 @@ impl Worker {
             SessionEvent::Event(Event::VoiceSignal { from, signal }) if self.in_call && !self.link_lost => {
                 self.on_signal(from, signal).await;
             }
-            SessionEvent::OpFailed { op: Some(op), error } if op == "VoiceJoin" && !self.in_call => {
+            SessionEvent::OpFailed { op: Some(op), error, .. } if op == "VoiceJoin" && !self.in_call => {
                 self.resolve_join(Err(CallError::Refused(error.message)));
                 self.ended = Some("the server refused the join".into());
             }

@@ -153,6 +153,14 @@ pub fn fast() -> EngineOptions {
             stable_after: Duration::from_secs(5),
         },
         status: None,
+        // Transfers on loopback: host candidates on 127.0.0.1 (see CallConfig::loopback).
+        transfer: hearth_client::transfer::TransferOptions {
+            link: hearth_client::transfer::LinkConfig {
+                udp_bind: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+                ..Default::default()
+            },
+            fault: None,
+        },
     }
 }
 
@@ -178,9 +186,14 @@ impl TestClient {
 
     /// Registers `name` through a fresh invite link from `admin` and goes online.
     pub async fn member(admin: &TestClient, name: &str) -> TestClient {
+        Self::member_with(admin, name, fast()).await
+    }
+
+    /// [`TestClient::member`] with engine options of its own.
+    pub async fn member_with(admin: &TestClient, name: &str, options: EngineOptions) -> TestClient {
         let (_, link) = admin.engine.create_invite(Some(1), None).await.expect("invite");
         let dir = temp_dir(name);
-        let engine = Engine::open_with(dir.path(), fast()).expect("engine");
+        let engine = Engine::open_with(dir.path(), options).expect("engine");
         let account =
             engine.add_account_from_invite(&link, name, PASSWORD).await.expect("register via invite");
         Self::online(engine, &account.id, dir).await

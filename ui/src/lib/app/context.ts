@@ -35,3 +35,4 @@ export const getSettings = () => hearth().settings;
 export const getUi = () => hearth().ui;
 export const getCall = () => hearth().call;
 export const getAudio = () => hearth().audio;
+export const getTransfers = () => hearth().transfers;

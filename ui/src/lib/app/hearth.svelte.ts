@@ -11,6 +11,7 @@ import { errorKey, SessionState } from '../session/session.svelte';
 import { SettingsState } from '../settings/settings.svelte';
 import { AudioSettingsState } from '../voice/audio.svelte';
 import { CallState } from '../voice/call.svelte';
+import { TransfersState } from '../transfers/transfers.svelte';
 import { UiState } from './ui.svelte';
 
 export class Hearth {
@@ -23,6 +24,7 @@ export class Hearth {
   readonly settings: SettingsState;
   readonly call: CallState;
   readonly audio: AudioSettingsState;
+  readonly transfers: TransfersState;
   readonly ui = new UiState();
 
   private subscriptions: Unsubscribe[] = [];
@@ -40,6 +42,7 @@ export class Hearth {
     this.settings = new SettingsState(backend, this.i18n);
     this.call = new CallState(backend, this.channels, () => this.members.meId, (err) => this.notifyError(err));
     this.audio = new AudioSettingsState(backend);
+    this.transfers = new TransfersState(backend, (err) => this.notifyError(err));
   }
 
   /** Shows a failed action as a short notice in the user's language. */
@@ -62,6 +65,7 @@ export class Hearth {
       this.backend.onVoiceDeviceError(() => this.ui.notify(this.i18n.t('error.audio_device'))),
       this.backend.onJoinLink((url) => this.session.openJoinLink(url)),
       this.backend.onOpenChannel((id) => this.showChannel(id)),
+      this.backend.onTransfer((x) => this.transfers.apply(x)),
     );
     await Promise.all([this.settings.load(), this.session.init(), this.audio.load()]);
     const snapshot = await this.backend.snapshot();
@@ -69,6 +73,7 @@ export class Hearth {
     const link = await this.backend.takeStartupLink();
     if (link) this.session.openJoinLink(link);
     await this.call.load();
+    await this.transfers.load();
   }
 
   /** Brings a conversation to the front (a notification was clicked). */

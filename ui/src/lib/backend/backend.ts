@@ -342,6 +342,60 @@ export interface Backend {
   onQuality(listener: (quality: PeerQuality) => void): Unsubscribe;
   onMicLevel(listener: (level: MicLevel) => void): Unsubscribe;
   onVoiceDeviceError(listener: (error: VoiceDeviceError) => void): Unsubscribe;
+
+  // --- direct transfers -----------------------------------------------------------------
+  transferList(): Promise<TransferInfo[]>;
+  /** The native dialog: files, or folders; null when cancelled. */
+  transferPick(folders: boolean): Promise<string[] | null>;
+  /** Offers the files to a member; resolves with the transfer id once every file is hashed. */
+  transferSend(userId: UserId, paths: string[]): Promise<string>;
+  /** Asks where to save (native folder dialog) and accepts; false when the dialog was cancelled. */
+  transferAccept(id: string): Promise<boolean>;
+  transferDecline(id: string): Promise<void>;
+  transferPause(id: string): Promise<void>;
+  transferResume(id: string): Promise<void>;
+  transferCancel(id: string): Promise<void>;
+  onTransfer(listener: (transfer: TransferInfo) => void): Unsubscribe;
+}
+
+// --- direct transfers ---------------------------------------------------------------------
+// Files and folders sent peer to peer ("send directly"); nothing is stored on the server.
+
+export type TransferState =
+  | 'offered'
+  | 'connecting'
+  | 'moving'
+  | 'paused'
+  | 'waiting'
+  | 'done'
+  | 'declined'
+  | 'cancelled'
+  | 'failed'
+  | 'taken_elsewhere';
+
+/** Payload of `transfer://changed` and an entry of `transfer_list`. */
+export interface TransferInfo {
+  id: string;
+  direction: 'outgoing' | 'incoming';
+  /** The other member. */
+  peer: UserId;
+  /** The first file or folder's name, as offered. */
+  name: string;
+  size: number;
+  files: number;
+  state: TransferState;
+  /** Paused by this side: only this side can resume it. */
+  paused_by_me: boolean;
+  error: string | null;
+  bytes_done: number;
+  /** Bytes per second over the last seconds; null until measured. */
+  speed_bps: number | null;
+  eta_secs: number | null;
+  /** How the bytes travel: peer to peer, or through the server's TURN relay. */
+  path: 'direct' | 'relayed' | 'unknown';
+  refetched_chunks: number;
+  /** Incoming: the folder it is saved into, once accepted. */
+  folder: string | null;
 }
 
 /** True for the only URLs the app ever hands to the system browser. */

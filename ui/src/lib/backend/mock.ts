@@ -35,6 +35,7 @@ import {
   type SendMessage,
   type SessionStatus,
   type Settings,
+  type TransferInfo,
   type SpeakingUpdate,
   type Unsubscribe,
   type VoiceCall,
@@ -42,6 +43,7 @@ import {
   type VoiceSettings,
 } from './backend';
 import { compareIds } from '../messages/ids';
+import { MockTransfers } from './mock-transfers';
 import { MockVoice } from './mock-voice';
 
 export interface MockOptions {
@@ -118,6 +120,8 @@ export class MockBackend implements Backend {
   private failures = new Emitter<SendFailure>();
   /** The voice side: call, peers, devices, voice settings (tests drive it directly). */
   readonly voice: MockVoice;
+  /** Direct transfers (tests drive the other side directly: offers, dialog answers). */
+  readonly transfers = new MockTransfers(() => 'u2');
 
   constructor(options: MockOptions = {}) {
     this.options = {
@@ -768,5 +772,35 @@ export class MockBackend implements Backend {
     const m = this.findMessage(channelId, messageId);
     if (m.author_id !== this.requireMe().id) throw new BackendError('forbidden', 'not your message');
     return m;
+  }
+
+  async transferList() {
+    return this.transfers.list();
+  }
+  async transferPick(folders: boolean) {
+    const picked = this.transfers.pickedFiles;
+    return picked && folders ? picked.map((p) => p.replace(/\/[^/]*$/, '')) : picked;
+  }
+  async transferSend(userId: UserId, paths: string[]) {
+    if (userId === this.requireMe().id) throw new BackendError('invalid_field', 'userId: choose someone else');
+    return this.transfers.send(userId, paths);
+  }
+  async transferAccept(id: string) {
+    return this.transfers.accept(id);
+  }
+  async transferDecline(id: string) {
+    this.transfers.decline(id);
+  }
+  async transferPause(id: string) {
+    this.transfers.pause(id);
+  }
+  async transferResume(id: string) {
+    this.transfers.resume(id);
+  }
+  async transferCancel(id: string) {
+    this.transfers.cancel(id);
+  }
+  onTransfer(listener: (transfer: TransferInfo) => void) {
+    return this.transfers.on(listener);
   }
 }

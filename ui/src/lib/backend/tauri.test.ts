@@ -105,6 +105,7 @@ describe('TauriBackend', () => {
       b.onVoiceDeviceError(() => {}),
       b.onJoinLink(() => {}),
       b.onOpenChannel(() => {}),
+      b.onTransfer(() => {}),
     ];
     expect(listen.mock.calls.map((c) => c[0])).toEqual([
       'session://status',
@@ -118,10 +119,11 @@ describe('TauriBackend', () => {
       'voice://device_error',
       'link://join',
       'notification://open',
+      'transfer://changed',
     ]);
-    expect(Object.values(EVENTS)).toHaveLength(11);
+    expect(Object.values(EVENTS)).toHaveLength(12);
     await Promise.resolve();
     for (const unsubscribe of subs) unsubscribe();
-    expect(unlisten).toHaveBeenCalledTimes(11);
+    expect(unlisten).toHaveBeenCalledTimes(12);
   });
 });

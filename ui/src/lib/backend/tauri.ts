@@ -30,6 +30,7 @@ import {
   type SendMessage,
   type SessionStatus,
   type Settings,
+  type TransferInfo,
   type SpeakingUpdate,
   type Unsubscribe,
   type VoiceCall,
@@ -50,6 +51,7 @@ export const EVENTS = {
   voiceQuality: 'voice://quality',
   voiceLevel: 'voice://level',
   voiceDeviceError: 'voice://device_error',
+  transfer: 'transfer://changed',
 } as const;
 
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
@@ -251,5 +253,33 @@ export class TauriBackend implements Backend {
   }
   onVoiceDeviceError(listener: (error: VoiceDeviceError) => void) {
     return subscribe(EVENTS.voiceDeviceError, listener);
+  }
+
+  transferList() {
+    return call<TransferInfo[]>('transfer_list');
+  }
+  transferPick(folders: boolean) {
+    return call<string[] | null>('transfer_pick', { folders });
+  }
+  transferSend(userId: UserId, paths: string[]) {
+    return call<string>('transfer_send', { userId, paths });
+  }
+  transferAccept(id: string) {
+    return call<boolean>('transfer_accept', { id });
+  }
+  transferDecline(id: string) {
+    return call<void>('transfer_decline', { id });
+  }
+  transferPause(id: string) {
+    return call<void>('transfer_pause', { id });
+  }
+  transferResume(id: string) {
+    return call<void>('transfer_resume', { id });
+  }
+  transferCancel(id: string) {
+    return call<void>('transfer_cancel', { id });
+  }
+  onTransfer(listener: (transfer: TransferInfo) => void) {
+    return subscribe(EVENTS.transfer, listener);
   }
 }
