@@ -28,6 +28,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod attachments;
 pub mod backoff;
 pub mod call;
 pub mod credentials;
