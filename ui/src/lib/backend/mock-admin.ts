@@ -21,6 +21,7 @@ import type {
   UserId,
 } from '../protocol/generated';
 import { allows, grantable, outranks } from '../admin/permissions';
+import { MAX_DESCRIPTION_CHARS, MAX_TOPIC_CHARS } from '../protocol/generated';
 import { BackendError } from './backend';
 import type { InviteView } from './generated';
 
@@ -141,7 +142,7 @@ export class MockAdmin {
       channel.name = name;
     }
     if (request.topic != null) {
-      if (request.topic.length > 1024) throw new BackendError('invalid_field', 'topic: at most 1024 characters');
+      if (request.topic.length > MAX_TOPIC_CHARS) throw new BackendError('invalid_field', `topic: at most ${MAX_TOPIC_CHARS} characters`);
       changes.push({ field: 'topic', old: channel.topic, new: request.topic });
       channel.topic = request.topic;
     }
@@ -270,7 +271,7 @@ export class MockAdmin {
       server.name = name;
     }
     if (request.description != null) {
-      if (request.description.length > 1024) throw new BackendError('invalid_field', 'description: at most 1024 characters');
+      if (request.description.length > MAX_DESCRIPTION_CHARS) throw new BackendError('invalid_field', `description: at most ${MAX_DESCRIPTION_CHARS} characters`);
       server.description = request.description;
     }
     if (request.retention_days != null) {
