@@ -6,22 +6,12 @@
 // blocks someone (their messages hidden, their DMs refused) and is then banned. Every dialog
 // is checked to fit the window. Screenshots go to ui/test-results/admin-*.png.
 
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { preview } from 'vite';
+import { check, resultsDir, run } from './harness.mjs';
 
-const uiDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const resultsDir = path.join(uiDir, 'test-results');
-const executablePath = process.env.HEARTH_CHROMIUM ?? '/usr/bin/chromium';
 const VIEWPORT = { width: 1366, height: 768 };
 
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
-
-/** Every element matched by `selector` lies inside the window and inside the open dialog. */
+/** The open dialog lies inside the window, and every control of it inside the dialog. */
 async function fitsWindow(page, what) {
   const overflow = await page.evaluate(({ width, height }) => {
     const dialog = document.querySelector('.dialog');
@@ -38,24 +28,8 @@ async function fitsWindow(page, what) {
   check(overflow.length === 0, `${what} fits 1366x768:\n${overflow.join('\n')}`);
 }
 
-async function main() {
-  await mkdir(resultsDir, { recursive: true });
-  const server = await preview({
-    root: uiDir,
-    mode: 'mock',
-    logLevel: 'warn',
-    build: { outDir: 'dist-mock' },
-    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
-  });
-  const url = `http://127.0.0.1:${server.httpServer.address().port}/`;
-  const browser = await chromium.launch({
-    executablePath,
-    headless: process.env.HEARTH_BROWSER_HEADED !== '1',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  const errors = [];
+process.exitCode = await run('administration', async ({ url, browser, errors, at, setPage }) => {
   let page;
-  let step = 'start';
   const open = async (query) => {
     const context = await browser.newContext({ viewport: VIEWPORT, locale: 'en-US' });
     const p = await context.newPage();
@@ -63,11 +37,12 @@ async function main() {
     p.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
     p.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
     await p.goto(url + query);
+    setPage(p);
     return p;
   };
   const mockOf = (p) => (src) => p.evaluate((s) => new Function('m', s)(window.__hearthMock), src);
-  try {
-    step = 'first run: the owner registers with the setup link';
+  {
+    at('first run: the owner registers with the setup link');
     page = await open('?firstRun');
     let mock = mockOf(page);
     await page.getByLabel('Invite link or server address').fill('hearth://setup?server=https%3A%2F%2Fhearth.example&token=SETUPTOKEN1');
@@ -76,12 +51,12 @@ async function main() {
     await page.getByLabel('Password').fill('correct horse battery');
     await page.getByRole('button', { name: 'Create account' }).click();
 
-    step = 'first run: a guide instead of an empty pane';
+    at('first run: a guide instead of an empty pane');
     const guide = page.getByTestId('first-run');
     await guide.getByText('Welcome to your new group').waitFor();
     await page.screenshot({ path: path.join(resultsDir, 'admin-first-run.png') });
 
-    step = 'first run: invite people from the guide';
+    at('first run: invite people from the guide');
     await guide.getByRole('button', { name: 'Invite people' }).click();
     await page.getByRole('tab', { name: 'Invites' }).waitFor();
     await page.locator('select[name=invite-uses]').selectOption('1');
@@ -102,7 +77,7 @@ async function main() {
     await page.getByText('No active invites.').waitFor();
     await page.keyboard.press('Escape');
 
-    step = 'first run: create the first channel from the guide';
+    at('first run: create the first channel from the guide');
     await guide.getByRole('button', { name: 'Create a channel' }).click();
     await page.locator('input[name=channel-name]').fill('family');
     await page.getByRole('button', { name: 'Create channel' }).click();
@@ -110,7 +85,7 @@ async function main() {
     check((await guide.count()) === 0, 'the guide gives way to the channel');
     await page.close();
 
-    step = 'owner: a private channel with a chosen member';
+    at('owner: a private channel with a chosen member');
     page = await open('?role=owner');
     mock = mockOf(page);
     await page.getByTestId('channel-title').filter({ hasText: '#general' }).waitFor();
@@ -124,7 +99,7 @@ async function main() {
     const parents = await mock(`return m.channels.find((c) => c.name === 'parents')`);
     check(parents.private && parents.members.includes('u2') && parents.members.includes('1'), `private members ${parents.members}`);
 
-    step = 'owner: rename and set a topic';
+    at('owner: rename and set a topic');
     await page.locator('.channel-row').filter({ hasText: 'general' }).hover();
     await page.getByRole('button', { name: 'Channel settings: general' }).click();
     await page.locator('input[name=channel-name]').fill('home');
@@ -134,14 +109,14 @@ async function main() {
     await page.getByTestId('channel-title').filter({ hasText: '#home' }).waitFor();
     check((await page.getByTestId('channel-topic').textContent()) === 'Everyday family chat', 'topic in the header');
 
-    step = 'owner: drag and drop to reorder';
+    at('owner: drag and drop to reorder');
     const names = () => page.locator('.channel-row button[data-channel-id] .channel-name').allTextContents();
     await page.locator('.channel-row').filter({ hasText: 'announcements' }).dragTo(page.locator('.channel-row').filter({ hasText: 'home' }));
     await page.waitForFunction(() => document.querySelector('.channel-list button[data-channel-id] .channel-name')?.textContent === 'announcements');
     const order = await names();
     check(order.join() === 'announcements,home,random,parents', `new order ${order}`);
 
-    step = 'owner: delete a channel, with a confirmation';
+    at('owner: delete a channel, with a confirmation');
     await page.locator('.channel-row').filter({ hasText: 'random' }).hover();
     await page.getByRole('button', { name: 'Channel settings: random' }).click();
     await page.getByRole('button', { name: 'Delete channel' }).click();
@@ -149,7 +124,7 @@ async function main() {
     await page.locator('.confirm').getByRole('button', { name: 'Delete channel' }).click();
     await page.locator('button[data-channel-id="c2"]').waitFor({ state: 'detached' });
 
-    step = 'owner: members — role, kick, ban and unban';
+    at('owner: members — role, kick, ban and unban');
     await page.getByTestId('server-settings').click();
     await page.getByRole('tab', { name: 'Members' }).click();
     await page.getByLabel('Role of Carol').selectOption('admin');
@@ -171,7 +146,7 @@ async function main() {
     await ban.getByRole('button', { name: 'Lift ban' }).click();
     await page.getByText('Nobody is banned.').waitFor();
 
-    step = 'owner: server settings';
+    at('owner: server settings');
     await page.getByRole('tab', { name: 'Overview' }).click();
     await page.locator('input[name=server-name]').fill('The Smiths');
     await page.getByLabel('Delete messages older than').check();
@@ -185,7 +160,7 @@ async function main() {
     const settings = await mock('return m.server');
     check(settings.retention_days === 30 && settings.icon, `settings saved ${JSON.stringify(settings)}`);
 
-    step = 'owner: the audit log';
+    at('owner: the audit log');
     await page.getByRole('tab', { name: 'Audit log' }).click();
     for (const line of ['Ada banned Carol', 'Ada removed Dave', 'Ada deleted #random', 'Ada created #parents', 'Ada changed the group’s settings']) {
       await page.locator('.audit-log').getByText(line).first().waitFor();
@@ -193,7 +168,7 @@ async function main() {
     await page.screenshot({ path: path.join(resultsDir, 'admin-audit.png') });
     await page.keyboard.press('Escape');
 
-    step = 'settings dialog: device pickers stay inside it';
+    at('settings dialog: device pickers stay inside it');
     await page.evaluate(() => {
       window.__hearthMock.voice.devices.inputs.push({ id: 'mic-long', name: 'Headset Microphone (Jabra Evolve2 65 — Hands-Free AG Audio over Bluetooth, second unit)', is_default: false });
     });
@@ -204,7 +179,7 @@ async function main() {
     await page.keyboard.press('Escape');
     await page.close();
 
-    step = 'member: no administration shown';
+    at('member: no administration shown');
     page = await open('?role=member');
     mock = mockOf(page);
     await page.getByTestId('channel-title').filter({ hasText: '#general' }).waitFor();
@@ -216,7 +191,7 @@ async function main() {
     check((await page.locator('.members-admin select, .members-admin .danger-outline').count()) === 0, 'no role or removal controls');
     await page.keyboard.press('Escape');
 
-    step = 'member: block someone, their messages hide';
+    at('member: block someone, their messages hide');
     await page.getByText('Welcome to').first().waitFor();
     await page.locator('.member-list li[data-user-id="u2"] button').click();
     await page.getByTestId('member-menu').getByRole('button', { name: 'Block' }).click();
@@ -226,29 +201,15 @@ async function main() {
     await page.getByText('Welcome to Hearth, everyone!').waitFor();
     await page.keyboard.press('Escape');
 
-    step = 'member: a DM to someone who blocked them is refused, clearly';
+    at('member: a DM to someone who blocked them is refused, clearly');
     await mock(`m.admin.blockedBy.add('u3')`);
     await page.locator('.member-list li[data-user-id="u3"] button').click();
     await page.getByTestId('member-menu').getByRole('button', { name: 'Send a message' }).click();
     await page.getByRole('status').filter({ hasText: 'does not accept direct messages from you' }).waitFor();
 
-    step = 'member: banned while signed in';
+    at('member: banned while signed in');
     await mock(`m.simulateRemoval('banned')`);
     await page.getByTestId('removed').getByText('You are banned from The Hearth').waitFor();
     await page.screenshot({ path: path.join(resultsDir, 'admin-removed.png') });
-
-    check(errors.length === 0, `no page errors:\n${errors.join('\n')}`);
-    console.log('browser tests: administration passed (screenshots in ui/test-results/admin-*.png)');
-    return 0;
-  } catch (err) {
-    console.error(`browser test failed at step "${step}": ${err.message}`);
-    if (errors.length) console.error(errors.join('\n'));
-    if (page) await page.screenshot({ path: path.join(resultsDir, 'admin-failure.png') }).catch(() => undefined);
-    return 1;
-  } finally {
-    await browser.close();
-    await new Promise((resolve) => server.httpServer.close(resolve));
   }
-}
-
-process.exitCode = await main();
+});
