@@ -206,6 +206,12 @@ process.exitCode = await run('administration', async ({ url, browser, errors, at
     await page.locator('.member-list li[data-user-id="u3"] button').click();
     await page.getByTestId('member-menu').getByRole('button', { name: 'Send a message' }).click();
     await page.getByRole('status').filter({ hasText: 'does not accept direct messages from you' }).waitFor();
+    // A DM already open to someone who then blocks: the message is refused, and says why.
+    await mock(`m.admin.blockedBy.add('u2')`);
+    await page.locator('button[data-channel-id="c5"]').click();
+    await page.getByTestId('composer').fill('are you there?');
+    await page.getByTestId('composer').press('Enter');
+    await page.getByTestId('send-refused').filter({ hasText: 'does not accept direct messages from you' }).waitFor();
 
     at('member: banned while signed in');
     await mock(`m.simulateRemoval('banned')`);

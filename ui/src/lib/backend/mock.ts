@@ -415,8 +415,15 @@ export class MockBackend implements Backend {
   }
 
   async sendMessage(message: SendMessage): Promise<string> {
-    this.requireChannel(message.channel_id);
+    const channel = this.requireChannel(message.channel_id);
     this.sent.push({ ...message });
+    if (channel.kind === 'dm' && channel.members.some((m) => this.admin.blockedBy.has(m))) {
+      // The server refuses it for good: the engine keeps it as failed, with the reason.
+      queueMicrotask(() =>
+        this.failures.emit({ channel_id: message.channel_id, nonce: message.nonce, error: { code: 'blocked', message: 'blocked' } }),
+      );
+      return message.nonce;
+    }
     if (this.status.state !== 'connected') {
       // The engine keeps it in the outbox; the mock fails it so the retry path can be seen.
       queueMicrotask(() =>
