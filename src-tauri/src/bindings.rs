@@ -6,8 +6,7 @@
 use ts_rs::{Config, TS};
 
 /// Protocol types the declarations below name; they come from the protocol's generated file.
-const PROTOCOL_IMPORTS: &[&str] =
-    &["ApiError", "ChannelId", "Invite", "Message", "User", "UserId"];
+const PROTOCOL_IMPORTS: &[&str] = &["ApiError", "ChannelId", "Invite", "Message", "User", "UserId"];
 
 /// The file's text: a header, the imports, then one `export type` per type.
 pub fn declarations() -> String {
@@ -16,9 +15,13 @@ pub fn declarations() -> String {
     use crate::directory::Account;
     use crate::error::CommandError;
     use crate::events::{OpenChannel, SendFailure};
-    use crate::settings::{ChannelNotifications, Language, NotificationSettings, NotifyLevel, Settings, Theme};
+    use crate::settings::{
+        ChannelNotifications, Language, NotificationSettings, NotifyLevel, Settings, Theme,
+    };
     use crate::shell::{Removal, SessionStatus};
-    use crate::voice::call_state::{Connection, MicLevel, PeerQuality, SpeakingUpdate, VoiceCall, VoiceDeviceError};
+    use crate::voice::call_state::{
+        Connection, MicLevel, PeerQuality, SpeakingUpdate, VoiceCall, VoiceDeviceError,
+    };
     use crate::voice::devices::{AudioDevice, AudioDevices};
     use crate::voice::settings::{InputMode, VoiceSettings};
     use hearth_client::transfer::{Direction, TransferInfo, TransferPath, TransferState};
@@ -29,7 +32,10 @@ pub fn declarations() -> String {
         "// Generated from src-tauri by `cargo test -p hearth-desktop --lib bindings`.\n\
          // Do not edit: change the Rust types and run the test again.\n\n",
     );
-    out.push_str(&format!("import type {{ {} }} from '../protocol/generated';\n\n", PROTOCOL_IMPORTS.join(", ")));
+    out.push_str(&format!(
+        "import type {{ {} }} from '../protocol/generated';\n\n",
+        PROTOCOL_IMPORTS.join(", ")
+    ));
     macro_rules! declare {
         ($($t:ty),* $(,)?) => {$(
             out.push_str("export ");
@@ -85,7 +91,10 @@ mod tests {
             std::fs::write(&path, &fresh).expect("writing generated.ts");
             // Under CI a stale file is a failure (the change was not committed); locally the
             // file has just been brought up to date.
-            assert!(std::env::var_os("CI").is_none(), "ui/src/lib/backend/generated.ts was stale; regenerated");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "ui/src/lib/backend/generated.ts was stale; regenerated"
+            );
         }
         // Every imported protocol type is used (TypeScript would not say so: the imports are
         // type-only), and none is missing (tsc says so, in svelte-check).

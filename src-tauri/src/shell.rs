@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hearth_client::{ConnectionStatus, Engine};
 use hearth_protocol::gateway::{Ready, close};
 use serde::Serialize;
-use ts_rs::TS;
 use tauri::async_runtime::JoinHandle;
+use ts_rs::TS;
 
 use crate::directory::Directory;
 use crate::notify::Notifier;
@@ -179,7 +179,9 @@ impl SessionStatus {
     /// it, `reconnecting`.
     pub fn from_engine(status: &ConnectionStatus, had_ready: bool) -> SessionStatus {
         match status {
-            ConnectionStatus::Connected => SessionStatus { state: "connected", retry_in_ms: None, removed: None },
+            ConnectionStatus::Connected => {
+                SessionStatus { state: "connected", retry_in_ms: None, removed: None }
+            }
             ConnectionStatus::Offline => SessionStatus::offline(),
             ConnectionStatus::Reconnecting { retry_in, .. } => {
                 let ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX);

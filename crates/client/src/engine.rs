@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hearth_protocol::api::{
-    CreateChannelRequest, CreateInviteRequest, HistoryQuery, Invite, RegisterRequest, ServerInfo, TurnCredentials,
-    UpdateProfileRequest,
+    CreateChannelRequest, CreateInviteRequest, HistoryQuery, Invite, RegisterRequest, ServerInfo,
+    TurnCredentials, UpdateProfileRequest,
 };
 use hearth_protocol::model::{Channel, ChannelKind, Message, ReadState, Status, User};
 use hearth_protocol::{ChannelId, MessageId, UserId};

@@ -43,8 +43,8 @@ mod tls;
 pub mod transfer;
 pub mod voice;
 
-pub use call::{Call, CallConfig, CallEvent};
 pub use admin::SharedInvite;
+pub use call::{Call, CallConfig, CallEvent};
 pub use engine::{AccountInfo, Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use session::{ConnectionStatus, Session, SessionEvent, SessionHandle};

@@ -38,6 +38,16 @@ async fn until_channels(client: &mut TestClient, pred: impl Fn(&[hearth_protocol
     }
 }
 
+/// The close code with which the server ended `client`'s connection, and whether it retries.
+async fn closed_by_server(client: &mut TestClient) -> (u16, bool) {
+    client
+        .wait_for(|e| match e {
+            SessionEvent::Closed { code, reconnecting, .. } => Some((*code, *reconnecting)),
+            _ => None,
+        })
+        .await
+}
+
 async fn the_owner_shares_an_invite_and_a_second_person_joins_with_the_link(backend: Backend) {
     let server = TestServer::start_on(backend).await;
     let mut owner = TestClient::admin(&server).await;
@@ -72,7 +82,9 @@ async fn the_owner_shares_an_invite_and_a_second_person_joins_with_the_link(back
     assert_eq!(mine.invite.uses, 1);
     assert_eq!(mine.link, shared.link);
     owner.engine.invite_revoke(&shared.invite.code).await.expect("revoke");
-    assert!(owner.engine.invites().await.expect("invites").iter().all(|i| i.invite.code != shared.invite.code));
+    assert!(
+        owner.engine.invites().await.expect("invites").iter().all(|i| i.invite.code != shared.invite.code)
+    );
     let late = Engine::open_with(temp_dir("carol").path(), fast()).expect("engine");
     let refused = late.add_account_from_invite(&shared.link, "carol", PASSWORD).await;
     assert_eq!(code(refused), Some(ErrorCode::InvalidInvite));
@@ -90,11 +102,21 @@ async fn channel_changes_by_an_admin_follow_live_in_another_members_list(backend
     until_channels(&mut bob, |cs| cs.iter().any(|c| c.id == id) && cs.iter().any(|c| c.id == talk.id)).await;
 
     // Rename and topic.
-    let req = UpdateChannelRequest { name: Some("family-news".into()), topic: Some("What happened".into()), ..Default::default() };
+    let req = UpdateChannelRequest {
+        name: Some("family-news".into()),
+        topic: Some("What happened".into()),
+        ..Default::default()
+    };
     let renamed = admin.engine.channel_update(id, req).await.expect("rename");
     assert_eq!((renamed.name.as_str(), renamed.topic.as_str()), ("family-news", "What happened"));
-    until_channels(&mut bob, |cs| cs.iter().any(|c| c.id == id && c.name == "family-news" && c.topic == "What happened")).await;
-    let bad = admin.engine.channel_update(id, UpdateChannelRequest { name: Some(String::new()), ..Default::default() }).await;
+    until_channels(&mut bob, |cs| {
+        cs.iter().any(|c| c.id == id && c.name == "family-news" && c.topic == "What happened")
+    })
+    .await;
+    let bad = admin
+        .engine
+        .channel_update(id, UpdateChannelRequest { name: Some(String::new()), ..Default::default() })
+        .await;
     assert_eq!(code(bad), Some(ErrorCode::InvalidField));
 
     // Reorder: bob's list follows the new order.
@@ -115,10 +137,18 @@ async fn channel_changes_by_an_admin_follow_live_in_another_members_list(backend
     let parents = CreateChannelRequest { private: true, ..channel("parents", ChannelKind::Text) };
     let parents = admin.engine.channel_create(parents).await.expect("private channel");
     assert!(parents.private);
-    admin.engine.channel_set_members(parents.id, vec![bob.session.user().expect("bob").id]).await.expect("add bob");
+    admin
+        .engine
+        .channel_set_members(parents.id, vec![bob.session.user().expect("bob").id])
+        .await
+        .expect("add bob");
     until_channels(&mut bob, |cs| cs.iter().any(|c| c.id == parents.id)).await;
     let members = admin.engine.channel_set_members(parents.id, vec![]).await.expect("remove bob");
-    assert_eq!(members.members, vec![admin.session.user().expect("admin").id], "the one who changes it stays");
+    assert_eq!(
+        members.members,
+        vec![admin.session.user().expect("admin").id],
+        "the one who changes it stays"
+    );
     until_channels(&mut bob, |cs| cs.iter().all(|c| c.id != parents.id)).await;
 
     // Delete.
@@ -156,12 +186,27 @@ async fn a_members_admin_attempts_are_refused_by_the_server(backend: Backend) {
     assert_eq!(code(e.transfer_ownership(carol_id).await), Some(ErrorCode::Forbidden));
 
     // An admin may not act on the owner; nothing above changed anything.
-    admin.engine.member_set_role(bob.session.user().expect("bob").id, Role::Admin).await.expect("promote bob");
+    admin
+        .engine
+        .member_set_role(bob.session.user().expect("bob").id, Role::Admin)
+        .await
+        .expect("promote bob");
     assert_eq!(code(bob.engine.member_kick(admin_id, None).await), Some(ErrorCode::Forbidden));
-    assert_eq!(code(bob.engine.member_set_role(bob.session.user().expect("bob").id, Role::Owner).await), Some(ErrorCode::Forbidden));
+    assert_eq!(
+        code(bob.engine.member_set_role(bob.session.user().expect("bob").id, Role::Owner).await),
+        Some(ErrorCode::Forbidden)
+    );
     let channels = admin.engine.channels().await.expect("channels");
     assert!(channels.iter().any(|c| c.id == general && c.name == "general"));
-    assert!(admin.engine.members().await.expect("members").iter().any(|m| m.id == carol_id && m.role == Role::Member));
+    assert!(
+        admin
+            .engine
+            .members()
+            .await
+            .expect("members")
+            .iter()
+            .any(|m| m.id == carol_id && m.role == Role::Member)
+    );
     let log = admin.engine.audit_log(None, 100).await.expect("audit log");
     assert!(log.iter().all(|entry| entry.actor_id == admin_id), "only the admin's own actions were recorded");
 }
@@ -176,7 +221,11 @@ async fn roles_ownership_settings_and_the_audit_log(backend: Backend) {
     let promoted = owner.engine.member_set_role(bob_id, Role::Admin).await.expect("promote");
     assert_eq!(promoted.role, Role::Admin);
     bob.wait_for(|e| match e {
-        SessionEvent::Event(Event::MemberUpdate { user }) if user.id == bob_id && user.role == Role::Admin => Some(()),
+        SessionEvent::Event(Event::MemberUpdate { user })
+            if user.id == bob_id && user.role == Role::Admin =>
+        {
+            Some(())
+        }
         _ => None,
     })
     .await;
@@ -206,14 +255,21 @@ async fn roles_ownership_settings_and_the_audit_log(backend: Backend) {
     let icon = owner.engine.server_icon_set(Some(PNG.to_vec())).await.expect("icon");
     let hash = icon.icon.expect("icon hash");
     assert_eq!(&owner.engine.server_icon(&hash).await.expect("icon bytes")[..8], b"\x89PNG\r\n\x1a\n");
-    assert_eq!(code(owner.engine.server_icon_set(Some(b"not an image".to_vec())).await), Some(ErrorCode::UnsupportedMedia));
+    assert_eq!(
+        code(owner.engine.server_icon_set(Some(b"not an image".to_vec())).await),
+        Some(ErrorCode::UnsupportedMedia)
+    );
     assert_eq!(owner.engine.server_icon_set(None).await.expect("no icon").icon, None);
 
     // Ownership handed over: bob is the owner, the old owner an admin.
     let heir = owner.engine.transfer_ownership(bob_id).await.expect("transfer");
     assert_eq!(heir.role, Role::Owner);
     bob.wait_for(|e| match e {
-        SessionEvent::Event(Event::MemberUpdate { user }) if user.id == owner_id && user.role == Role::Admin => Some(()),
+        SessionEvent::Event(Event::MemberUpdate { user })
+            if user.id == owner_id && user.role == Role::Admin =>
+        {
+            Some(())
+        }
         _ => None,
     })
     .await;
@@ -244,7 +300,9 @@ async fn kicked_and_banned_members_stop_reconnecting_and_blocks_reach_the_blocke
     carol.engine.member_block(bob_id, true).await.expect("block");
     carol
         .wait_for(|e| match e {
-            SessionEvent::Event(Event::BlockUpdate { user_id, blocked: true }) if *user_id == bob_id => Some(()),
+            SessionEvent::Event(Event::BlockUpdate { user_id, blocked: true }) if *user_id == bob_id => {
+                Some(())
+            }
             _ => None,
         })
         .await;
@@ -254,24 +312,15 @@ async fn kicked_and_banned_members_stop_reconnecting_and_blocks_reach_the_blocke
 
     // A kick ends bob's session for good: Closed 4015, then offline, no reconnects.
     admin.engine.member_kick(bob_id, Some("too loud".into())).await.expect("kick");
-    let closed = bob
-        .wait_for(|e| match e {
-            SessionEvent::Closed { code, reconnecting, .. } => Some((*code, *reconnecting)),
-            _ => None,
-        })
-        .await;
+    let closed = closed_by_server(&mut bob).await;
     assert_eq!(closed, (close::KICKED, false));
-    bob.wait_for(|e| matches!(e, SessionEvent::ConnectionStatus(ConnectionStatus::Offline)).then_some(())).await;
+    bob.wait_for(|e| matches!(e, SessionEvent::ConnectionStatus(ConnectionStatus::Offline)).then_some(()))
+        .await;
     assert!(admin.engine.members().await.expect("members").iter().all(|m| m.id != bob_id));
 
     // A ban: Closed 4014, and login is refused until the ban is lifted.
     admin.engine.member_ban(carol_id, None).await.expect("ban");
-    let closed = carol
-        .wait_for(|e| match e {
-            SessionEvent::Closed { code, reconnecting, .. } => Some((*code, *reconnecting)),
-            _ => None,
-        })
-        .await;
+    let closed = closed_by_server(&mut carol).await;
     assert_eq!(closed, (close::BANNED, false));
     let bans = admin.engine.bans().await.expect("bans");
     assert_eq!(bans.iter().map(|b| b.user.id).collect::<Vec<_>>(), vec![carol_id]);
@@ -281,4 +330,3 @@ async fn kicked_and_banned_members_stop_reconnecting_and_blocks_reach_the_blocke
     assert!(admin.engine.bans().await.expect("bans").is_empty());
     assert_eq!(code(admin.engine.member_unban(carol_id).await), Some(ErrorCode::NotFound));
 }
-

@@ -65,7 +65,8 @@ async fn every_route_of_the_http_client_works_against_the_server() {
 
     // Channels, DMs, messages over HTTP, history cursors.
     let general = api.create_channel(&token, &open_channel("general", ChannelKind::Text)).await.unwrap();
-    let forbidden = api.create_channel(&bob.access_token, &open_channel("mine", ChannelKind::Text)).await.unwrap_err();
+    let forbidden =
+        api.create_channel(&bob.access_token, &open_channel("mine", ChannelKind::Text)).await.unwrap_err();
     assert_eq!(forbidden.api_code(), Some(ErrorCode::MissingPermission));
     assert!(api.channels(&bob.access_token).await.unwrap().iter().any(|c| c.id == general.id));
     let dm = api.open_dm(&bob.access_token, vec![admin.user.id]).await.unwrap();
@@ -130,5 +131,11 @@ async fn an_unreachable_server_is_a_network_error() {
 }
 
 fn open_channel(name: &str, kind: ChannelKind) -> hearth_protocol::api::CreateChannelRequest {
-    hearth_protocol::api::CreateChannelRequest { name: name.into(), kind, topic: None, private: false, members: vec![] }
+    hearth_protocol::api::CreateChannelRequest {
+        name: name.into(),
+        kind,
+        topic: None,
+        private: false,
+        members: vec![],
+    }
 }

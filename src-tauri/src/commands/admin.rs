@@ -53,7 +53,10 @@ pub async fn invite_revoke(shell: State<'_, Shell>, code: String) -> CommandResu
 }
 
 #[tauri::command]
-pub async fn channel_create(shell: State<'_, Shell>, request: CreateChannelRequest) -> CommandResult<Channel> {
+pub async fn channel_create(
+    shell: State<'_, Shell>,
+    request: CreateChannelRequest,
+) -> CommandResult<Channel> {
     Ok(shell.engine.channel_create(request).await?)
 }
 
@@ -76,7 +79,10 @@ pub async fn channel_set_members(
 }
 
 #[tauri::command]
-pub async fn channel_reorder(shell: State<'_, Shell>, channel_ids: Vec<ChannelId>) -> CommandResult<Vec<Channel>> {
+pub async fn channel_reorder(
+    shell: State<'_, Shell>,
+    channel_ids: Vec<ChannelId>,
+) -> CommandResult<Vec<Channel>> {
     Ok(shell.engine.channel_reorder(channel_ids).await?)
 }
 
@@ -91,12 +97,20 @@ pub async fn member_set_role(shell: State<'_, Shell>, user_id: UserId, role: Rol
 }
 
 #[tauri::command]
-pub async fn member_kick(shell: State<'_, Shell>, user_id: UserId, reason: Option<String>) -> CommandResult<()> {
+pub async fn member_kick(
+    shell: State<'_, Shell>,
+    user_id: UserId,
+    reason: Option<String>,
+) -> CommandResult<()> {
     Ok(shell.engine.member_kick(user_id, reason).await?)
 }
 
 #[tauri::command]
-pub async fn member_ban(shell: State<'_, Shell>, user_id: UserId, reason: Option<String>) -> CommandResult<()> {
+pub async fn member_ban(
+    shell: State<'_, Shell>,
+    user_id: UserId,
+    reason: Option<String>,
+) -> CommandResult<()> {
     Ok(shell.engine.member_ban(user_id, reason).await?)
 }
 
@@ -169,4 +183,3 @@ pub fn image_error(e: AvatarError) -> CommandError {
         e @ AvatarError::NotAnImage => CommandError::new("unsupported_media", e.to_string()),
     }
 }
-

@@ -164,7 +164,8 @@ impl TestServer {
         match backend {
             Backend::Sqlite => Self::start().await,
             Backend::Postgres(url) => {
-                Self::start_with(move || Options { database_url: Some(url.clone()), ..Options::default() }).await
+                Self::start_with(move || Options { database_url: Some(url.clone()), ..Options::default() })
+                    .await
             }
         }
     }
