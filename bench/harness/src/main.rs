@@ -35,6 +35,7 @@ mod login_storm;
 mod persist;
 mod process;
 mod report;
+mod scale_out;
 mod search;
 mod server;
 mod server_footprint;
@@ -88,6 +89,9 @@ enum Bench {
     ServerFootprint(server_footprint::Args),
     /// Search latency on a million messages vs the database's full-text index alone.
     Search(search::Args),
+    /// Deliveries per second with one and two server processes on one PostgreSQL, and the
+    /// cross-process delivery latency.
+    ScaleOut(scale_out::Args),
     /// The fan-out floor's broadcaster process (started by `fanout`, not by hand).
     #[command(hide = true)]
     FloorServer(floor::ServeArgs),
@@ -160,6 +164,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::VoiceLatency(args) => voice_latency::run(paths, args).await,
         Bench::ServerFootprint(args) => server_footprint::run(paths, args).await,
         Bench::Search(args) => search::run(paths, args).await,
+        Bench::ScaleOut(args) => scale_out::run(paths, args).await,
         Bench::FloorServer(_) => anyhow::bail!("floor-server is not a bench"),
         Bench::Transfer(args) => transfer::run(paths, args).await,
         Bench::TransferEnd(args) => transfer::end(args).await.map(|()| Vec::new()),
