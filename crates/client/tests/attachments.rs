@@ -8,7 +8,7 @@ use common::{PASSWORD, TestServer, temp_dir};
 use hearth_client::api::Api;
 use hearth_client::attachments::{self, Progress};
 use hearth_client::error::Error;
-use hearth_protocol::api::{CreateUploadRequest, RegisterRequest, SendMessageRequest};
+use hearth_protocol::api::{CreateChannelRequest, CreateUploadRequest, RegisterRequest, SendMessageRequest};
 use hearth_protocol::model::{AttachmentKind, ChannelKind};
 use sha2::Digest;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,14 @@ async fn uploads_resume_from_the_server_offset_and_downloads_from_the_partial_fi
         .await
         .unwrap();
     let token = admin.access_token.clone();
-    let channel = api.create_channel(&token, "files", ChannelKind::Text).await.unwrap();
+    let request = CreateChannelRequest {
+        name: "files".into(),
+        kind: ChannelKind::Text,
+        topic: None,
+        private: false,
+        members: Vec::new(),
+    };
+    let channel = api.create_channel(&token, &request).await.unwrap();
     let dir = temp_dir("attachments");
     let bytes: Vec<u8> = (0..(attachments::CHUNK * 2 + 12_345) as u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
     let source = dir.path().join("video.bin");
