@@ -25,6 +25,7 @@
 
 mod api;
 mod conn_memory;
+mod delay;
 mod desktop_footprint;
 mod fanout;
 mod floor;
@@ -99,6 +100,9 @@ enum Bench {
     /// One end of a transfer (started by `transfer`).
     #[command(hide = true)]
     TransferEnd(transfer::EndArgs),
+    /// Holds every UDP packet of this network namespace N ms (started by `transfer`).
+    #[command(hide = true)]
+    DelayUdp(delay::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -133,6 +137,9 @@ fn try_main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    if let Bench::DelayUdp(args) = &cli.bench {
+        return delay::serve(args);
+    }
     if let Bench::FloorServer(args) = &cli.bench {
         return runtime.block_on(floor::serve(args));
     }
@@ -161,6 +168,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::FloorServer(_) => anyhow::bail!("floor-server is not a bench"),
         Bench::Transfer(args) => transfer::run(paths, args).await,
         Bench::TransferEnd(args) => transfer::end(args).await.map(|()| Vec::new()),
+        Bench::DelayUdp(_) => anyhow::bail!("delay-udp is not a bench"),
     }
 }
 
