@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use hearth_protocol::api::{
     CreateChannelRequest, CreateDmRequest, CreateInviteRequest, HistoryQuery, Invite, LoginRequest,
-    LogoutRequest, RefreshRequest, RegisterRequest, SendMessageRequest, ServerInfo, Session, TurnCredentials,
+    LogoutRequest, RefreshRequest, RegisterRequest, SearchQuery, SearchResults, SendMessageRequest, ServerInfo, Session, TurnCredentials,
     UpdateProfileRequest,
 };
 use hearth_protocol::model::{Channel, ChannelKind, Message, User};
@@ -137,7 +137,8 @@ impl Api {
         json(self.request(Method::POST, "/dms", Some(token)).json(&body)).await
     }
 
-    /// A page of history: newest first with `before` (or no cursor), oldest first with `after`.
+    /// A page of history: newest first with `before` (or no cursor), oldest first with `after`
+    /// or `around`.
     pub async fn history(
         &self,
         token: &str,
@@ -150,6 +151,9 @@ impl Api {
         }
         if let Some(a) = query.after {
             params.push(("after", a.to_string()));
+        }
+        if let Some(a) = query.around {
+            params.push(("around", a.to_string()));
         }
         if let Some(l) = query.limit {
             params.push(("limit", l.to_string()));
@@ -182,6 +186,18 @@ impl Api {
     /// Admin only.
     pub async fn revoke_invite(&self, token: &str, code: &str) -> Result<()> {
         empty(self.request(Method::DELETE, &format!("/invites/{code}"), Some(token))).await
+    }
+
+    /// `GET /search`: a page of full-text results over what the member can read.
+    pub async fn search(&self, token: &str, query: &SearchQuery) -> Result<SearchResults> {
+        let mut params: Vec<(&str, String)> = vec![("q", query.q.clone())];
+        if let Some(o) = query.offset {
+            params.push(("offset", o.to_string()));
+        }
+        if let Some(l) = query.limit {
+            params.push(("limit", l.to_string()));
+        }
+        json(self.request(Method::GET, "/search", Some(token)).query(&params)).await
     }
 
     pub async fn turn(&self, token: &str) -> Result<TurnCredentials> {

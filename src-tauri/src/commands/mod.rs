@@ -6,6 +6,7 @@ pub mod account;
 pub mod device;
 pub mod message;
 pub mod people;
+pub mod search;
 pub mod session;
 pub mod transfer;
 pub mod voice;

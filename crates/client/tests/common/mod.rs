@@ -275,3 +275,70 @@ pub async fn wait_event<E: Clone, T>(
         }
     }
 }
+
+/// Where a test's server keeps its data.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// SQLite in the server's data directory.
+    Sqlite,
+    /// A fresh PostgreSQL database made for this test.
+    Postgres(String),
+}
+
+/// Makes a fresh PostgreSQL database for one test from `HEARTH_TEST_PG_URL` (an admin URL).
+/// Without it: fails under CI (where scripts/test.sh always provides it), skips otherwise.
+pub async fn postgres() -> Option<Database> {
+    let Ok(admin) = std::env::var("HEARTH_TEST_PG_URL") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("HEARTH_TEST_PG_URL is not set; scripts/test.sh starts PostgreSQL and sets it");
+        }
+        eprintln!("HEARTH_TEST_PG_URL not set: skipping the PostgreSQL run of this test");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("hearth_client_test_{:016x}", rand::random::<u64>());
+    let pool = sqlx::AnyPool::connect(&admin).await.expect("connecting to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("creating a test database");
+    pool.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("admin URL has a database");
+    Some(Database::Postgres(format!("{base}/{name}")))
+}
+
+impl TestServer {
+    /// Starts on `database` with options (the database URL is filled in here).
+    pub async fn start_on(database: Database, options: impl Fn() -> Options + Send + Sync + 'static) -> TestServer {
+        let url = match database {
+            Database::Sqlite => None,
+            Database::Postgres(url) => Some(url),
+        };
+        Self::start_with(move || Options { database_url: url.clone(), ..options() }).await
+    }
+}
+
+/// Runs an async test body once per database: SQLite always, PostgreSQL when available.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Database::Sqlite).await
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(database) = $crate::common::postgres().await {
+                        super::$name(database).await
+                    }
+                }
+            )*
+        }
+    };
+}
