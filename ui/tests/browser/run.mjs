@@ -3,7 +3,8 @@
 // register via invite -> channels -> send (pending, then acked) -> receive -> DM -> voice (join,
 // speaking, mute, network view, per-user volume, voice settings) -> theme; then, on a second
 // page with a 3,000-message channel (`?filler=3000`), scrolling to its beginning keeps a bounded
-// window of rows in the DOM and the rows in view still, and "Jump to present" comes back.
+// window of rows in the DOM and the rows in view still, and "Jump to present" comes back; then
+// search and jumps at 1366x768 (`search.mjs`).
 // Screenshots go to ui/test-results/. Exit code 0 when every step passed.
 //
 // Knobs: HEARTH_CHROMIUM (browser binary, default /usr/bin/chromium), HEARTH_BROWSER_HEADED=1.
@@ -13,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { preview } from 'vite';
+import { searchFlow } from './search.mjs';
 
 const uiDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const resultsDir = path.join(uiDir, 'test-results');
@@ -252,6 +254,9 @@ async function main() {
     const pane2 = long.getByTestId('message-pane');
     check(await pane2.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 2), 'back at the bottom');
     await long.close();
+
+    step = 'search';
+    await searchFlow({ browser, url, resultsDir, errors, timeout: TIMEOUT, check, setStep: (s) => (step = s) });
 
     check(errors.length === 0, `no page errors:\n${errors.join('\n')}`);
     console.log('browser tests: main flow passed (screenshots in ui/test-results/)');
