@@ -15,6 +15,8 @@
 //!   [`voice::MicTest`].
 //! - [`search`]: full-text search, and the history windows a jump to a message loads
 //!   ([`Engine::history_around`], [`Engine::history_after`]).
+//! - [`admin`]: group administration on [`Engine`] (invites, channels, members, moderation,
+//!   ownership, server settings, audit log).
 //! - [`store`]: the local SQLite cache (messages, channels, members, read states) and the
 //!   outbox of unacknowledged messages.
 //! - [`api`]: the typed HTTP client of `/api/v1`.
@@ -29,6 +31,7 @@
 //! gateway events before it passes them on.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod backoff;
 pub mod call;
@@ -43,6 +46,7 @@ mod tls;
 pub mod transfer;
 pub mod voice;
 
+pub use admin::SharedInvite;
 pub use call::{Call, CallConfig, CallEvent};
 pub use engine::{AccountInfo, Engine, EngineOptions};
 pub use error::{Error, Result};

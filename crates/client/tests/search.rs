@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Database, TestClient, TestServer};
+use common::{Backend, TestClient, TestServer};
 use hearth_client::{Engine, SessionEvent};
 use hearth_protocol::gateway::Event;
 use hearth_protocol::api::{SearchResults, SendMessageRequest};
@@ -77,8 +77,8 @@ fn marked(hit: &hearth_protocol::api::SearchHit) -> Vec<String> {
     hit.highlights.iter().map(|r| String::from_utf16_lossy(&units[r.start as usize..r.end as usize])).collect()
 }
 
-async fn search_finds_what_the_member_may_read(database: Database) {
-    let server = TestServer::start_on(database, roomy).await;
+async fn search_finds_what_the_member_may_read(database: Backend) {
+    let server = TestServer::start_on_with(database, roomy).await;
     let mut admin = TestClient::admin(&server).await;
     let kitchen = admin.text_channel("kitchen").await;
     let garden = admin.text_channel("garden").await;
@@ -151,8 +151,8 @@ fn ids_of(messages: &[Message]) -> Vec<MessageId> {
     messages.iter().map(|m| m.id).collect()
 }
 
-async fn a_jump_loads_the_window_around_a_message(database: Database) {
-    let server = TestServer::start_on(database, roomy).await;
+async fn a_jump_loads_the_window_around_a_message(database: Backend) {
+    let server = TestServer::start_on_with(database, roomy).await;
     let mut admin = TestClient::admin(&server).await;
     let (long, ids) = long_channel(&mut admin, 120).await;
     let secret = private_channel(&admin, "secret").await;
@@ -188,8 +188,8 @@ async fn a_jump_loads_the_window_around_a_message(database: Database) {
     assert_eq!(engine.history_around(long, ids[60], 2).await.unwrap_err().code(), "invalid_field");
 }
 
-async fn windows_join_the_cached_history_without_gaps(database: Database) {
-    let server = TestServer::start_on(database, roomy).await;
+async fn windows_join_the_cached_history_without_gaps(database: Backend) {
+    let server = TestServer::start_on_with(database, roomy).await;
     let mut admin = TestClient::admin(&server).await;
     let (long, ids) = long_channel(&mut admin, 120).await;
     let cy = TestClient::member(&admin, "cy").await;
@@ -239,7 +239,7 @@ async fn windows_join_the_cached_history_without_gaps(database: Database) {
     assert_eq!(store.synced_from(long).await.expect("sync"), Some(ids[90]));
 }
 
-both_databases!(
+both_backends!(
     search_finds_what_the_member_may_read,
     a_jump_loads_the_window_around_a_message,
     windows_join_the_cached_history_without_gaps

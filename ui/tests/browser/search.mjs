@@ -2,16 +2,20 @@
 // (`?filler=600`): Ctrl+F, a filter chip, a search through the mock server, the hit's snippet
 // marked, opening a hit far back in history (the window around it loaded and the message
 // highlighted in view), paging down towards the present, a reply quote jumping to its parent,
-// and Ctrl+K to a person (their DM opens). Called by run.mjs; throws on the first failed check.
+// and Ctrl+K to a person (their DM opens). `npm run test:browser` runs it after run.mjs.
 
 import path from 'node:path';
+import { check, resultsDir, run } from './harness.mjs';
 
 const FILLER = 600;
 
-export async function searchFlow({ browser, url, resultsDir, errors, timeout, check, setStep }) {
+const TIMEOUT = 15_000;
+
+process.exitCode = await run('search', async ({ url, browser, errors, at: setStep, setPage }) => {
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'en-US' });
   const page = await context.newPage();
-  page.setDefaultTimeout(timeout);
+  setPage(page);
+  page.setDefaultTimeout(TIMEOUT);
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
   const mock = (src) => page.evaluate((s) => new Function('m', s)(window.__hearthMock), src);
@@ -78,10 +82,7 @@ export async function searchFlow({ browser, url, resultsDir, errors, timeout, ch
     await page.keyboard.press('Enter');
     await page.getByTestId('channel-title').filter({ hasText: 'Dave' }).waitFor();
     await page.screenshot({ path: path.join(resultsDir, 'switcher-dm.png') });
-  } catch (err) {
-    await page.screenshot({ path: path.join(resultsDir, 'search-failure.png') }).catch(() => undefined);
-    throw err;
   } finally {
     await context.close();
   }
-}
+});

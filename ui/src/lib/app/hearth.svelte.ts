@@ -2,6 +2,7 @@
 //! backend's snapshots and events to them. The only place that subscribes to the backend.
 
 import type { Backend, Unsubscribe } from '../backend/backend';
+import { AdminState } from '../admin/admin.svelte';
 import { ChannelsState } from '../channels/channels.svelte';
 import { I18n } from '../i18n/i18n.svelte';
 import { MembersState } from '../members/members.svelte';
@@ -27,6 +28,7 @@ export class Hearth {
   readonly audio: AudioSettingsState;
   readonly transfers: TransfersState;
   readonly search: SearchState;
+  readonly admin: AdminState;
   readonly ui = new UiState();
 
   private subscriptions: Unsubscribe[] = [];
@@ -46,6 +48,7 @@ export class Hearth {
     this.audio = new AudioSettingsState(backend);
     this.transfers = new TransfersState(backend, (err) => this.notifyError(err));
     this.search = new SearchState(backend);
+    this.admin = new AdminState(backend, this.members);
   }
 
   /** Shows a failed action as a short notice in the user's language. */
@@ -142,6 +145,7 @@ export class Hearth {
     // Another account's results are not this one's to see.
     if (this.members.meId !== ready.user.id) this.search.clear();
     this.members.reset(ready);
+    this.admin.reset(ready);
     this.channels.reset(ready);
     const open = this.channels.selectedId;
     this.messages.reset(open);
@@ -152,6 +156,7 @@ export class Hearth {
   private applyEvent(event: Event) {
     const viewing = this.focused ? this.channels.selectedId : null;
     this.members.apply(event);
+    this.admin.apply(event);
     this.channels.apply(event, this.members.meId, viewing);
     this.messages.apply(event);
     this.search.apply(event);

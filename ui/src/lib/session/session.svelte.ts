@@ -137,6 +137,12 @@ export function errorKey(err: unknown): {
     | 'error.network'
     | 'error.audio_device'
     | 'error.invalid_shortcut'
+    | 'error.missing_permission'
+    | 'error.forbidden'
+    | 'error.blocked'
+    | 'error.unsupported_media'
+    | 'error.payload_too_large'
+    | 'error.not_found'
     | 'error.generic';
   detail: string;
 } {
@@ -158,6 +164,13 @@ export function errorKey(err: unknown): {
       return { key: 'error.audio_device', detail: '' };
     case 'invalid_shortcut':
       return { key: 'error.invalid_shortcut', detail: '' };
+    case 'missing_permission':
+    case 'forbidden':
+    case 'blocked':
+    case 'unsupported_media':
+    case 'payload_too_large':
+    case 'not_found':
+      return { key: `error.${e.code}`, detail: '' };
     default:
       return { key: 'error.generic', detail: '' };
   }
