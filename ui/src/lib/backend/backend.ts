@@ -17,6 +17,7 @@ import type {
   MessageId,
   Ready,
   RegisterRequest,
+  SearchResults,
   Role,
   ServerInfo,
   ServerSettings,
@@ -75,6 +76,15 @@ import type {
 export type ConnectionState = SessionStatus['state'];
 export type PeerPath = PeerQuality['path'];
 export type PeerLinkState = PeerQuality['state'];
+
+/** The history a jump to a message loads, oldest first. */
+export interface AroundPage {
+  messages: Message[];
+  /** The window stops short of the channel's start. */
+  has_older: boolean;
+  /** The window stops short of the present: newer messages exist. */
+  has_newer: boolean;
+}
 
 export interface SendMessage {
   channel_id: ChannelId;
@@ -191,6 +201,13 @@ export interface Backend {
   // --- messages -------------------------------------------------------------------------
   /** Messages strictly before `before` (or the newest when `null`), oldest first. */
   history(channelId: ChannelId, before: MessageId | null, limit: number): Promise<HistoryPage>;
+  /** The message (if it still exists) with up to `limit / 2` older and `(limit - 1) / 2` newer. */
+  historyAround(channelId: ChannelId, messageId: MessageId, limit: number): Promise<AroundPage>;
+  /** Messages strictly after `after`, oldest first; `has_more`: more before the present. */
+  historyAfter(channelId: ChannelId, after: MessageId, limit: number): Promise<HistoryPage>;
+  /** Full-text search over everything the user can read: words and `from:` `in:` `has:file`
+   *  `before:` `after:` filters; `offset` is the previous page's `next_offset`. */
+  search(query: string, offset: number | null): Promise<SearchResults>;
   /**
    * Queues a message in the engine's outbox and returns its nonce. The acknowledgement is the
    * `MessageCreate` event carrying that nonce; a failure arrives through `onSendFailed`.

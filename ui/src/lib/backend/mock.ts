@@ -17,6 +17,7 @@ import type {
   Ready,
   ReadState,
   RegisterRequest,
+  SearchResults,
   Role,
   ServerInfo,
   ServerSettings,
@@ -29,6 +30,7 @@ import type {
 import { PROTOCOL_VERSION } from '../protocol/generated';
 import {
   type Account,
+  type AroundPage,
   type Backend,
   BackendError,
   DEFAULT_SETTINGS,
@@ -48,6 +50,7 @@ import {
   type VoiceSettings,
 } from './backend';
 import { compareIds } from '../messages/ids';
+import { mockAround, mockSearch } from './mock-search';
 import { MockTransfers } from './mock-transfers';
 import { MockVoice } from './mock-voice';
 import { MockAdmin } from './mock-admin';
@@ -101,6 +104,8 @@ export class MockBackend implements Backend {
   /** Every `sendMessage` call, in order (tests look at what reached the backend). */
   readonly sent: SendMessage[] = [];
   readonly typingCalls: ChannelId[] = [];
+  /** Every `search` query, in order. */
+  readonly searches: string[] = [];
   settings: Settings = structuredClone(DEFAULT_SETTINGS);
 
   private seq = 0;
@@ -220,6 +225,20 @@ export class MockBackend implements Backend {
     };
   }
 
+  /** The stored message of a channel with exactly this content (tests name messages by text). */
+  messageWith(channelId: ChannelId, content: string): Message | undefined {
+    return this.messages.get(channelId)?.find((m) => m.content === content);
+  }
+
+  /** Someone (an author, a moderator) deletes a message. */
+  simulateDelete(channelId: ChannelId, messageId: MessageId) {
+    this.messages.set(
+      channelId,
+      (this.messages.get(channelId) ?? []).filter((m) => m.id !== messageId),
+    );
+    this.emit({ t: 'MessageDelete', channel_id: channelId, message_id: messageId });
+  }
+
   /** Changes the acknowledgement delay for messages sent from now on. */
   setAckDelay(delay: number | 'manual') {
     this.options.ackDelayMs = delay;
@@ -246,7 +265,7 @@ export class MockBackend implements Backend {
   }
 
   /** A message from someone else arrives. */
-  simulateIncoming(channelId: ChannelId, authorId: UserId, content: string): Message {
+  simulateIncoming(channelId: ChannelId, authorId: UserId, content: string, replyTo: MessageId | null = null): Message {
     const mentions = [...content.matchAll(/<@(\d+|u\d+)>/g)].map((m) => m[1]);
     const message: Message = {
       id: this.nextId(),
@@ -255,7 +274,7 @@ export class MockBackend implements Backend {
       content,
       created_at: Date.now(),
       edited_at: null,
-      reply_to: null,
+      reply_to: replyTo,
       mentions,
       reactions: [],
       attachments: [],
@@ -413,6 +432,25 @@ export class MockBackend implements Backend {
     const older = before ? all.filter((m) => compareIds(m.id, before) < 0) : all;
     const page = older.slice(Math.max(0, older.length - limit));
     return { messages: structuredClone(page), has_more: older.length > page.length };
+  }
+
+  async historyAround(channelId: ChannelId, messageId: MessageId, limit: number): Promise<AroundPage> {
+    this.requireChannel(channelId);
+    return mockAround(this.messages.get(channelId) ?? [], messageId, limit);
+  }
+
+  async historyAfter(channelId: ChannelId, after: MessageId, limit: number): Promise<HistoryPage> {
+    this.requireChannel(channelId);
+    const newer = (this.messages.get(channelId) ?? []).filter((m) => compareIds(m.id, after) > 0);
+    return { messages: structuredClone(newer.slice(0, limit)), has_more: newer.length > limit };
+  }
+
+  async search(query: string, offset: number | null): Promise<SearchResults> {
+    this.requireMe();
+    this.searches.push(query);
+    const readable = this.channels.filter((c) => c.kind !== 'voice');
+    const all = readable.flatMap((c) => this.messages.get(c.id) ?? []);
+    return mockSearch(query, offset, all, this.users, readable);
   }
 
   async sendMessage(message: SendMessage): Promise<string> {

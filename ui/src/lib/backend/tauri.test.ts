@@ -35,6 +35,9 @@ describe('TauriBackend', () => {
       [() => b.sessionStatus(), 'session_status', undefined],
       [() => b.snapshot(), 'session_snapshot', undefined],
       [() => b.history('c', '9', 50), 'message_history', { channelId: 'c', before: '9', limit: 50 }],
+      [() => b.historyAround('c', '9', 51), 'message_history_around', { channelId: 'c', messageId: '9', limit: 51 }],
+      [() => b.historyAfter('c', '9', 50), 'message_history_after', { channelId: 'c', after: '9', limit: 50 }],
+      [() => b.search('tea from:mum', 25), 'search_messages', { query: 'tea from:mum', offset: 25 }],
       [
         () => b.sendMessage({ channel_id: 'c', content: 'hi', reply_to: null, nonce: 'n' }),
         'message_send',

@@ -16,6 +16,7 @@ import type {
   MessageId,
   Ready,
   RegisterRequest,
+  SearchResults,
   Role,
   ServerInfo,
   ServerSettings,
@@ -31,6 +32,7 @@ import {
   type AudioDevices,
   type Backend,
   BackendError,
+  type AroundPage,
   type HistoryPage,
   isExternalUrl,
   type MicLevel,
@@ -141,6 +143,15 @@ export class TauriBackend implements Backend {
 
   history(channelId: ChannelId, before: MessageId | null, limit: number) {
     return call<HistoryPage>('message_history', { channelId, before, limit });
+  }
+  historyAround(channelId: ChannelId, messageId: MessageId, limit: number) {
+    return call<AroundPage>('message_history_around', { channelId, messageId, limit });
+  }
+  historyAfter(channelId: ChannelId, after: MessageId, limit: number) {
+    return call<HistoryPage>('message_history_after', { channelId, after, limit });
+  }
+  search(query: string, offset: number | null) {
+    return call<SearchResults>('search_messages', { query, offset });
   }
   sendMessage(message: SendMessage) {
     return call<string>('message_send', {
