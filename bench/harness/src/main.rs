@@ -37,6 +37,7 @@ mod report;
 mod search;
 mod server;
 mod server_footprint;
+mod footprint;
 mod socketio;
 mod stats;
 mod transfer;
@@ -85,6 +86,8 @@ enum Bench {
     VoiceLatency(voice_latency::Args),
     /// hearth-server's binary size and resident memory, idle and with clients.
     ServerFootprint(server_footprint::Args),
+    /// The installers' sizes, and the server's binary and memory (server-footprint).
+    Footprint(footprint::Args),
     /// Search latency on a million messages vs the database's full-text index alone.
     Search(search::Args),
     /// The fan-out floor's broadcaster process (started by `fanout`, not by hand).
@@ -152,6 +155,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::DesktopFootprint(args) => desktop_footprint::run(paths, args).await,
         Bench::VoiceLatency(args) => voice_latency::run(paths, args).await,
         Bench::ServerFootprint(args) => server_footprint::run(paths, args).await,
+        Bench::Footprint(args) => footprint::run(paths, args).await,
         Bench::Search(args) => search::run(paths, args).await,
         Bench::FloorServer(_) => anyhow::bail!("floor-server is not a bench"),
         Bench::Transfer(args) => transfer::run(paths, args).await,

@@ -241,6 +241,13 @@ export class BackendError extends Error {
   }
 }
 
+/** A newer release the updater found (`update_check`). */
+export interface UpdateInfo {
+  version: string;
+  current_version: string;
+  notes: string | null;
+}
+
 export interface Backend {
   // --- accounts and servers -------------------------------------------------------------
   /** Saved logins, most recently used first. */
@@ -314,6 +321,17 @@ export interface Backend {
    * the window can listen for `onJoinLink`.
    */
   takeStartupLink(): Promise<string | null>;
+  /** Whether Hearth starts when the user logs in to this computer (minimised to the tray). */
+  getAutostart(): Promise<boolean>;
+  setAutostart(enabled: boolean): Promise<void>;
+  /** A newer signed release of the app, or `null` when this one is the newest. */
+  checkUpdate(): Promise<UpdateInfo | null>;
+  /**
+   * Downloads the newest release, installs it only if its signature matches the app's release
+   * key, and restarts into it. Fails with `update_none`, `update_unreachable`,
+   * `update_bad_signature` or `update_failed`.
+   */
+  installUpdate(): Promise<void>;
 
   // --- voice ----------------------------------------------------------------------------
   /** This device's call now (so a UI that starts late does not wait for `onVoiceCall`). */

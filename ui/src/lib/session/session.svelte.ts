@@ -137,6 +137,9 @@ export function errorKey(err: unknown): {
     | 'error.network'
     | 'error.audio_device'
     | 'error.invalid_shortcut'
+    | 'error.update_unreachable'
+    | 'error.update_bad_signature'
+    | 'error.update_none'
     | 'error.generic';
   detail: string;
 } {
@@ -158,6 +161,12 @@ export function errorKey(err: unknown): {
       return { key: 'error.audio_device', detail: '' };
     case 'invalid_shortcut':
       return { key: 'error.invalid_shortcut', detail: '' };
+    case 'update_unreachable':
+      return { key: 'error.update_unreachable', detail: '' };
+    case 'update_bad_signature':
+      return { key: 'error.update_bad_signature', detail: '' };
+    case 'update_none':
+      return { key: 'error.update_none', detail: '' };
     default:
       return { key: 'error.generic', detail: '' };
   }
