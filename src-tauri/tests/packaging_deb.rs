@@ -7,33 +7,19 @@
 //! Needs `HEARTH_DEB` (the .deb) and xvfb-run. `scripts/test.sh` builds and runs it; a plain
 //! `cargo test` skips it (ignored).
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use common::TempDir;
 
 fn deb() -> PathBuf {
     let deb = PathBuf::from(std::env::var_os("HEARTH_DEB").expect("HEARTH_DEB must name the .deb (scripts/package.sh)"));
     assert!(deb.is_file(), "{} is not a file", deb.display());
     deb
-}
-
-/// A directory removed at the end of the test.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("hearth-{name}-{}-{}", std::process::id(), rand::random::<u32>()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn output(command: &mut Command) -> String {

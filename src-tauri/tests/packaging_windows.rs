@@ -15,12 +15,15 @@
 //! WebView2Loader.dll), plus makensis and wine64. `scripts/test.sh` builds and runs it; a
 //! plain `cargo test` skips it (ignored).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use object::LittleEndian as LE;
 use object::pe;
 use object::read::pe::{PeFile64, ResourceDirectoryEntryData, ResourceNameOrId};
+use common::TempDir;
 
 fn app_dir() -> PathBuf {
     let dir = PathBuf::from(
@@ -33,23 +36,6 @@ fn app_dir() -> PathBuf {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A directory removed at the end of the test.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("hearth-{name}-{}-{}", std::process::id(), rand::random::<u32>()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 // --- the exe ------------------------------------------------------------------------------
@@ -276,7 +262,14 @@ impl Registry {
         let prefix = if name == "@" { "@=".to_string() } else { format!("\"{name}\"=") };
         let line = self.key(path)?.iter().find(|l| l.starts_with(&prefix))?;
         let raw = &line[prefix.len()..];
-        Some(raw.trim_matches('"').replace("\\\"", "\"").replace("\\\\", "\\"))
+        let quoted = raw.strip_prefix('"')?.strip_suffix('"')?;
+        // Wine escapes `"` and `\` with a backslash.
+        let mut value = String::new();
+        let mut chars = quoted.chars();
+        while let Some(c) = chars.next() {
+            value.push(if c == '\\' { chars.next()? } else { c });
+        }
+        Some(value)
     }
 }
 
