@@ -33,6 +33,9 @@ usage: bench/run.sh NAME [options]
   search       search latency through the HTTP API on 1,000,000 messages vs the same queries
                straight against the database's full-text index, on SQLite and PostgreSQL
                (a private PostgreSQL is started unless SEARCH_PG_URL names one)
+  scale-out    deliveries per second with one and with two hearth-server processes on one
+               PostgreSQL (a private one is started unless SCALE_PG_URL names one), and the
+               p99 latency of a delivery across processes
   transfer     a 1 GiB direct transfer between two engines over loopback vs node-datachannel
                and raw TCP; again at 20 ms RTT (network namespace, root); memory of both ends
   all          every bench above, one after the other
@@ -51,7 +54,7 @@ name="$1"
 shift
 
 case "$name" in
-    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint | footprint | search | transfer) ;;
+    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint | footprint | search | scale-out | transfer) ;;
     voice-cpu)
         # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
         mkdir -p "$root/bench/out"
@@ -64,7 +67,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency footprint search transfer; do
+        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency footprint search scale-out transfer; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"
@@ -189,6 +192,15 @@ if [[ $name == search && -z "${SEARCH_PG_URL:-}" && "${SEARCH_BACKENDS:-both}" !
     pg_dir=$(mktemp -d /tmp/hearth-bench-pg-XXXXXX)
     SEARCH_PG_URL=$(hearth_pg_start "$pg_dir" "${SEARCH_PG_PORT:-55520}")
     export SEARCH_PG_URL
+fi
+
+# scale-out: likewise, a private PostgreSQL cluster that both server processes share.
+if [[ $name == scale-out && -z "${SCALE_PG_URL:-}" ]]; then
+    # shellcheck source=../scripts/pg.sh
+    source "$root/scripts/pg.sh"
+    pg_dir=$(mktemp -d /tmp/hearth-bench-pg-XXXXXX)
+    SCALE_PG_URL=$(hearth_pg_start "$pg_dir" "${SCALE_PG_PORT:-55521}")
+    export SCALE_PG_URL
 fi
 
 "$root/target/release/hearth-bench" "$name" "$@" > >(tee "$log") &

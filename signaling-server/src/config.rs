@@ -167,6 +167,12 @@ pub struct Options {
     #[arg(long, env = "HEARTH_RESUME_WINDOW_SECS")]
     pub resume_window_secs: Option<u64>,
 
+    /// With PostgreSQL, after how long without a heartbeat another server process counts as
+    /// dead (its members go offline, its worker id may be leased again), in milliseconds
+    /// [default: 10000].
+    #[arg(long, env = "HEARTH_NODE_TIMEOUT_MS")]
+    pub node_timeout_ms: Option<u64>,
+
     /// Events kept per session for resume [default: 1024].
     #[arg(long, env = "HEARTH_REPLAY_BUFFER")]
     pub replay_buffer: Option<usize>,
@@ -222,6 +228,7 @@ impl Options {
             heartbeat_interval_ms,
             identify_timeout_ms,
             resume_window_secs,
+            node_timeout_ms,
             replay_buffer,
             shutdown_grace_ms,
             backup_before_migrating,
@@ -289,6 +296,8 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     pub identify_timeout: Duration,
     pub resume_window: Duration,
+    /// PostgreSQL only: how long another process may miss heartbeats before it counts as dead.
+    pub node_timeout: Duration,
     pub replay_buffer: usize,
     pub shutdown_grace: Duration,
     pub backup_before_migrating: bool,
@@ -411,6 +420,7 @@ impl Config {
             heartbeat_interval: Duration::from_millis(o.heartbeat_interval_ms.unwrap_or(30_000).max(100)),
             identify_timeout: Duration::from_millis(o.identify_timeout_ms.unwrap_or(10_000).max(100)),
             resume_window: Duration::from_secs(o.resume_window_secs.unwrap_or(180)),
+            node_timeout: Duration::from_millis(o.node_timeout_ms.unwrap_or(10_000).max(400)),
             replay_buffer: o.replay_buffer.unwrap_or(1024).max(16),
             shutdown_grace: Duration::from_millis(o.shutdown_grace_ms.unwrap_or(5_000)),
             backup_before_migrating: o.backup_before_migrating.unwrap_or(true),

@@ -6,6 +6,14 @@
 //! Invariant: an event reaches a session only if that session's user may see the channel
 //! (private channels: members only) — every dispatch goes through [`Hub::dispatch_channel`],
 //! [`Hub::dispatch_user`] or [`Hub::dispatch_all`].
+//!
+//! With several server processes on one PostgreSQL (see `cluster`), the hub is given a bus:
+//! every change of the group's shared state and every fan-out made here is also sent to the
+//! other processes as a [`Note`] (*shared*), and what this process alone knows — which of its
+//! members are connected and how, who sits in a call from one of its sessions — is announced
+//! when it changes (*announced*). Notes from other processes come back through [`Hub::apply`],
+//! which makes the same change here without sending it on. Presence and voice states combine
+//! this process's sessions with what the others announced.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -18,6 +26,8 @@ use hearth_protocol::model::{
 };
 use hearth_protocol::{ChannelId, MessageId, UserId};
 
+use crate::cluster::BusSender;
+use crate::cluster::note::{Audience, NodeId, Note};
 use crate::gateway::session::GatewaySession;
 
 #[derive(Default)]
@@ -34,12 +44,34 @@ struct GroupState {
     by_user: HashMap<UserId, Vec<Arc<GatewaySession>>>,
     /// Shown presence per user (what others see), for change detection.
     shown: HashMap<UserId, Status>,
-    voice: HashMap<UserId, (VoiceState, String)>,
+    voice: HashMap<UserId, (VoiceState, Seat)>,
     revoked_families: HashSet<String>,
     /// The group's settings; permissions are decided by them.
     settings: ServerSettings,
     /// (blocker, blocked).
     blocks: HashSet<(UserId, UserId)>,
+    /// The bus to the other server processes (PostgreSQL with `cluster`), if any.
+    bus: Option<BusSender>,
+    /// Set while a note from another process is applied: shared changes are not sent back.
+    applying_remote: bool,
+    /// What this process announced as each user's presence (the best of its live sessions,
+    /// invisible included; absent = none).
+    announced: HashMap<UserId, Status>,
+    /// What the other processes announced, per user and process.
+    remote_presence: HashMap<UserId, HashMap<NodeId, Status>>,
+}
+
+/// Where a member in a call is connected: one of our sessions, or another process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seat {
+    Local(String),
+    Remote(NodeId),
+}
+
+impl Seat {
+    fn is_session(&self, id: &str) -> bool {
+        matches!(self, Seat::Local(s) if s == id)
+    }
 }
 
 impl Default for GroupState {
@@ -54,6 +86,10 @@ impl Default for GroupState {
             revoked_families: HashSet::new(),
             settings: crate::settings::defaults("Hearth"),
             blocks: HashSet::new(),
+            bus: None,
+            applying_remote: false,
+            announced: HashMap::new(),
+            remote_presence: HashMap::new(),
         }
     }
 }
@@ -65,6 +101,22 @@ pub fn payload(event: &Event) -> Arc<str> {
 }
 
 impl GroupState {
+    /// Sends a change of the shared state to the other processes, unless it came from one.
+    fn share(&self, note: impl FnOnce() -> Note) {
+        if let Some(bus) = &self.bus
+            && !self.applying_remote
+        {
+            bus.send(note());
+        }
+    }
+
+    /// Sends a change of what only this process knows (its sessions, its calls).
+    fn announce(&self, note: impl FnOnce() -> Note) {
+        if let Some(bus) = &self.bus {
+            bus.send(note());
+        }
+    }
+
     fn can_see(&self, user: UserId, channel: &Channel) -> bool {
         self.users.contains_key(&user) && channel.is_visible_to(user)
     }
@@ -97,6 +149,7 @@ impl GroupState {
     /// [`Hub::upsert_channel`]). The newest message id is never moved back by a change made
     /// from an older copy.
     fn replace_channel(&mut self, mut channel: Channel) {
+        self.share(|| Note::Channel { channel: channel.clone() });
         let before = self.channels.get(&channel.id).cloned();
         if let Some(old) = &before
             && old.last_message_id > channel.last_message_id
@@ -138,30 +191,29 @@ impl GroupState {
     /// explicit choice (invisible, do-not-disturb) beats online, and idle counts only when
     /// every device is idle.
     fn computed_presence(&self, user: UserId) -> Status {
-        let mut best: Option<Status> = None;
-        for s in self.by_user.get(&user).into_iter().flatten() {
-            if !s.is_attached() {
-                continue;
-            }
-            let st = s.status();
-            let rank = |x: Status| match x {
-                Status::Invisible => 4,
-                Status::Dnd => 3,
-                Status::Online => 2,
-                Status::Idle => 1,
-                Status::Offline => 0,
-            };
-            if best.is_none_or(|b| rank(st) > rank(b)) {
-                best = Some(st);
-            }
-        }
-        match best {
+        let remote = self.remote_presence.get(&user).into_iter().flat_map(|m| m.values().copied());
+        match best_status(self.local_presence(user).into_iter().chain(remote)) {
             None | Some(Status::Invisible) | Some(Status::Offline) => Status::Offline,
             Some(s) => s,
         }
     }
 
+    /// The best status among this process's live connections of `user`, if any.
+    fn local_presence(&self, user: UserId) -> Option<Status> {
+        best_status(self.by_user.get(&user).into_iter().flatten().filter(|s| s.is_attached()).map(|s| s.status()))
+    }
+
     fn refresh_presence(&mut self, user: UserId) {
+        if self.bus.is_some() {
+            let local = self.local_presence(user);
+            if self.announced.get(&user).copied() != local {
+                match local {
+                    Some(st) => self.announced.insert(user, st),
+                    None => self.announced.remove(&user),
+                };
+                self.announce(|| Note::Presence { user, status: local.unwrap_or(Status::Offline) });
+            }
+        }
         let now = self.computed_presence(user);
         let before = self.shown.insert(user, now).unwrap_or(Status::Offline);
         if before != now {
@@ -173,7 +225,7 @@ impl GroupState {
     /// Leaves the call only if `session` is the one in it (the user may be in a call from
     /// another device).
     fn leave_voice_of(&mut self, session: &GatewaySession) {
-        if self.voice.get(&session.user_id).is_some_and(|(_, sid)| *sid == session.id) {
+        if self.voice.get(&session.user_id).is_some_and(|(_, seat)| seat.is_session(&session.id)) {
             self.leave_voice(session.user_id);
         }
     }
@@ -186,13 +238,234 @@ impl GroupState {
     }
 
     fn leave_voice(&mut self, user: UserId) {
-        if let Some((mut state, _)) = self.voice.remove(&user) {
+        if let Some((mut state, seat)) = self.voice.remove(&user) {
             state.channel_id = None;
             state.speaking = false;
+            if matches!(seat, Seat::Local(_)) {
+                self.announce(|| Note::Voice { state: state.clone() });
+            }
             let p = payload(&Event::VoiceStateUpdate { state });
             self.send_to_all(&p);
         }
     }
+
+    fn deliver(&self, to: &Audience, payload: &Arc<str>) {
+        match to {
+            Audience::All => self.send_to_all(payload),
+            Audience::User(user) => self.send_to_user(*user, payload),
+            Audience::Channel(channel) => {
+                if let Some(c) = self.channels.get(channel) {
+                    self.send_to_channel(c, payload);
+                }
+            }
+        }
+    }
+
+    fn set_settings(&mut self, settings: ServerSettings) {
+        self.share(|| Note::Settings { settings: settings.clone() });
+        self.settings = settings.clone();
+        self.send_to_all(&payload(&Event::ServerUpdate { server: settings }));
+    }
+
+    fn set_block(&mut self, blocker: UserId, blocked: UserId, on: bool) {
+        self.share(|| Note::Block { blocker, blocked, on });
+        let changed =
+            if on { self.blocks.insert((blocker, blocked)) } else { self.blocks.remove(&(blocker, blocked)) };
+        if changed {
+            self.send_to_user(blocker, &payload(&Event::BlockUpdate { user_id: blocked, blocked: on }));
+        }
+    }
+
+    fn upsert_user(&mut self, user: User) {
+        self.share(|| Note::User { user: user.clone() });
+        let event = if self.users.contains_key(&user.id) {
+            Event::MemberUpdate { user: user.clone() }
+        } else {
+            Event::MemberAdd { user: user.clone() }
+        };
+        self.users.insert(user.id, user);
+        self.send_to_all(&payload(&event));
+    }
+
+    fn remove_user(&mut self, id: UserId, close_code: u16) {
+        self.share(|| Note::RemoveUser { user: id, close_code });
+        self.users.remove(&id);
+        if let Some(sessions) = self.by_user.remove(&id) {
+            for session in sessions {
+                session.end_with(close_code);
+                self.sessions.remove(&session.id);
+            }
+        }
+        let left: Vec<ChannelId> = self
+            .channels
+            .values()
+            .filter(|c| c.private && !c.kind.is_direct() && c.members.contains(&id))
+            .map(|c| c.id)
+            .collect();
+        // Every process makes the same channel changes from this one note.
+        let applying = std::mem::replace(&mut self.applying_remote, true);
+        for channel in left {
+            if let Some(mut updated) = self.channels.get(&channel).cloned() {
+                updated.members.retain(|m| *m != id);
+                self.replace_channel(updated);
+            }
+        }
+        self.applying_remote = applying;
+        self.shown.remove(&id);
+        self.remote_presence.remove(&id);
+        if self.announced.remove(&id).is_some() {
+            self.announce(|| Note::Presence { user: id, status: Status::Offline });
+        }
+        self.leave_voice(id);
+        self.send_to_all(&payload(&Event::MemberRemove { user_id: id }));
+        self.send_to_all(&payload(&Event::PresenceUpdate {
+            presence: Presence { user_id: id, status: Status::Offline },
+        }));
+    }
+
+    fn revoke_family(&mut self, family: &str) {
+        self.share(|| Note::Revoke { family: family.to_string() });
+        self.revoked_families.insert(family.to_string());
+        let ended: Vec<Arc<GatewaySession>> =
+            self.sessions.values().filter(|x| x.family == family).cloned().collect();
+        for session in ended {
+            session.end();
+            Hub::forget_session(self, &session);
+        }
+    }
+
+    fn delete_channel(&mut self, id: ChannelId) {
+        self.share(|| Note::DeleteChannel { channel: id });
+        if let Some(channel) = self.channels.remove(&id) {
+            self.send_to_channel(&channel, &payload(&Event::ChannelDelete { channel_id: id }));
+            let in_call: Vec<UserId> =
+                self.voice.iter().filter(|(_, (v, _))| v.channel_id == Some(id)).map(|(u, _)| *u).collect();
+            for user in in_call {
+                self.leave_voice(user);
+            }
+        }
+    }
+
+    fn purged(&mut self, before: MessageId) {
+        self.share(|| Note::Purged { before });
+        for c in self.channels.values_mut() {
+            if c.last_message_id.is_some_and(|last| last < before) {
+                c.last_message_id = None;
+            }
+        }
+    }
+
+    fn set_last_message(&mut self, channel: ChannelId, id: MessageId) {
+        if let Some(c) = self.channels.get_mut(&channel)
+            && c.last_message_id.is_none_or(|last| last < id)
+        {
+            c.last_message_id = Some(id);
+        }
+    }
+
+    /// Another process is gone: its members' presence and its calls go with it.
+    fn node_gone(&mut self, node: NodeId) {
+        let users: Vec<UserId> = self
+            .remote_presence
+            .iter_mut()
+            .filter_map(|(u, by_node)| by_node.remove(&node).map(|_| *u))
+            .collect();
+        self.remote_presence.retain(|_, by_node| !by_node.is_empty());
+        for user in users {
+            self.refresh_presence(user);
+        }
+        let seated: Vec<UserId> =
+            self.voice.iter().filter(|(_, (_, seat))| *seat == Seat::Remote(node)).map(|(u, _)| *u).collect();
+        for user in seated {
+            self.leave_voice(user);
+        }
+    }
+
+    /// A note from process `from`: the same change here, sent on to nobody.
+    fn apply(&mut self, from: NodeId, note: Note) {
+        self.applying_remote = true;
+        match note {
+            Note::Hello => {
+                // A process joined: it learns what only we know.
+                for (user, status) in &self.announced {
+                    self.announce(|| Note::Presence { user: *user, status: *status });
+                }
+                for (state, _) in self.voice.values().filter(|(_, seat)| matches!(seat, Seat::Local(_))) {
+                    self.announce(|| Note::Voice { state: state.clone() });
+                }
+            }
+            Note::Dispatch { to, event } => {
+                if let (Audience::Channel(channel), Event::MessageCreate { message, .. }) = (&to, &event) {
+                    self.set_last_message(*channel, message.id);
+                }
+                self.deliver(&to, &payload(&event));
+            }
+            Note::Messages { .. } => {} // read from the table by `cluster`, then `Hub::message_stored`
+            Note::Presence { user, status } => {
+                let by_node = self.remote_presence.entry(user).or_default();
+                if status == Status::Offline {
+                    by_node.remove(&from);
+                } else {
+                    by_node.insert(from, status);
+                }
+                if by_node.is_empty() {
+                    self.remote_presence.remove(&user);
+                }
+                self.refresh_presence(user);
+            }
+            Note::Voice { state } => {
+                let user = state.user_id;
+                if state.channel_id.is_some() {
+                    self.voice.insert(user, (state.clone(), Seat::Remote(from)));
+                    self.send_to_all(&payload(&Event::VoiceStateUpdate { state }));
+                } else if self.voice.get(&user).is_some_and(|(_, seat)| *seat == Seat::Remote(from)) {
+                    self.voice.remove(&user);
+                    self.send_to_all(&payload(&Event::VoiceStateUpdate { state }));
+                }
+            }
+            Note::Signal { from: sender, to, signal } => {
+                let same_call = match (self.voice.get(&sender), self.voice.get(&to)) {
+                    (Some((mine, Seat::Remote(n))), Some((theirs, Seat::Local(sid)))) if *n == from => {
+                        (mine.channel_id.is_some() && mine.channel_id == theirs.channel_id).then_some(sid)
+                    }
+                    _ => None,
+                };
+                if let Some(target) = same_call.and_then(|sid| self.sessions.get(sid)) {
+                    target.dispatch(&payload(&Event::VoiceSignal { from: sender, signal }));
+                }
+            }
+            Note::Transfer { to, device, event } => {
+                let event = payload(&event);
+                for target in self.by_user.get(&to).into_iter().flatten() {
+                    if device.as_deref().is_none_or(|tag| device_tag(&target.id) == tag) && target.is_attached() {
+                        target.dispatch(&event);
+                    }
+                }
+            }
+            Note::Settings { settings } => self.set_settings(settings),
+            Note::Block { blocker, blocked, on } => self.set_block(blocker, blocked, on),
+            Note::User { user } => self.upsert_user(user),
+            Note::RemoveUser { user, close_code } => self.remove_user(user, close_code),
+            Note::Revoke { family } => self.revoke_family(&family),
+            Note::Channel { channel } => self.replace_channel(channel),
+            Note::DeleteChannel { channel } => self.delete_channel(channel),
+            Note::Purged { before } => self.purged(before),
+        }
+        self.applying_remote = false;
+    }
+}
+
+/// The most "present" of some statuses: an explicit choice (invisible, do-not-disturb) beats
+/// online, and idle counts only when nothing better is there.
+fn best_status(statuses: impl Iterator<Item = Status>) -> Option<Status> {
+    let rank = |x: Status| match x {
+        Status::Invisible => 4,
+        Status::Dnd => 3,
+        Status::Online => 2,
+        Status::Idle => 1,
+        Status::Offline => 0,
+    };
+    statuses.filter(|s| *s != Status::Offline).max_by_key(|s| rank(*s))
 }
 
 /// What the hub is loaded with at start.
@@ -243,9 +516,7 @@ impl Hub {
 
     /// The settings changed: everyone hears of it.
     pub fn set_settings(&self, settings: ServerSettings) {
-        let mut s = self.write();
-        s.settings = settings.clone();
-        s.send_to_all(&payload(&Event::ServerUpdate { server: settings }));
+        self.write().set_settings(settings);
     }
 
     /// Whether a member of `role` holds `permission` under the group's current settings.
@@ -267,12 +538,7 @@ impl Hub {
 
     /// Records a block (or its end) and tells the blocker's sessions.
     pub fn set_block(&self, blocker: UserId, blocked: UserId, on: bool) {
-        let mut s = self.write();
-        let changed =
-            if on { s.blocks.insert((blocker, blocked)) } else { s.blocks.remove(&(blocker, blocked)) };
-        if changed {
-            s.send_to_user(blocker, &payload(&Event::BlockUpdate { user_id: blocked, blocked: on }));
-        }
+        self.write().set_block(blocker, blocked, on);
     }
 
     // ---- members ----
@@ -289,45 +555,13 @@ impl Hub {
 
     /// A new member joined, or a member's profile changed: everyone hears of it.
     pub fn upsert_user(&self, user: User) {
-        let mut s = self.write();
-        let event = if s.users.contains_key(&user.id) {
-            Event::MemberUpdate { user: user.clone() }
-        } else {
-            Event::MemberAdd { user: user.clone() }
-        };
-        s.users.insert(user.id, user);
-        s.send_to_all(&payload(&event));
+        self.write().upsert_user(user);
     }
 
     /// A member was removed (kicked or banned): their sessions end, closing with
     /// `close_code`; they leave every private group channel's member list; everyone hears of it.
     pub fn remove_user(&self, id: UserId, close_code: u16) {
-        let mut s = self.write();
-        s.users.remove(&id);
-        if let Some(sessions) = s.by_user.remove(&id) {
-            for session in sessions {
-                session.end_with(close_code);
-                s.sessions.remove(&session.id);
-            }
-        }
-        let left: Vec<ChannelId> = s
-            .channels
-            .values()
-            .filter(|c| c.private && !c.kind.is_direct() && c.members.contains(&id))
-            .map(|c| c.id)
-            .collect();
-        for channel in left {
-            if let Some(mut updated) = s.channels.get(&channel).cloned() {
-                updated.members.retain(|m| *m != id);
-                s.replace_channel(updated);
-            }
-        }
-        s.shown.remove(&id);
-        s.leave_voice(id);
-        s.send_to_all(&payload(&Event::MemberRemove { user_id: id }));
-        s.send_to_all(&payload(&Event::PresenceUpdate {
-            presence: Presence { user_id: id, status: Status::Offline },
-        }));
+        self.write().remove_user(id, close_code);
     }
 
     // ---- logins ----
@@ -338,14 +572,7 @@ impl Hub {
 
     /// A login was revoked: its access tokens stop working and its sessions end.
     pub fn revoke_family(&self, family: &str) {
-        let mut s = self.write();
-        s.revoked_families.insert(family.to_string());
-        let ended: Vec<Arc<GatewaySession>> =
-            s.sessions.values().filter(|x| x.family == family).cloned().collect();
-        for session in ended {
-            session.end();
-            Self::forget_session(&mut s, &session);
-        }
+        self.write().revoke_family(family);
     }
 
     // ---- channels ----
@@ -399,54 +626,123 @@ impl Hub {
     }
 
     pub fn delete_channel(&self, id: ChannelId) {
-        let mut s = self.write();
-        if let Some(channel) = s.channels.remove(&id) {
-            s.send_to_channel(&channel, &payload(&Event::ChannelDelete { channel_id: id }));
-            let in_call: Vec<UserId> =
-                s.voice.iter().filter(|(_, (v, _))| v.channel_id == Some(id)).map(|(u, _)| *u).collect();
-            for user in in_call {
-                s.leave_voice(user);
-            }
-        }
+        self.write().delete_channel(id);
     }
 
     /// Retention deleted every message below `before`: channels whose newest message was
     /// among them have none left.
     pub fn purged(&self, before: MessageId) {
-        let mut s = self.write();
-        for c in s.channels.values_mut() {
-            if c.last_message_id.is_some_and(|last| last < before) {
-                c.last_message_id = None;
-            }
-        }
+        self.write().purged(before);
     }
 
+    /// A message was stored: it is the channel's newest (never moved back). Not shared: every
+    /// process learns it from the message itself.
     pub fn set_last_message(&self, channel: ChannelId, id: MessageId) {
-        let mut s = self.write();
-        if let Some(c) = s.channels.get_mut(&channel)
-            && c.last_message_id.is_none_or(|last| last < id)
-        {
-            c.last_message_id = Some(id);
-        }
+        self.write().set_last_message(channel, id);
     }
 
     // ---- fan-out ----
 
     /// To every session that may see `channel`.
     pub fn dispatch_channel(&self, channel: ChannelId, event: &Event) {
-        let s = self.read();
-        if let Some(c) = s.channels.get(&channel) {
-            s.send_to_channel(c, &payload(event));
-        }
+        self.dispatch(Audience::Channel(channel), event, true);
+    }
+
+    /// To every session of this process that may see `channel`: for a new message, which
+    /// the other processes read from the database themselves (`cluster`).
+    pub fn dispatch_channel_here(&self, channel: ChannelId, event: &Event) {
+        self.dispatch(Audience::Channel(channel), event, false);
     }
 
     /// To every session of one user.
     pub fn dispatch_user(&self, user: UserId, event: &Event) {
-        self.read().send_to_user(user, &payload(event));
+        self.dispatch(Audience::User(user), event, true);
     }
 
     pub fn dispatch_all(&self, event: &Event) {
-        self.read().send_to_all(&payload(event));
+        self.dispatch(Audience::All, event, true);
+    }
+
+    fn dispatch(&self, to: Audience, event: &Event, shared: bool) {
+        let s = self.read();
+        s.deliver(&to, &payload(event));
+        if shared {
+            s.share(|| Note::Dispatch { to, event: event.clone() });
+        }
+    }
+
+    // ---- other processes ----
+
+    /// Connects the hub to the other processes: from now on it shares and announces.
+    pub fn attach_bus(&self, bus: BusSender) {
+        self.write().bus = Some(bus);
+    }
+
+    /// Asks the other processes to announce what only they know (we start, or start over).
+    pub fn announce_hello(&self) {
+        self.read().announce(|| Note::Hello);
+    }
+
+    /// Stops sharing (at shutdown, once the sessions are gone): the bus drains and closes.
+    pub fn detach_bus(&self) {
+        self.write().bus = None;
+    }
+
+    /// The other processes we hold announced state of (presence or calls).
+    pub fn remote_nodes(&self) -> HashSet<NodeId> {
+        let s = self.read();
+        let seats = s.voice.values().filter_map(|(_, seat)| match seat {
+            Seat::Remote(n) => Some(*n),
+            Seat::Local(_) => None,
+        });
+        s.remote_presence.values().flat_map(|m| m.keys().copied()).chain(seats).collect()
+    }
+
+    /// Applies a note from process `from`.
+    pub fn apply(&self, from: NodeId, note: Note) {
+        self.write().apply(from, note);
+    }
+
+    /// A message stored by another process: the newest of its channel, and to everyone here
+    /// who may see it.
+    pub fn message_stored(&self, event: &Event) {
+        if let Event::MessageCreate { message, .. } = event {
+            let mut s = self.write();
+            s.set_last_message(message.channel_id, message.id);
+            s.deliver(&Audience::Channel(message.channel_id), &payload(event));
+        }
+    }
+
+    /// Another process stopped (or missed its heartbeats): its members' presence and calls end.
+    pub fn node_gone(&self, node: NodeId) {
+        self.write().node_gone(node);
+    }
+
+    /// What other processes told us can no longer be trusted (notes were lost): the shared
+    /// state is replaced by `durable`, what the others announced is forgotten, and this
+    /// process's sessions end (closed with `close_code`, not resumable here: their clients
+    /// identify afresh and catch up from history). Everything announced before is withdrawn.
+    pub fn rejoin(&self, durable: Durable, close_code: u16) {
+        let mut s = self.write();
+        let sessions: Vec<Arc<GatewaySession>> = s.sessions.values().cloned().collect();
+        for session in sessions {
+            session.end_with(close_code);
+            Self::forget_session(&mut s, &session);
+        }
+        let nodes: HashSet<NodeId> = s.remote_presence.values().flat_map(|m| m.keys().copied()).collect();
+        for node in nodes {
+            s.node_gone(node);
+        }
+        let remote_seats: Vec<UserId> =
+            s.voice.iter().filter(|(_, (_, seat))| matches!(seat, Seat::Remote(_))).map(|(u, _)| *u).collect();
+        for user in remote_seats {
+            s.leave_voice(user);
+        }
+        s.users = durable.users.into_iter().map(|u| (u.id, u)).collect();
+        s.channels = durable.channels.into_iter().map(|c| (c.id, c)).collect();
+        s.revoked_families = durable.revoked_families.into_iter().collect();
+        s.settings = durable.settings;
+        s.blocks = durable.blocks.into_iter().collect();
     }
 
     // ---- sessions and presence ----
@@ -571,7 +867,8 @@ impl Hub {
             deafened,
             speaking: false,
         };
-        s.voice.insert(session.user_id, (state.clone(), session.id.clone()));
+        s.voice.insert(session.user_id, (state.clone(), Seat::Local(session.id.clone())));
+        s.announce(|| Note::Voice { state: state.clone() });
         s.send_to_all(&payload(&Event::VoiceStateUpdate { state }));
         Some(())
     }
@@ -589,15 +886,16 @@ impl Hub {
         speaking: bool,
     ) -> Option<()> {
         let mut s = self.write();
-        let (state, sid) = s.voice.get_mut(&session.user_id)?;
-        if *sid != session.id {
+        let (state, seat) = s.voice.get_mut(&session.user_id)?;
+        if !seat.is_session(&session.id) {
             return None;
         }
         state.muted = muted;
         state.deafened = deafened;
         state.speaking = speaking && !muted;
-        let p = payload(&Event::VoiceStateUpdate { state: state.clone() });
-        s.send_to_all(&p);
+        let state = state.clone();
+        s.announce(|| Note::Voice { state: state.clone() });
+        s.send_to_all(&payload(&Event::VoiceStateUpdate { state }));
         Some(())
     }
 
@@ -605,17 +903,23 @@ impl Hub {
     /// channel. `None` otherwise.
     pub fn voice_signal(&self, from: &GatewaySession, to: UserId, signal: Signal) -> Option<()> {
         let s = self.read();
-        let (mine, my_session) = s.voice.get(&from.user_id)?;
-        let (theirs, their_session) = s.voice.get(&to)?;
-        if *my_session != from.id
+        let (mine, my_seat) = s.voice.get(&from.user_id)?;
+        let (theirs, their_seat) = s.voice.get(&to)?;
+        if !my_seat.is_session(&from.id)
             || mine.channel_id.is_none()
             || mine.channel_id != theirs.channel_id
             || to == from.user_id
         {
             return None;
         }
-        let target = s.sessions.get(their_session)?;
-        target.dispatch(&payload(&Event::VoiceSignal { from: from.user_id, signal }));
+        match their_seat {
+            Seat::Local(their_session) => {
+                let target = s.sessions.get(their_session)?;
+                target.dispatch(&payload(&Event::VoiceSignal { from: from.user_id, signal }));
+            }
+            // The process they are connected to checks the call again and delivers.
+            Seat::Remote(_) => s.announce(|| Note::Signal { from: from.user_id, to, signal }),
+        }
         Some(())
     }
 
@@ -640,13 +944,14 @@ impl Hub {
         if s.blocks.contains(&(to, from.user_id)) || s.blocks.contains(&(from.user_id, to)) {
             return Err(TransferRefusal::Blocked);
         }
-        let event = payload(&Event::TransferSignal {
-            from: from.user_id,
-            device: device_tag(&from.id),
-            transfer_id,
-            signal,
-        });
-        let mut delivered = false;
+        let event = Event::TransferSignal { from: from.user_id, device: device_tag(&from.id), transfer_id, signal };
+        // Connected through another process: that one delivers (it alone knows the devices
+        // there, so a device tag it does not have is dropped there).
+        let mut delivered = s.remote_presence.contains_key(&to);
+        if delivered {
+            s.announce(|| Note::Transfer { to, device: device.map(str::to_string), event: event.clone() });
+        }
+        let event = payload(&event);
         for target in s.by_user.get(&to).into_iter().flatten() {
             let wanted = match device {
                 Some(tag) => device_tag(&target.id) == tag,

@@ -31,6 +31,7 @@ pub mod auth;
 pub mod avatar;
 pub mod backup;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod datadir;
 pub mod db;
@@ -75,19 +76,25 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // Held until we return: a second server on this data directory is refused, and `restore`
     // or an offline `admin` command cannot run under us.
     let _lock = datadir::DataDirLock::acquire(&config.data_dir)?;
-    let secrets = Secrets::load_or_create(&config.data_dir)?;
+    let mut secrets = Secrets::load_or_create(&config.data_dir)?;
     let db = Db::open(&config.database_url, config.before_migrating()).await?;
-    let ids = Arc::new(IdGenerator::new(db.max_id().await?));
+    // PostgreSQL: other processes may share the database. Listening starts before the hub is
+    // loaded, so no change made after our snapshot is missed.
+    let member = match db.backend {
+        db::Backend::Postgres => Some(cluster::join(&db, config.node_timeout, &secrets).await?),
+        db::Backend::Sqlite => None,
+    };
+    if let Some(member) = &member {
+        secrets = member.secrets.clone();
+    }
+    let worker = member.as_ref().map_or(0, |m| m.node);
+    let ids = Arc::new(IdGenerator::for_worker(db.max_id().await?, worker));
 
     let hub = Hub::default();
-    let revoked_since = db::now_ms() - config.access_token_ttl.as_millis() as i64 - 60_000;
-    hub.load(hub::Durable {
-        users: db.active_users().await?,
-        channels: db.live_channels().await?,
-        revoked_families: db.recently_revoked_families(revoked_since).await?,
-        settings: db.settings(settings::defaults(&config.server_name)).await?,
-        blocks: db.blocks().await?,
-    });
+    hub.load(durable_state(&db, &config).await?);
+    if let Some(member) = &member {
+        hub.attach_bus(member.bus.clone());
+    }
     let setup_token = setup::prepare(&db, &config.data_dir).await?;
 
     // The embedded STUN/TURN server binds before HTTP, so that once server.addr exists,
@@ -132,7 +139,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         _ => config.turn_urls.clone(),
     };
 
-    let (writer, writer_task) = MessageWriter::start(db.clone(), ids.clone(), shutdown.clone());
+    let (writer, writer_task) =
+        MessageWriter::start(db.clone(), ids.clone(), member.as_ref().map(|m| m.order.clone()), shutdown.clone());
     let limits = &config.limits;
     let state = AppState::new(Inner {
         passwords: Passwords::new(limits.argon2_concurrency)?,
@@ -166,6 +174,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         config: config.clone(),
     });
 
+    let cluster = member.map(|m| m.start(&state));
     let reaper = tokio::spawn(reap_sessions(state.clone()));
     let retention = tokio::spawn(retention::run(state.clone()));
     let listener =
@@ -191,6 +200,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracing::warn!("some gateway connections did not close in time");
     }
     reaper.abort();
+    if let Some(cluster) = cluster {
+        cluster.stop(&state).await;
+    }
     #[cfg(unix)]
     if let Some(task) = admin_socket
         && let Err(e) = task.await
@@ -208,6 +220,18 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     db.close().await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The group's state as stored: what the hub is loaded with.
+pub(crate) async fn durable_state(db: &Db, config: &Config) -> anyhow::Result<hub::Durable> {
+    let revoked_since = db::now_ms() - config.access_token_ttl.as_millis() as i64 - 60_000;
+    Ok(hub::Durable {
+        users: db.active_users().await?,
+        channels: db.live_channels().await?,
+        revoked_families: db.recently_revoked_families(revoked_since).await?,
+        settings: db.settings(settings::defaults(&config.server_name)).await?,
+        blocks: db.blocks().await?,
+    })
 }
 
 /// The server's runtime (see ARCHITECTURE.md, "Memory", for why these settings).

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::PublishOrder;
+use crate::cluster::note::NodeId;
 use crate::db::Db;
 use crate::db::messages::{NewMessage, Stored};
 use crate::ids::IdGenerator;
@@ -39,13 +41,16 @@ pub struct MessageWriter {
 impl MessageWriter {
     /// Starts the writer task. It stops once `shutdown` fires and every queued message has
     /// been committed and answered.
+    /// With `order` (several processes), each batch is announced to the others in its
+    /// transaction, after everything the hub queued for them before it.
     pub fn start(
         db: Db,
         ids: Arc<IdGenerator>,
+        order: Option<PublishOrder>,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(MAX_BATCH * 8);
-        let task = tokio::spawn(run(db, ids, rx, shutdown));
+        let task = tokio::spawn(run(db, ids, order, rx, shutdown));
         (MessageWriter { jobs: tx }, task)
     }
 
@@ -58,7 +63,13 @@ impl MessageWriter {
     }
 }
 
-async fn run(db: Db, ids: Arc<IdGenerator>, mut rx: mpsc::Receiver<Job>, shutdown: CancellationToken) {
+async fn run(
+    db: Db,
+    ids: Arc<IdGenerator>,
+    order: Option<PublishOrder>,
+    mut rx: mpsc::Receiver<Job>,
+    shutdown: CancellationToken,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     loop {
         let first = tokio::select! {
@@ -77,14 +88,17 @@ async fn run(db: Db, ids: Arc<IdGenerator>, mut rx: mpsc::Receiver<Job>, shutdow
                 Err(_) => break,
             }
         }
-        commit(&db, &ids, &mut batch).await;
+        if let Some(order) = &order {
+            order.caught_up().await;
+        }
+        commit(&db, &ids, order.as_ref().map(|o| o.node), &mut batch).await;
     }
     tracing::debug!("message writer stopped");
 }
 
-async fn commit(db: &Db, ids: &IdGenerator, batch: &mut Vec<Job>) {
+async fn commit(db: &Db, ids: &IdGenerator, announce: Option<NodeId>, batch: &mut Vec<Job>) {
     let messages: Vec<NewMessage> = batch.iter().map(|j| j.message.clone()).collect();
-    match db.store_messages(&messages, || ids.next()).await {
+    match db.store_messages_announced(&messages, || ids.next(), announce).await {
         Ok(stored) => {
             for (job, outcome) in batch.drain(..).zip(stored) {
                 let _ = job.reply.send(Ok(outcome)); // the sender may have gone; the message stays
@@ -95,7 +109,7 @@ async fn commit(db: &Db, ids: &IdGenerator, batch: &mut Vec<Job>) {
             tracing::warn!(error = %e, size = batch.len(), "batch commit failed; retrying singly");
             for job in batch.drain(..) {
                 let outcome = db
-                    .store_messages(std::slice::from_ref(&job.message), || ids.next())
+                    .store_messages_announced(std::slice::from_ref(&job.message), || ids.next(), announce)
                     .await
                     .map_err(|e| {
                         tracing::error!(error = %e, "message commit failed");

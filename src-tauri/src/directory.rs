@@ -9,7 +9,7 @@ use hearth_protocol::model::User;
 use serde::{Deserialize, Serialize};
 
 /// An account as the UI sees it (`Account` in `backend.ts`): never a token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Account {
     pub id: String,
     pub server_url: String,

@@ -6,7 +6,7 @@ use hearth_protocol::ErrorCode;
 use serde::Serialize;
 
 /// A command failure as the UI receives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, ts_rs::TS)]
 #[error("{code}: {message}")]
 pub struct CommandError {
     pub code: String,

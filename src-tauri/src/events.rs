@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::notify::{self, Incoming, Notification};
-use crate::shell::{SessionStatus, Shell};
+use crate::shell::{Removal, SessionStatus, Shell};
 use crate::{snapshot, tray};
 
 pub const STATUS: &str = "session://status";
@@ -26,14 +26,14 @@ pub const LINK_JOIN: &str = "link://join";
 /// The user clicked a notification; payload: `{ channel_id }`.
 pub const NOTIFICATION_OPEN: &str = "notification://open";
 
-#[derive(Debug, Clone, Serialize)]
-struct SendFailure {
-    channel_id: ChannelId,
-    nonce: String,
-    error: ApiError,
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct SendFailure {
+    pub channel_id: ChannelId,
+    pub nonce: String,
+    pub error: ApiError,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct OpenChannel {
     pub channel_id: ChannelId,
 }
@@ -49,6 +49,7 @@ pub fn emit<S: Serialize + Clone>(app: &AppHandle, name: &str, payload: S) {
 /// first `Ready` is among them), replacing the previous session's forwarder.
 pub fn forward(app: &AppHandle, session: SessionHandle, mut events: broadcast::Receiver<SessionEvent>) {
     let shell = app.state::<Shell>();
+    shell.set_removal(None);
     emit(app, STATUS, shell.status());
     let owner = app.clone();
     let mut transfers = shell.engine.transfers().ok().map(|t| t.subscribe());
@@ -122,7 +123,7 @@ async fn on_event(app: &AppHandle, session: &SessionHandle, event: SessionEvent)
     let shell = app.state::<Shell>();
     match event {
         SessionEvent::ConnectionStatus(status) => {
-            emit(app, STATUS, SessionStatus::from_engine(&status, shell.has_snapshot()));
+            emit(app, STATUS, shell.status_of(&status));
         }
         SessionEvent::Ready(ready) => {
             if let Some(account) = shell.engine.active_account() {
@@ -172,14 +173,18 @@ async fn on_event(app: &AppHandle, session: &SessionHandle, event: SessionEvent)
             tracing::warn!(op = op.as_deref().unwrap_or("?"), code = ?error.code, "the server refused an operation");
         }
         SessionEvent::LoggedOut => {
-            emit(app, STATUS, SessionStatus { state: "offline", retry_in_ms: None });
+            emit(app, STATUS, SessionStatus::offline());
         }
         SessionEvent::Resumed { replayed } => {
             tracing::info!("session resumed, {replayed} events replayed");
         }
         SessionEvent::Closed { code, reason, reconnecting } => {
-            // The status that follows (reconnecting or offline) is what the window shows.
+            // The status that follows (reconnecting or offline) is what the window shows; a
+            // removal from the group rides on that offline status.
             tracing::info!(code, %reason, reconnecting, "the server closed the gateway connection");
+            if !reconnecting && let Some(removal) = Removal::from_close(code) {
+                shell.set_removal(Some(removal));
+            }
         }
     }
 }

@@ -19,6 +19,7 @@
 //! - [`error`]: the `{ code, message }` every command fails with.
 
 pub mod avatar;
+pub mod bindings;
 pub mod commands;
 pub mod directory;
 pub mod error;
@@ -124,6 +125,25 @@ pub fn run() -> anyhow::Result<()> {
             commands::transfer::transfer_pause,
             commands::transfer::transfer_resume,
             commands::transfer::transfer_cancel,
+            commands::admin::invite_create,
+            commands::admin::invite_list,
+            commands::admin::invite_revoke,
+            commands::admin::channel_create,
+            commands::admin::channel_update,
+            commands::admin::channel_set_members,
+            commands::admin::channel_reorder,
+            commands::admin::channel_delete,
+            commands::admin::member_set_role,
+            commands::admin::member_kick,
+            commands::admin::member_ban,
+            commands::admin::member_unban,
+            commands::admin::ban_list,
+            commands::admin::member_block,
+            commands::admin::ownership_transfer,
+            commands::admin::server_settings_update,
+            commands::admin::server_set_icon,
+            commands::admin::server_icon_get,
+            commands::admin::audit_log,
         ])
         .build(tauri::generate_context!())
         .context("cannot start the app")?;

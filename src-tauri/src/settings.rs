@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Theme {
     #[default]
@@ -15,7 +16,7 @@ pub enum Theme {
     Light,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
 pub enum Language {
     #[default]
     #[serde(rename = "en")]
@@ -27,7 +28,7 @@ pub enum Language {
 }
 
 /// Which messages may raise a desktop notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum NotifyLevel {
     All,
@@ -38,7 +39,8 @@ pub enum NotifyLevel {
 }
 
 /// A channel's override of the global level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[ts(rename = "ChannelNotify")]
 pub struct ChannelNotifications {
     #[serde(default)]
     pub muted: bool,
@@ -46,7 +48,7 @@ pub struct ChannelNotifications {
     pub level: Option<NotifyLevel>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
 pub struct NotificationSettings {
     #[serde(default)]
     pub level: NotifyLevel,
@@ -55,7 +57,7 @@ pub struct NotificationSettings {
     pub channels: HashMap<String, ChannelNotifications>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
 pub struct Settings {
     #[serde(default)]
     pub theme: Theme,

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hearth_client::{ConnectionStatus, Engine};
-use hearth_protocol::gateway::Ready;
+use hearth_protocol::gateway::{Ready, close};
 use serde::Serialize;
 use tauri::async_runtime::JoinHandle;
+use ts_rs::TS;
 
 use crate::directory::Directory;
 use crate::notify::Notifier;
@@ -30,6 +31,9 @@ pub struct Shell {
     /// The join link the app was started with, until the UI takes it (`link_take_startup`):
     /// it exists before the window can listen for `link://join`.
     startup_link: Mutex<Option<String>>,
+    /// Set when the server removed this account from the group (closed 4014/4015): the
+    /// session stops and the window says why, until another session starts.
+    removal: Mutex<Option<Removal>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -52,6 +56,7 @@ impl Shell {
             focused: AtomicBool::new(true),
             forwarder: Mutex::new(None),
             startup_link: Mutex::new(None),
+            removal: Mutex::new(None),
         }
     }
 
@@ -111,30 +116,79 @@ impl Shell {
 
     /// The connection state as the UI names it.
     pub fn status(&self) -> SessionStatus {
-        SessionStatus::from_engine(&self.engine.connection_status(), self.has_snapshot())
+        self.status_of(&self.engine.connection_status())
+    }
+
+    /// `status` as the UI names it, with the removal if the server ended our membership.
+    pub fn status_of(&self, status: &ConnectionStatus) -> SessionStatus {
+        let mut named = SessionStatus::from_engine(status, self.has_snapshot());
+        if named.state == "offline" {
+            named.removed = *lock(&self.removal);
+        }
+        named
+    }
+
+    /// Remembers (or, for a new session, forgets) that the server removed us.
+    pub fn set_removal(&self, removal: Option<Removal>) {
+        *lock(&self.removal) = removal;
     }
 }
 
-/// `SessionStatus` of `backend.ts`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Why the server ended this account's membership: the session does not reconnect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Removal {
+    /// Removed from the group (close 4015): a new invite brings them back.
+    Kicked,
+    /// Banned (close 4014): refused until an admin lifts the ban.
+    Banned,
+}
+
+impl Removal {
+    pub fn from_close(code: u16) -> Option<Removal> {
+        match code {
+            close::KICKED => Some(Removal::Kicked),
+            close::BANNED => Some(Removal::Banned),
+            _ => None,
+        }
+    }
+}
+
+/// The gateway connection as the UI sees it (`session://status`, `session_status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct SessionStatus {
+    #[ts(type = "'connecting' | 'connected' | 'reconnecting' | 'offline'")]
     pub state: &'static str,
+    /// While `reconnecting`: milliseconds until the next attempt, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
     pub retry_in_ms: Option<u64>,
+    /// While `offline`: the server removed this account from the group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub removed: Option<Removal>,
 }
 
 impl SessionStatus {
+    /// Not connected and not trying (logged out, or no account).
+    pub fn offline() -> SessionStatus {
+        SessionStatus { state: "offline", retry_in_ms: None, removed: None }
+    }
+
     /// Before the first `Ready` a session that is not connected is still `connecting`; after
     /// it, `reconnecting`.
     pub fn from_engine(status: &ConnectionStatus, had_ready: bool) -> SessionStatus {
         match status {
-            ConnectionStatus::Connected => SessionStatus { state: "connected", retry_in_ms: None },
-            ConnectionStatus::Offline => SessionStatus { state: "offline", retry_in_ms: None },
+            ConnectionStatus::Connected => {
+                SessionStatus { state: "connected", retry_in_ms: None, removed: None }
+            }
+            ConnectionStatus::Offline => SessionStatus::offline(),
             ConnectionStatus::Reconnecting { retry_in, .. } => {
                 let ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX);
                 SessionStatus {
                     state: if had_ready { "reconnecting" } else { "connecting" },
                     retry_in_ms: (ms > 0).then_some(ms),
+                    removed: None,
                 }
             }
         }

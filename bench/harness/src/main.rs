@@ -25,6 +25,7 @@
 
 mod api;
 mod conn_memory;
+mod delay;
 mod desktop_footprint;
 mod fanout;
 mod floor;
@@ -34,6 +35,7 @@ mod login_storm;
 mod persist;
 mod process;
 mod report;
+mod scale_out;
 mod search;
 mod server;
 mod server_footprint;
@@ -90,6 +92,9 @@ enum Bench {
     Footprint(footprint::Args),
     /// Search latency on a million messages vs the database's full-text index alone.
     Search(search::Args),
+    /// Deliveries per second with one and two server processes on one PostgreSQL, and the
+    /// cross-process delivery latency.
+    ScaleOut(scale_out::Args),
     /// The fan-out floor's broadcaster process (started by `fanout`, not by hand).
     #[command(hide = true)]
     FloorServer(floor::ServeArgs),
@@ -98,6 +103,9 @@ enum Bench {
     /// One end of a transfer (started by `transfer`).
     #[command(hide = true)]
     TransferEnd(transfer::EndArgs),
+    /// Holds every UDP packet of this network namespace N ms (started by `transfer`).
+    #[command(hide = true)]
+    DelayUdp(delay::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -132,6 +140,9 @@ fn try_main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    if let Bench::DelayUdp(args) = &cli.bench {
+        return delay::serve(args);
+    }
     if let Bench::FloorServer(args) = &cli.bench {
         return runtime.block_on(floor::serve(args));
     }
@@ -157,9 +168,11 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::ServerFootprint(args) => server_footprint::run(paths, args).await,
         Bench::Footprint(args) => footprint::run(paths, args).await,
         Bench::Search(args) => search::run(paths, args).await,
+        Bench::ScaleOut(args) => scale_out::run(paths, args).await,
         Bench::FloorServer(_) => anyhow::bail!("floor-server is not a bench"),
         Bench::Transfer(args) => transfer::run(paths, args).await,
         Bench::TransferEnd(args) => transfer::end(args).await.map(|()| Vec::new()),
+        Bench::DelayUdp(_) => anyhow::bail!("delay-udp is not a bench"),
     }
 }
 

@@ -331,7 +331,7 @@ async fn run_backend(paths: &Paths, args: &Args, backend: Backend) -> Result<Opt
                 eprintln!("search: no SEARCH_PG_URL; skipping PostgreSQL");
                 return Ok(None);
             };
-            let url = make_pg_database(admin).await?;
+            let url = make_pg_database(admin, "search").await?;
             ("postgres", vec!["--database-url".into(), url])
         }
     };
@@ -390,10 +390,10 @@ fn server_data_dir(server: &HearthServer) -> Result<std::path::PathBuf> {
     server.data_dir().map(|p| p.to_owned()).context("the server's data directory")
 }
 
-/// A fresh database in the cluster of `admin` (an admin URL), for one run.
-async fn make_pg_database(admin: &str) -> Result<String> {
+/// A fresh database in the cluster of `admin` (an admin URL), for one run of bench `label`.
+pub async fn make_pg_database(admin: &str, label: &str) -> Result<String> {
     sqlx::any::install_default_drivers();
-    let name = format!("hearth_bench_search_{:08x}", rand::random::<u32>());
+    let name = format!("hearth_bench_{label}_{:08x}", rand::random::<u32>());
     let pool = sqlx::AnyPool::connect(admin).await.context("connecting to PostgreSQL")?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&pool)

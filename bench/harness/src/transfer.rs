@@ -2,11 +2,11 @@
 //! a real `hearth-server`, each engine in a process of its own (so each end's memory is its
 //! own). Beside it, in the same run: node-datachannel (libdatachannel) doing the same transfer
 //! (64 KiB chunks, each with its SHA-256, the whole file checked), raw TCP on loopback as the
-//! floor, and Hearth again with 20 ms of round trip. The kernel here has no `netem`, so the
-//! delay is made in user space: both ends use only TURN relay candidates, and reach the
-//! server's embedded TURN through [`DelayProxy`], which holds every datagram 5 ms each way; a
-//! relayed packet crosses the proxy twice (sender to TURN, TURN to receiver), so each round trip
-//! takes 20 ms more. (Where `tc netem` works, `--rtt-netem` uses a network namespace instead.)
+//! floor, and Hearth again with 20 ms of round trip: in a network namespace whose UDP packets
+//! are each held 10 ms (the kernel here has no `netem`, so by the NFQUEUE delayer of
+//! [`crate::delay`]; `--rtt-netem` uses `tc netem` where the kernel has it). Last, the relayed
+//! path: both ends use only TURN relay candidates and reach the server's embedded TURN through
+//! [`DelayProxy`], which holds every datagram 5 ms each way (+20 ms per round trip).
 //!
 //! Throughput is the file's size over the time from the receiver's accept to its last file
 //! verified and renamed (the sender's hashing before the offer is not counted, as the peer's
@@ -22,6 +22,7 @@ use hearth_client::transfer::{TransferState, Transfers};
 use hearth_client::{Engine, EngineOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::delay::DelayedNamespace;
 use crate::process::ScratchDir;
 use crate::report::{Metric, fmt_opt, ratio};
 use crate::server::{HearthServer, Paths, workspace_root};
@@ -38,10 +39,12 @@ pub struct Args {
     /// Skip the 20 ms round-trip run (it needs root for a network namespace).
     #[arg(long, env = "BENCH_TRANSFER_NO_RTT")]
     no_rtt: bool,
-    /// The 20 ms run in a network namespace with `tc netem` (needs root and sch_netem) instead
-    /// of the user-space delay through TURN.
+    /// The 20 ms run's delay by `tc netem` (needs sch_netem) instead of the NFQUEUE delayer.
     #[arg(long)]
     rtt_netem: bool,
+    /// Size of the relayed run (through TURN at +20 ms round trip) in MiB; 0 skips it.
+    #[arg(long, env = "BENCH_TRANSFER_RELAY_MIB", default_value_t = 64)]
+    relay_mib: u64,
     /// Only the Hearth transfer (used for the run inside the delayed namespace).
     #[arg(long, hide = true)]
     hearth_only: bool,
@@ -434,9 +437,14 @@ fn node_datachannel(paths: &Paths, file: &Path, dir: &Path) -> Result<f64> {
     Ok(report.bytes / 1e6 / report.seconds)
 }
 
-/// Hearth again inside a fresh network namespace whose loopback delays packets 10 ms each way.
-fn rtt20(mib: u64) -> Result<f64> {
-    let ns = format!("hearth-rtt20-{}", std::process::id());
+/// Hearth again inside a fresh network namespace whose UDP packets are each delayed 10 ms
+/// (20 ms of round trip on its loopback): by `tc netem` when asked (`--rtt-netem`, where the
+/// kernel has sch_netem), else by the NFQUEUE delayer ([`crate::delay`]). The inner run first
+/// measures the UDP round trip it gets and the result is refused unless it is 20 ms or more.
+fn rtt20(paths: &Paths, mib: u64, netem: bool) -> Result<f64> {
+    let ns = if netem { None } else { Some(DelayedNamespace::new("rtt20", 10)?) };
+    let netem_name = format!("hearth-rtt20n-{}", std::process::id());
+    let name = ns.as_ref().map_or(netem_name.as_str(), |ns| ns.name.as_str());
     let ip = |args: &[&str]| -> Result<()> {
         let status = Command::new("ip").args(args).status().context("running ip")?;
         if !status.success() {
@@ -444,33 +452,67 @@ fn rtt20(mib: u64) -> Result<f64> {
         }
         Ok(())
     };
-    ip(&["netns", "add", &ns])?;
+    if netem {
+        ip(&["netns", "add", name])?;
+    }
     let result = (|| {
-        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-        let tc = Command::new("ip")
-            .args([
-                "netns", "exec", &ns, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "10ms",
+        if netem {
+            ip(&["-n", name, "link", "set", "lo", "up"])?;
+            ip(&[
+                "netns", "exec", name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "10ms",
                 "limit", "100000",
             ])
-            .status()?;
-        if !tc.success() {
-            bail!("tc netem failed (iproute2's tc and the sch_netem module are needed)");
+            .context("tc netem (iproute2's tc and the sch_netem module are needed)")?;
         }
         let out = Command::new("ip")
-            .args(["netns", "exec", &ns])
+            .args(["netns", "exec", name])
             .arg(std::env::current_exe()?)
+            .arg("--server-bin")
+            .arg(&paths.server_bin)
             .args(["transfer", "--hearth-only", "--mib", &mib.to_string()])
+            .stderr(Stdio::inherit())
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let metric = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|v| v["metric"] == "throughput_mb_s")
-            .context("the delayed run printed no throughput")?;
-        metric["value"].as_f64().context("no value")
+        let values: Vec<serde_json::Value> =
+            text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect();
+        let find =
+            |metric: &str| values.iter().find(|v| v["metric"] == metric).and_then(|v| v["value"].as_f64());
+        let rtt = find("udp_rtt_ms").context("the delayed run printed no round trip")?;
+        println!("  delayed namespace: UDP round trip {rtt:.1} ms");
+        if rtt < 19.5 {
+            bail!("the namespace's round trip is {rtt:.1} ms, not 20: the delay is not working");
+        }
+        find("throughput_mb_s").context("the delayed run printed no throughput")
     })();
-    let _ = ip(&["netns", "delete", &ns]);
+    if netem {
+        let _ = ip(&["netns", "delete", name]);
+    }
+    drop(ns);
     result
+}
+
+/// Median round trip of small UDP datagrams to an echo socket on loopback.
+fn udp_rtt_ms() -> Result<f64> {
+    let echo = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let echo_addr = echo.local_addr()?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    probe.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut samples = vec![];
+    let mut buf = [0u8; 64];
+    for i in 0u32..21 {
+        let start = Instant::now();
+        probe.send_to(&i.to_le_bytes(), echo_addr)?;
+        probe.recv_from(&mut buf).context("no echo")?;
+        samples.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[samples.len() / 2])
 }
 
 pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
@@ -489,8 +531,9 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     );
     let mut metrics = vec![];
     if args.hearth_only {
-        // Inside the delayed namespace: only this number is wanted.
+        // Inside the delayed namespace: this number and the round trip it was made at.
         metrics.push(Metric::new(BENCH, "throughput_mb_s", Some(run.throughput), "MB/s"));
+        metrics.push(Metric::new(BENCH, "udp_rtt_ms", Some(udp_rtt_ms()?), "ms"));
         return Ok(metrics);
     }
     let peer =
@@ -500,19 +543,31 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     println!("  raw TCP floor: {} MB/s", fmt_opt(floor, 1));
     let delayed = if args.no_rtt {
         None
-    } else if args.rtt_netem {
-        rtt20(args.mib).map_err(|e| eprintln!("  20 ms RTT run: {e:#}")).ok()
     } else {
-        hearth(paths, &file, dir.path(), "rtt20", Some(Duration::from_millis(5)))
-            .await
-            .map(|r| r.throughput)
-            .map_err(|e| eprintln!("  20 ms RTT run: {e:#}"))
-            .ok()
+        rtt20(paths, args.mib, args.rtt_netem).map_err(|e| eprintln!("  20 ms RTT run: {e:#}")).ok()
     };
     println!(
         "  hearth at 20 ms RTT: {} MB/s ({})",
         fmt_opt(delayed, 1),
-        if args.rtt_netem { "netem" } else { "relayed through TURN behind a 5 ms-each-way proxy" }
+        if args.rtt_netem { "tc netem" } else { "NFQUEUE delay" }
+    );
+    // The relayed path (no direct route: both ends use TURN relay candidates), reaching the
+    // embedded TURN through a proxy holding each datagram 5 ms each way (+20 ms per round trip).
+    let relayed = if args.relay_mib == 0 {
+        None
+    } else {
+        let relay_file = dir.path().join("relay.bin");
+        make_file(&relay_file, args.relay_mib)?;
+        hearth(paths, &relay_file, dir.path(), "relay", Some(Duration::from_millis(5)))
+            .await
+            .map(|r| r.throughput)
+            .map_err(|e| eprintln!("  relayed run: {e:#}"))
+            .ok()
+    };
+    println!(
+        "  hearth relayed through TURN at +20 ms: {} MB/s ({} MiB)",
+        fmt_opt(relayed, 1),
+        args.relay_mib
     );
     if let Some(r) = ratio(Some(run.throughput), peer) {
         println!("  hearth / node-datachannel: {r:.2}x");
@@ -524,6 +579,7 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     );
     metrics.push(Metric::new(BENCH, "tcp_floor_mb_s", floor, "MB/s").peer("raw tcp loopback", floor));
     metrics.push(Metric::new(BENCH, "throughput_rtt20_mb_s", delayed, "MB/s").target(">=40"));
+    metrics.push(Metric::new(BENCH, "throughput_relay_rtt20_mb_s", relayed, "MB/s"));
     metrics.push(
         Metric::new(BENCH, "peak_rss_growth_mb_sender", Some(run.sender.rss_growth_mb), "MB").target("<=64"),
     );

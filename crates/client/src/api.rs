@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use hearth_protocol::api::{
-    CreateChannelRequest, CreateDmRequest, CreateInviteRequest, HistoryQuery, Invite, LoginRequest,
-    LogoutRequest, RefreshRequest, RegisterRequest, SendMessageRequest, ServerInfo, Session, TurnCredentials,
-    UpdateProfileRequest,
+    AuditLogQuery, CreateChannelRequest, CreateDmRequest, CreateInviteRequest, HistoryQuery, Invite,
+    LoginRequest, LogoutRequest, ModerationRequest, RefreshRequest, RegisterRequest, ReorderChannelsRequest,
+    SendMessageRequest, ServerInfo, Session, SetChannelMembersRequest, TransferOwnershipRequest,
+    TurnCredentials, UpdateChannelRequest, UpdateMemberRequest, UpdateProfileRequest,
+    UpdateServerSettingsRequest,
 };
-use hearth_protocol::model::{Channel, ChannelKind, Message, User};
+use hearth_protocol::model::{AuditEntry, Ban, Channel, Message, ServerSettings, User};
 use hearth_protocol::{ApiError, ChannelId, ErrorCode, UserId};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -119,16 +121,120 @@ impl Api {
         json(self.request(Method::GET, "/channels", Some(token))).await
     }
 
-    /// Admin only.
-    pub async fn create_channel(&self, token: &str, name: &str, kind: ChannelKind) -> Result<Channel> {
-        let body = CreateChannelRequest {
-            name: name.into(),
-            kind,
-            topic: None,
-            private: false,
-            members: Vec::new(),
-        };
-        json(self.request(Method::POST, "/channels", Some(token)).json(&body)).await
+    /// `ManageChannels`: a text or voice channel, open or private.
+    pub async fn create_channel(&self, token: &str, req: &CreateChannelRequest) -> Result<Channel> {
+        json(self.request(Method::POST, "/channels", Some(token)).json(req)).await
+    }
+
+    /// `ManageChannels`: rename, set the topic, move, make private or open.
+    pub async fn update_channel(
+        &self,
+        token: &str,
+        channel: ChannelId,
+        req: &UpdateChannelRequest,
+    ) -> Result<Channel> {
+        json(self.request(Method::PATCH, &format!("/channels/{channel}"), Some(token)).json(req)).await
+    }
+
+    /// `ManageChannels`: the whole member list of a private channel.
+    pub async fn set_channel_members(
+        &self,
+        token: &str,
+        channel: ChannelId,
+        members: Vec<UserId>,
+    ) -> Result<Channel> {
+        let body = SetChannelMembersRequest { members };
+        json(self.request(Method::PUT, &format!("/channels/{channel}/members"), Some(token)).json(&body))
+            .await
+    }
+
+    /// `ManageChannels`: every channel the caller can see, top to bottom.
+    pub async fn reorder_channels(&self, token: &str, channel_ids: Vec<ChannelId>) -> Result<Vec<Channel>> {
+        let body = ReorderChannelsRequest { channel_ids };
+        json(self.request(Method::PUT, "/channels/order", Some(token)).json(&body)).await
+    }
+
+    /// `ManageChannels`: deletes the channel and its history.
+    pub async fn delete_channel(&self, token: &str, channel: ChannelId) -> Result<()> {
+        empty(self.request(Method::DELETE, &format!("/channels/{channel}"), Some(token))).await
+    }
+
+    /// `ManageMembers`: a member's new role.
+    pub async fn update_member(&self, token: &str, user: UserId, req: &UpdateMemberRequest) -> Result<User> {
+        json(self.request(Method::PATCH, &format!("/users/{user}"), Some(token)).json(req)).await
+    }
+
+    /// `ManageMembers`: removes a member (a new invite brings them back).
+    pub async fn kick(&self, token: &str, user: UserId, req: &ModerationRequest) -> Result<()> {
+        empty(self.request(Method::POST, &format!("/users/{user}/kick"), Some(token)).json(req)).await
+    }
+
+    /// `ManageMembers`: removes a member and refuses them until unbanned.
+    pub async fn ban(&self, token: &str, user: UserId, req: &ModerationRequest) -> Result<()> {
+        empty(self.request(Method::PUT, &format!("/bans/{user}"), Some(token)).json(req)).await
+    }
+
+    /// `ManageMembers`.
+    pub async fn unban(&self, token: &str, user: UserId) -> Result<()> {
+        empty(self.request(Method::DELETE, &format!("/bans/{user}"), Some(token))).await
+    }
+
+    /// `ManageMembers`.
+    pub async fn bans(&self, token: &str) -> Result<Vec<Ban>> {
+        json(self.request(Method::GET, "/bans", Some(token))).await
+    }
+
+    /// Any member: hide `user`'s messages here and refuse their DMs (or undo it).
+    pub async fn set_block(&self, token: &str, user: UserId, blocked: bool) -> Result<()> {
+        let method = if blocked { Method::PUT } else { Method::DELETE };
+        empty(self.request(method, &format!("/users/@me/blocks/{user}"), Some(token))).await
+    }
+
+    /// Owners: `user` becomes an owner and the caller an admin; answers the new owner.
+    pub async fn transfer_ownership(&self, token: &str, user_id: UserId) -> Result<User> {
+        let body = TransferOwnershipRequest { user_id };
+        json(self.request(Method::POST, "/server/transfer-ownership", Some(token)).json(&body)).await
+    }
+
+    pub async fn server_settings(&self, token: &str) -> Result<ServerSettings> {
+        json(self.request(Method::GET, "/server/settings", Some(token))).await
+    }
+
+    /// `ManageServer`: absent fields stay as they are.
+    pub async fn update_server_settings(
+        &self,
+        token: &str,
+        req: &UpdateServerSettingsRequest,
+    ) -> Result<ServerSettings> {
+        json(self.request(Method::PATCH, "/server/settings", Some(token)).json(req)).await
+    }
+
+    /// `ManageServer`: the image file's bytes (decoded by the server with the avatars' bounds).
+    pub async fn upload_server_icon(&self, token: &str, image: Vec<u8>) -> Result<ServerSettings> {
+        json(self.request(Method::PUT, "/server/icon", Some(token)).body(image)).await
+    }
+
+    /// `ManageServer`.
+    pub async fn delete_server_icon(&self, token: &str) -> Result<ServerSettings> {
+        json(self.request(Method::DELETE, "/server/icon", Some(token))).await
+    }
+
+    /// The group's icon PNG with this content hash (public).
+    pub async fn server_icon(&self, hash: &str) -> Result<Vec<u8>> {
+        let resp = send(self.request(Method::GET, &format!("/server/icon/{hash}.png"), None)).await?;
+        Ok(resp.bytes().await.map_err(network)?.to_vec())
+    }
+
+    /// `ManageServer`: a page of the audit log, newest first.
+    pub async fn audit_log(&self, token: &str, query: &AuditLogQuery) -> Result<Vec<AuditEntry>> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(b) = query.before {
+            params.push(("before", b.to_string()));
+        }
+        if let Some(l) = query.limit {
+            params.push(("limit", l.to_string()));
+        }
+        json(self.request(Method::GET, "/audit-log", Some(token)).query(&params)).await
     }
 
     /// Opens (or finds) the DM with one member, or a group DM with several.
@@ -169,17 +275,17 @@ impl Api {
             .await
     }
 
-    /// Admin only.
+    /// `ManageInvites`.
     pub async fn create_invite(&self, token: &str, req: &CreateInviteRequest) -> Result<Invite> {
         json(self.request(Method::POST, "/invites", Some(token)).json(req)).await
     }
 
-    /// Admin only.
+    /// `ManageInvites`: the usable invites.
     pub async fn invites(&self, token: &str) -> Result<Vec<Invite>> {
         json(self.request(Method::GET, "/invites", Some(token))).await
     }
 
-    /// Admin only.
+    /// `ManageInvites`.
     pub async fn revoke_invite(&self, token: &str, code: &str) -> Result<()> {
         empty(self.request(Method::DELETE, &format!("/invites/{code}"), Some(token))).await
     }
@@ -191,7 +297,14 @@ impl Api {
     /// The link others paste to join with `code`.
     pub fn invite_link(&self, code: &str) -> String {
         let server: String = url::form_urlencoded::byte_serialize(self.base.as_bytes()).collect();
+        let code: String = url::form_urlencoded::byte_serialize(code.as_bytes()).collect();
         format!("hearth://join?server={server}&code={code}")
+    }
+
+    /// The server's web page for `code`: how to install Hearth, and a button that opens it.
+    pub fn invite_page(&self, code: &str) -> String {
+        let code: String = url::form_urlencoded::byte_serialize(code.as_bytes()).collect();
+        format!("{}/invite/{code}", self.base)
     }
 }
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hearth_protocol::api::{
-    CreateInviteRequest, HistoryQuery, Invite, RegisterRequest, ServerInfo, TurnCredentials,
-    UpdateProfileRequest,
+    CreateChannelRequest, CreateInviteRequest, HistoryQuery, Invite, RegisterRequest, ServerInfo,
+    TurnCredentials, UpdateProfileRequest,
 };
 use hearth_protocol::model::{Channel, ChannelKind, Message, ReadState, Status, User};
 use hearth_protocol::{ChannelId, MessageId, UserId};
@@ -256,6 +256,11 @@ impl Engine {
         Ok(self.active()?.transfers.clone())
     }
 
+    /// The running account's HTTP client.
+    pub(crate) fn api(&self) -> Result<Api> {
+        Ok(self.active()?.api.clone())
+    }
+
     fn active(&self) -> Result<Arc<Active>> {
         lock(&self.active).clone().ok_or(Error::NoActiveAccount)
     }
@@ -391,7 +396,7 @@ impl Engine {
         self.session().map(|s| s.status()).unwrap_or(ConnectionStatus::Offline)
     }
 
-    /// Admin: a new invite, and the link to share for it.
+    /// `ManageInvites`: a new invite, and the link to share for it.
     pub async fn create_invite(
         &self,
         max_uses: Option<u32>,
@@ -410,12 +415,14 @@ impl Engine {
         Ok((invite, link))
     }
 
-    /// Admin: a new text or voice channel.
+    /// `ManageChannels`: a new open text or voice channel (see [`Engine::channel_create`]).
     pub async fn create_channel(&self, name: &str, kind: ChannelKind) -> Result<Channel> {
-        let name = name.to_string();
-        self.call(move |api, token| {
-            let name = name.clone();
-            async move { api.create_channel(&token, &name, kind).await }
+        self.channel_create(CreateChannelRequest {
+            name: name.to_string(),
+            kind,
+            topic: None,
+            private: false,
+            members: Vec::new(),
         })
         .await
     }

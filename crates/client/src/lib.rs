@@ -13,6 +13,8 @@
 //!   20 ms audio thread running the `hearth-voice` pipelines between injected devices; mute,
 //!   deafen, push-to-talk, volumes, devices, speaking and levels as [`voice::VoiceEvent`]s, and a
 //!   [`voice::MicTest`].
+//! - [`admin`]: group administration on [`Engine`] (invites, channels, members, moderation,
+//!   ownership, server settings, audit log).
 //! - [`store`]: the local SQLite cache (messages, channels, members, read states) and the
 //!   outbox of unacknowledged messages.
 //! - [`api`]: the typed HTTP client of `/api/v1`.
@@ -27,6 +29,7 @@
 //! gateway events before it passes them on.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod backoff;
 pub mod call;
@@ -40,6 +43,7 @@ mod tls;
 pub mod transfer;
 pub mod voice;
 
+pub use admin::SharedInvite;
 pub use call::{Call, CallConfig, CallEvent};
 pub use engine::{AccountInfo, Engine, EngineOptions};
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::api::HistoryQuery;
+use hearth_protocol::ids::SEQUENCE_BITS;
 use hearth_protocol::gateway::{ClientMsg, Event, Ready, ServerMsg, close};
 use hearth_protocol::model::{ChannelKind, Signal, Status, TransferSignal, User};
 use hearth_protocol::{
@@ -37,6 +38,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 const EVENT_BUFFER: usize = 1024;
 /// History page size used to catch up after a fresh identify.
 const SYNC_PAGE: u32 = 100;
+/// How far before the newest cached message a catch-up starts (see `catch_up`).
+const CATCH_UP_OVERLAP_MS: i64 = 10_000;
 
 /// Whether the session is live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -760,7 +763,7 @@ impl Worker {
     /// After a fresh identify: fetches, per channel, what came after the newest cached message.
     async fn catch_up(&mut self, ready: &Ready) -> Result<()> {
         for channel in ready.channels.iter().filter(|c| c.kind != ChannelKind::Voice) {
-            let Some(mut after) = self.store.newest_message(channel.id).await? else {
+            let Some(newest) = self.store.newest_message(channel.id).await? else {
                 // Nothing cached to continue from; anything the channel got while we were
                 // away is unknown to the cache.
                 if channel.last_message_id.is_some() {
@@ -768,6 +771,10 @@ impl Worker {
                 }
                 continue;
             };
+            // With several server processes, a message can be committed (and fanned out) a
+            // little after one with a larger id from another process: continue from a while
+            // before the newest cached message. Upserts make the overlap harmless.
+            let mut after = MessageId(newest.0.saturating_sub(CATCH_UP_OVERLAP_MS << SEQUENCE_BITS));
             if channel.last_message_id.is_some_and(|last| last <= after) {
                 continue;
             }

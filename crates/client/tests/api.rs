@@ -3,20 +3,13 @@
 
 mod common;
 
-use common::{PASSWORD, TestServer};
+use common::{PASSWORD, PNG, TestServer};
 use hearth_client::api::Api;
 use hearth_protocol::ErrorCode;
 use hearth_protocol::api::{
     CreateInviteRequest, HistoryQuery, RegisterRequest, SendMessageRequest, UpdateProfileRequest,
 };
 use hearth_protocol::model::ChannelKind;
-
-/// A 2x2 PNG.
-const PNG: &[u8] = &[
-    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0, 253,
-    212, 154, 115, 0, 0, 0, 17, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 0, 68, 96, 226, 63, 3, 0, 29,
-    240, 3, 253, 160, 51, 9, 137, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
-];
 
 fn register(invite: &str, username: &str) -> RegisterRequest {
     RegisterRequest {
@@ -71,8 +64,9 @@ async fn every_route_of_the_http_client_works_against_the_server() {
     assert_eq!(missing.api_code(), Some(ErrorCode::NotFound), "{missing}");
 
     // Channels, DMs, messages over HTTP, history cursors.
-    let general = api.create_channel(&token, "general", ChannelKind::Text).await.unwrap();
-    let forbidden = api.create_channel(&bob.access_token, "mine", ChannelKind::Text).await.unwrap_err();
+    let general = api.create_channel(&token, &open_channel("general", ChannelKind::Text)).await.unwrap();
+    let forbidden =
+        api.create_channel(&bob.access_token, &open_channel("mine", ChannelKind::Text)).await.unwrap_err();
     assert_eq!(forbidden.api_code(), Some(ErrorCode::MissingPermission));
     assert!(api.channels(&bob.access_token).await.unwrap().iter().any(|c| c.id == general.id));
     let dm = api.open_dm(&bob.access_token, vec![admin.user.id]).await.unwrap();
@@ -134,4 +128,14 @@ async fn an_unreachable_server_is_a_network_error() {
     let e = api.server_info().await.unwrap_err();
     assert_eq!(e.code(), "network", "{e}");
     assert!(e.is_transient());
+}
+
+fn open_channel(name: &str, kind: ChannelKind) -> hearth_protocol::api::CreateChannelRequest {
+    hearth_protocol::api::CreateChannelRequest {
+        name: name.into(),
+        kind,
+        topic: None,
+        private: false,
+        members: vec![],
+    }
 }

@@ -83,7 +83,19 @@ impl Db {
     pub async fn store_messages(
         &self,
         batch: &[NewMessage],
+        next_id: impl FnMut() -> i64,
+    ) -> sqlx::Result<Vec<Stored>> {
+        self.store_messages_announced(batch, next_id, None).await
+    }
+
+    /// [`Db::store_messages`], and with `announce` (PostgreSQL, several processes) the new
+    /// messages' ids are notified to the other processes inside the same transaction: a
+    /// committed message is always announced, an uncommitted one never.
+    pub async fn store_messages_announced(
+        &self,
+        batch: &[NewMessage],
         mut next_id: impl FnMut() -> i64,
+        announce: Option<crate::cluster::note::NodeId>,
     ) -> sqlx::Result<Vec<Stored>> {
         let mut tx = self.pool.begin().await?;
         // Replies are rare: check each target on its own.
@@ -206,6 +218,10 @@ impl Db {
             })
             .collect();
         super::search::index(&mut tx, self.backend, &created).await?;
+        if let Some(node) = announce {
+            let ids: Vec<MessageId> = created.iter().map(|m| MessageId(m.id)).collect();
+            super::cluster::notify_messages(&mut tx, node, &ids).await?;
+        }
         tx.commit().await?;
         // Every slot was filled above: a bad reply, a duplicate or a new message.
         out.into_iter()

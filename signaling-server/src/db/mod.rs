@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod channels;
+pub mod cluster;
 pub mod invites;
 pub mod messages;
 pub mod moderation;
@@ -71,6 +72,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_admin.sql")),
     (3, include_str!("../../migrations/postgres/0003_search.sql")),
+    (4, include_str!("../../migrations/postgres/0004_cluster.sql")),
 ];
 
 impl Db {

@@ -179,7 +179,8 @@ pub fn prepare_message(
 pub fn publish(state: &AppState, message: &Message, nonce: &str, received: Instant) {
     state.metrics.observe_gateway_latency(received.elapsed());
     state.hub.set_last_message(message.channel_id, message.id);
-    state.hub.dispatch_channel(
+    // The other processes were told inside the commit (`cluster`).
+    state.hub.dispatch_channel_here(
         message.channel_id,
         &Event::MessageCreate { message: message.clone(), nonce: Some(nonce.to_string()) },
     );

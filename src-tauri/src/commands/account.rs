@@ -114,6 +114,6 @@ pub async fn start_session(app: &AppHandle, shell: &Shell, account_id: &str) -> 
 fn stop_session(app: &AppHandle, shell: &Shell) {
     shell.set_forwarder(None);
     shell.set_snapshot(None);
-    events::emit(app, STATUS, SessionStatus { state: "offline", retry_in_ms: None });
+    events::emit(app, STATUS, SessionStatus::offline());
     tray::refresh(app);
 }

@@ -10,9 +10,10 @@ use crate::error::{CommandError, CommandResult};
 use crate::shell::Shell;
 
 /// `HistoryPage` of `backend.ts`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct HistoryPage {
     pub messages: Vec<Message>,
+    /// False once the start of the channel has been reached.
     pub has_more: bool,
 }
 

@@ -3,6 +3,7 @@
 //! contract (names, arguments, results, errors) is `ui/src/lib/backend/README.md`.
 
 pub mod account;
+pub mod admin;
 pub mod device;
 pub mod message;
 pub mod people;

@@ -7,7 +7,7 @@ use hearth_protocol::{MAX_GROUP_DM_MEMBERS, UserId};
 use tauri::{AppHandle, State};
 use tauri_plugin_dialog::DialogExt;
 
-use crate::avatar::{self, AvatarError};
+use crate::avatar;
 use crate::error::{CommandError, CommandResult};
 use crate::shell::Shell;
 
@@ -61,11 +61,7 @@ pub async fn profile_set_avatar(shell: State<'_, Shell>, path: String) -> Comman
     let png = tauri::async_runtime::spawn_blocking(move || avatar::prepare_file(&path))
         .await
         .map_err(|e| CommandError::internal("avatar task", e))?
-        .map_err(|e| match e {
-            AvatarError::Io(_) => CommandError::new("not_found", "Cannot read this file."),
-            e @ AvatarError::TooLarge => CommandError::new("payload_too_large", e.to_string()),
-            e @ AvatarError::NotAnImage => CommandError::new("unsupported_media", e.to_string()),
-        })?;
+        .map_err(super::admin::image_error)?;
     let user = shell.engine.upload_avatar(png).await?;
     remember(&shell, &user);
     Ok(user)
@@ -74,10 +70,19 @@ pub async fn profile_set_avatar(shell: State<'_, Shell>, path: String) -> Comman
 /// Avatar bytes for `hash`, fetched with the session's token; `null` when there is none.
 #[tauri::command]
 pub async fn avatar_get(shell: State<'_, Shell>, hash: String) -> CommandResult<Option<Vec<u8>>> {
+    image_by_hash(&hash, shell.engine.avatar(&hash)).await
+}
+
+/// A content-addressed image (avatar, group icon) from `fetch`, once `hash` is known to be a
+/// plain hash (nothing that could walk a path); `None` when the server has none by that hash.
+pub async fn image_by_hash(
+    hash: &str,
+    fetch: impl std::future::Future<Output = hearth_client::Result<Vec<u8>>>,
+) -> CommandResult<Option<Vec<u8>>> {
     if hash.is_empty() || !hash.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(CommandError::invalid_field("hash: letters and digits"));
     }
-    match shell.engine.avatar(&hash).await {
+    match fetch.await {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.code() == "not_found" => Ok(None),
         Err(e) => Err(e.into()),

@@ -12,8 +12,9 @@ use hearth_protocol::{ChannelId, UserId};
 use serde::Serialize;
 
 /// `VoiceConnection` of `backend.ts`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+#[ts(rename = "VoiceConnection")]
 pub enum Connection {
     Disconnected,
     Connecting,
@@ -22,7 +23,7 @@ pub enum Connection {
 }
 
 /// `VoiceCall`: this device's call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct VoiceCall {
     pub channel_id: Option<ChannelId>,
     pub state: Connection,
@@ -30,7 +31,7 @@ pub struct VoiceCall {
     pub deafened: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct SpeakingUpdate {
     pub user_id: UserId,
     pub speaking: bool,
@@ -38,13 +39,15 @@ pub struct SpeakingUpdate {
 }
 
 /// `PeerQuality` of `backend.ts`: our link to one member.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct PeerQuality {
     pub user_id: UserId,
+    #[ts(type = "'connecting' | 'connected' | 'reconnecting' | 'failed'")]
     pub state: &'static str,
     pub rtt_ms: Option<f64>,
     pub loss: f32,
     pub jitter_ms: Option<f64>,
+    #[ts(type = "'direct' | 'relayed' | 'unknown'")]
     pub path: &'static str,
 }
 
@@ -82,14 +85,15 @@ impl PeerQuality {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct MicLevel {
     pub level_dbfs: f32,
     pub voice_detected: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct VoiceDeviceError {
+    #[ts(type = "'input' | 'output'")]
     pub device: &'static str,
     pub message: String,
 }

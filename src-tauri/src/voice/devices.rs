@@ -14,7 +14,7 @@ pub const SYNTHETIC_INPUT: &str = "Synthetic voice";
 pub const SYNTHETIC_OUTPUT: &str = "Synthetic speaker";
 
 /// `AudioDevice` of `backend.ts`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct AudioDevice {
     pub id: String,
     pub name: String,
@@ -22,7 +22,7 @@ pub struct AudioDevice {
 }
 
 /// `AudioDevices` of `backend.ts`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, ts_rs::TS)]
 pub struct AudioDevices {
     pub inputs: Vec<AudioDevice>,
     pub outputs: Vec<AudioDevice>,

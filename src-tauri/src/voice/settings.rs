@@ -22,7 +22,7 @@ pub const DEFAULT_THRESHOLD_DBFS: f64 = -50.0;
 pub const VOLUME_MAX: f64 = 200.0;
 pub const VOLUME_DEFAULT: u32 = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum InputMode {
     #[default]
@@ -31,7 +31,7 @@ pub enum InputMode {
 }
 
 /// `VoiceSettings` of `backend.ts`, exactly as the UI sends and reads it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct VoiceSettings {
     pub input_device: Option<String>,
     pub output_device: Option<String>,

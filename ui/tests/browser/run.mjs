@@ -4,19 +4,12 @@
 // speaking, mute, network view, per-user volume, voice settings) -> theme; then, on a second
 // page with a 3,000-message channel (`?filler=3000`), scrolling to its beginning keeps a bounded
 // window of rows in the DOM and the rows in view still, and "Jump to present" comes back.
-// Screenshots go to ui/test-results/. Exit code 0 when every step passed.
-//
-// Knobs: HEARTH_CHROMIUM (browser binary, default /usr/bin/chromium), HEARTH_BROWSER_HEADED=1.
+// Screenshots go to ui/test-results/. Exit code 0 when every step passed. Serving, the browser
+// and failure reports are in ./harness.mjs.
 
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { preview } from 'vite';
+import { check, resultsDir, run } from './harness.mjs';
 
-const uiDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const resultsDir = path.join(uiDir, 'test-results');
-const executablePath = process.env.HEARTH_CHROMIUM ?? '/usr/bin/chromium';
 const TIMEOUT = 15_000;
 
 /** Messages before the recent conversation in the long-history check, and the pane's bound. */
@@ -63,46 +56,18 @@ async function scrollToChannelStart({ limitMs }) {
   return { ms: performance.now() - t0, maxRows, steps, loaded: Number(pane.dataset.loadedCount), moved };
 }
 
-function check(condition, message) {
-  if (!condition) throw new Error(`check failed: ${message}`);
-}
-
-async function main() {
-  await mkdir(resultsDir, { recursive: true });
-  const server = await preview({
-    root: uiDir,
-    mode: 'mock',
-    logLevel: 'warn',
-    build: { outDir: 'dist-mock' },
-    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
-  });
-  const address = server.httpServer.address();
-  const url = `http://127.0.0.1:${address.port}/`;
-  const browser = await chromium.launch({
-    executablePath,
-    headless: process.env.HEARTH_BROWSER_HEADED !== '1',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
-  const errors = [];
+process.exitCode = await run('main flow', async ({ url, browser, errors, at, setPage }) => {
   let page;
-  let step = 'start';
-  try {
+  {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
     page = await context.newPage();
+    setPage(page);
     page.setDefaultTimeout(TIMEOUT);
     page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
     page.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
     const mock = (fn, ...args) => page.evaluate(([src, a]) => new Function('m', 'args', src)(window.__hearthMock, a), [fn, args]);
 
-    step = 'register via invite';
+    at('register via invite');
     await page.goto(url);
     await page.getByLabel('Invite link or server address').fill('hearth://join?server=https%3A%2F%2Fhearth.example&code=WELCOME');
     await page.keyboard.press('Enter');
@@ -113,7 +78,7 @@ async function main() {
     await page.getByLabel('Password').fill('correct horse battery');
     await page.getByRole('button', { name: 'Create account' }).click();
 
-    step = 'see channels';
+    at('see channels');
     await page.getByTestId('channel-title').filter({ hasText: '#general' }).waitFor();
     for (const name of ['general', 'random', 'announcements', 'Lounge']) {
       await page.locator('.channel-list').getByText(name, { exact: true }).waitFor();
@@ -121,7 +86,7 @@ async function main() {
     check((await page.getByTestId('me-name').textContent()) === 'Zoë', 'display name shown in the user panel');
     await page.getByText('Here is the list').waitFor();
 
-    step = 'scroll up through history';
+    at('scroll up through history');
     const pane = page.getByTestId('message-pane');
     check((await page.getByText('Older message 1', { exact: true }).count()) === 0, 'only the newest page loaded at first');
     await pane.evaluate((el) => el.scrollTo(0, 0));
@@ -131,7 +96,7 @@ async function main() {
     check((await pane.evaluate((el) => el.scrollTop)) > 0, 'scroll position kept after prepending a page');
     await pane.evaluate((el) => el.scrollTo(0, el.scrollHeight));
 
-    step = 'send a message and see it acked';
+    at('send a message and see it acked');
     await mock('m.setAckDelay("manual")');
     const composer = page.getByTestId('composer');
     await composer.fill('Hello from **the browser**');
@@ -145,7 +110,7 @@ async function main() {
     await sent.waitFor();
     check((await sent.locator('strong').textContent()) === 'the browser', 'markdown rendered in the acked message');
 
-    step = 'receive a simulated message';
+    at('receive a simulated message');
     await mock('m.simulateTyping("c1", "u2")');
     await page.getByTestId('typing').filter({ hasText: 'Bob is typing…' }).waitFor();
     await mock('m.simulateIncoming("c1", "u2", "Welcome aboard, <@1>!")');
@@ -156,19 +121,19 @@ async function main() {
     await page.locator('button[data-channel-id="c2"].unread').waitFor();
     await page.screenshot({ path: path.join(resultsDir, 'main-dark.png') });
 
-    step = 'switch to a DM';
+    at('switch to a DM');
     await page.locator('button[data-channel-id="c5"]').click();
     await page.getByTestId('channel-title').filter({ hasText: 'Bob' }).waitFor();
     await page.getByText('can you call me later?').waitFor();
 
-    step = 'quick switcher';
+    at('quick switcher');
     await page.keyboard.press('Control+k');
     await page.getByTestId('switcher-input').fill('rand');
     await page.keyboard.press('Enter');
     await page.getByTestId('channel-title').filter({ hasText: '#random' }).waitFor();
     await page.getByText('over in random').waitFor();
 
-    step = 'join a voice channel';
+    at('join a voice channel');
     await page.locator('button[data-voice-channel-id="c4"]').click();
     await page.getByTestId('voice-state').filter({ hasText: 'Voice connected' }).waitFor();
     await page.locator('[data-testid="voice-members-c4"] [data-user-id="1"]').waitFor();
@@ -180,7 +145,7 @@ async function main() {
     check((await page.getByRole('button', { name: 'Mute', exact: true }).getAttribute('aria-pressed')) === 'true', 'mute button pressed');
     await page.screenshot({ path: path.join(resultsDir, 'voice-panel.png') });
 
-    step = 'call network view';
+    at('call network view');
     await page.getByRole('button', { name: 'Call network' }).click();
     const graph = page.getByTestId('network-graph');
     await graph.waitFor();
@@ -192,7 +157,7 @@ async function main() {
     await page.keyboard.press('Escape');
     await page.getByTestId('network-view').waitFor({ state: 'detached' });
 
-    step = 'per-user volume';
+    at('per-user volume');
     await page.locator('[data-testid="voice-members-c4"] [data-user-id="u2"] button').click({ button: 'right' });
     const menu = page.getByRole('dialog', { name: 'Volume for Bob' });
     await menu.getByRole('slider').fill('150');
@@ -201,7 +166,7 @@ async function main() {
     await page.keyboard.press('Escape');
     await menu.waitFor({ state: 'detached' });
 
-    step = 'voice settings';
+    at('voice settings');
     await page.getByRole('button', { name: 'User settings' }).click();
     const voiceSection = page.getByRole('region', { name: 'Voice & audio' });
     await voiceSection.getByRole('combobox', { name: 'Input device' }).selectOption({ label: 'Blue Yeti (USB)' });
@@ -218,7 +183,7 @@ async function main() {
     await page.getByRole('dialog').waitFor({ state: 'detached' });
     check((await mock('return m.voice.micTestRunning')) === false, 'mic test stopped with the settings');
 
-    step = 'change theme';
+    at('change theme');
     await page.getByRole('button', { name: 'User settings' }).click();
     await page.getByLabel('Light').check();
     await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
@@ -228,8 +193,9 @@ async function main() {
     await page.getByRole('dialog').waitFor({ state: 'detached' });
     await page.screenshot({ path: path.join(resultsDir, 'main-light.png') });
 
-    step = 'long history: bounded window up to the channel start';
+    at('long history: bounded window up to the channel start');
     const long = await context.newPage();
+    setPage(long);
     long.setDefaultTimeout(TIMEOUT);
     long.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
     long.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
@@ -252,19 +218,5 @@ async function main() {
     const pane2 = long.getByTestId('message-pane');
     check(await pane2.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 2), 'back at the bottom');
     await long.close();
-
-    check(errors.length === 0, `no page errors:\n${errors.join('\n')}`);
-    console.log('browser tests: main flow passed (screenshots in ui/test-results/)');
-    return 0;
-  } catch (err) {
-    console.error(`browser tests: FAILED at step "${step}": ${err.message}`);
-    if (errors.length) console.error(errors.join('\n'));
-    if (page) await page.screenshot({ path: path.join(resultsDir, 'failure.png') }).catch(() => undefined);
-    return 1;
-  } finally {
-    await browser.close();
-    await new Promise((resolve) => server.httpServer.close(resolve));
   }
-}
-
-process.exitCode = await main();
+});

@@ -62,7 +62,7 @@ pub enum TransferError {
     Offline,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Outgoing,
@@ -70,7 +70,7 @@ pub enum Direction {
 }
 
 /// Where a transfer stands, for the app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferState {
     /// Waiting for the receiver to accept or decline.
@@ -89,7 +89,7 @@ pub enum TransferState {
 }
 
 /// How the bytes travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferPath {
     #[default]
@@ -99,7 +99,7 @@ pub enum TransferPath {
 }
 
 /// One transfer as the app shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct TransferInfo {
     pub id: String,
     pub direction: Direction,
@@ -119,6 +119,7 @@ pub struct TransferInfo {
     /// Incoming: chunks that arrived damaged and were fetched again.
     pub refetched_chunks: u32,
     /// Incoming: the folder it is saved into, once accepted.
+    #[ts(type = "string | null")]
     pub folder: Option<PathBuf>,
 }
 

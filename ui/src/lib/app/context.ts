@@ -36,3 +36,4 @@ export const getUi = () => hearth().ui;
 export const getCall = () => hearth().call;
 export const getAudio = () => hearth().audio;
 export const getTransfers = () => hearth().transfers;
+export const getAdmin = () => hearth().admin;

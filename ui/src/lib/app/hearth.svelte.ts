@@ -2,6 +2,7 @@
 //! backend's snapshots and events to them. The only place that subscribes to the backend.
 
 import type { Backend, Unsubscribe } from '../backend/backend';
+import { AdminState } from '../admin/admin.svelte';
 import { ChannelsState } from '../channels/channels.svelte';
 import { I18n } from '../i18n/i18n.svelte';
 import { MembersState } from '../members/members.svelte';
@@ -25,6 +26,7 @@ export class Hearth {
   readonly call: CallState;
   readonly audio: AudioSettingsState;
   readonly transfers: TransfersState;
+  readonly admin: AdminState;
   readonly ui = new UiState();
 
   private subscriptions: Unsubscribe[] = [];
@@ -43,6 +45,7 @@ export class Hearth {
     this.call = new CallState(backend, this.channels, () => this.members.meId, (err) => this.notifyError(err));
     this.audio = new AudioSettingsState(backend);
     this.transfers = new TransfersState(backend, (err) => this.notifyError(err));
+    this.admin = new AdminState(backend, this.members);
   }
 
   /** Shows a failed action as a short notice in the user's language. */
@@ -110,6 +113,7 @@ export class Hearth {
 
   private applyReady(ready: Ready) {
     this.members.reset(ready);
+    this.admin.reset(ready);
     this.channels.reset(ready);
     const open = this.channels.selectedId;
     this.messages.reset(open);
@@ -120,6 +124,7 @@ export class Hearth {
   private applyEvent(event: Event) {
     const viewing = this.focused ? this.channels.selectedId : null;
     this.members.apply(event);
+    this.admin.apply(event);
     this.channels.apply(event, this.members.meId, viewing);
     this.messages.apply(event);
     if (event.t === 'VoiceStateUpdate') this.call.applyVoiceState(event.state);

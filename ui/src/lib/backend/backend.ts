@@ -4,8 +4,12 @@
 
 import type {
   ApiError,
+  AuditEntry,
+  AuditEntryId,
+  Ban,
   Channel,
   ChannelId,
+  CreateChannelRequest,
   ErrorCode,
   Event,
   LoginRequest,
@@ -13,36 +17,64 @@ import type {
   MessageId,
   Ready,
   RegisterRequest,
+  Role,
   ServerInfo,
+  ServerSettings,
   Status,
+  UpdateChannelRequest,
+  UpdateServerSettingsRequest,
   User,
   UserId,
 } from '../protocol/generated';
 
+// What the commands take and return beyond the protocol: generated from src-tauri's Rust types.
+export type {
+  Account,
+  AudioDevice,
+  AudioDevices,
+  ChannelNotify,
+  HistoryPage,
+  InputMode,
+  InviteView,
+  Language,
+  MicLevel,
+  NotificationSettings,
+  NotifyLevel,
+  PeerQuality,
+  Removal,
+  SendFailure,
+  SessionStatus,
+  Settings,
+  SpeakingUpdate,
+  Theme,
+  TransferInfo,
+  TransferState,
+  VoiceCall,
+  VoiceConnection,
+  VoiceDeviceError,
+  VoiceSettings,
+} from './generated';
+import type {
+  Account,
+  AudioDevices,
+  HistoryPage,
+  InviteView,
+  MicLevel,
+  PeerQuality,
+  SendFailure,
+  SessionStatus,
+  Settings,
+  SpeakingUpdate,
+  TransferInfo,
+  VoiceCall,
+  VoiceDeviceError,
+  VoiceSettings,
+} from './generated';
+
 /** The gateway connection as the engine sees it. The UI shows nothing while `connected`. */
-export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline';
-
-export interface SessionStatus {
-  state: ConnectionState;
-  /** While `reconnecting`: milliseconds until the next attempt, when known. */
-  retry_in_ms?: number | null;
-}
-
-/** A login saved by the engine (tokens stay in Rust; the UI never sees them). */
-export interface Account {
-  /** Stable local id of this saved login (server URL + user id is unique). */
-  id: string;
-  server_url: string;
-  server_name: string;
-  user: User;
-}
-
-/** One page of history, oldest first. */
-export interface HistoryPage {
-  messages: Message[];
-  /** False once the start of the channel has been reached. */
-  has_more: boolean;
-}
+export type ConnectionState = SessionStatus['state'];
+export type PeerPath = PeerQuality['path'];
+export type PeerLinkState = PeerQuality['state'];
 
 export interface SendMessage {
   channel_id: ChannelId;
@@ -53,33 +85,6 @@ export interface SendMessage {
    * retry passes the same nonce again, which the server answers with the original message.
    */
   nonce: string;
-}
-
-/** Sent when the engine gives up on a queued message (it is never retried silently after this). */
-export interface SendFailure {
-  channel_id: ChannelId;
-  nonce: string;
-  error: ApiError;
-}
-
-export type Theme = 'dark' | 'light';
-export type Language = 'en' | 'zh-TW' | 'fr';
-export type NotifyLevel = 'all' | 'mentions' | 'none';
-
-export interface ChannelNotify {
-  muted: boolean;
-  /** `null`: use the default level. */
-  level: NotifyLevel | null;
-}
-
-/** Local preferences, stored by the engine per device (not on the server). */
-export interface Settings {
-  theme: Theme;
-  language: Language;
-  notifications: {
-    level: NotifyLevel;
-    channels: Record<ChannelId, ChannelNotify>;
-  };
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -95,89 +100,10 @@ export type Unsubscribe = () => void;
 // `Ready.voice_states` and `VoiceStateUpdate` events). What follows is what only this device
 // knows: its own call, what it hears and measures, and its audio settings.
 
-/** This device's call. `disconnected` always has `channel_id: null`. */
-export type VoiceConnection = 'disconnected' | 'connecting' | 'connected' | 'reconnecting';
-
-/** Payload of `voice://state` and the answer of `voice_status` / `voice_join`. */
-export interface VoiceCall {
-  channel_id: ChannelId | null;
-  state: VoiceConnection;
-  /** Own microphone muted (also true while deafened). Kept outside calls: the next join uses it. */
-  muted: boolean;
-  /** Own playback deafened. Kept outside calls like `muted`. */
-  deafened: boolean;
-}
-
 export const NO_CALL: VoiceCall = { channel_id: null, state: 'disconnected', muted: false, deafened: false };
 
 /** Levels are dBFS of 20 ms frames after noise suppression: -100 (silence) to 0 (full scale). */
 export const LEVEL_FLOOR_DBFS = -100;
-
-/** One member's speaking state as this device hears it (the local user included). */
-export interface SpeakingUpdate {
-  user_id: UserId;
-  speaking: boolean;
-  /** Smoothed level of the member's voice, dBFS (see `LEVEL_FLOOR_DBFS`). */
-  level_dbfs: number;
-}
-
-export type PeerPath = 'direct' | 'relayed' | 'unknown';
-export type PeerLinkState = 'connecting' | 'connected' | 'reconnecting' | 'failed';
-
-/** The link from this device to one other member of the call (payload of `voice://quality`). */
-export interface PeerQuality {
-  user_id: UserId;
-  state: PeerLinkState;
-  /** Round-trip time; `null` until measured. */
-  rtt_ms: number | null;
-  /** Fraction 0..1 of the peer's packets that did not arrive (over the last report interval). */
-  loss: number;
-  /** Interarrival jitter of the peer's audio (RFC 3550); `null` until measured. */
-  jitter_ms: number | null;
-  path: PeerPath;
-}
-
-/** A microphone or output as the system names it. */
-export interface AudioDevice {
-  /** Stable identifier passed back in `VoiceSettings` (the engine may use the device name). */
-  id: string;
-  /** What the user sees. */
-  name: string;
-  /** The system's current default device. */
-  is_default: boolean;
-}
-
-export interface AudioDevices {
-  inputs: AudioDevice[];
-  outputs: AudioDevice[];
-}
-
-export type InputMode = 'voice_activity' | 'push_to_talk';
-
-/** Per-device audio preferences, stored by the engine (not on the server). */
-export interface VoiceSettings {
-  /** `AudioDevice.id`, or `null` to follow the system default. */
-  input_device: string | null;
-  output_device: string | null;
-  input_mode: InputMode;
-  /**
-   * Push-to-talk shortcut as an accelerator: modifiers (`Control`, `Alt`, `Shift`, `Super`) then
-   * one key named by its `KeyboardEvent.code` (`KeyV`, `Digit1`, `F13`, `Backquote`, `Space`…),
-   * joined with `+`, e.g. `Control+Shift+KeyV`. `null`: not bound.
-   */
-  ptt_key: string | null;
-  /**
-   * Voice activity opens the microphone above this level, dBFS in -80..-20 (lower = more
-   * sensitive; the voice crate's sensitivity s in 0..1 is -20 - 60 s).
-   */
-  input_threshold_dbfs: number;
-  noise_suppression: boolean;
-  echo_cancellation: boolean;
-  /** The engine plays join and leave sounds. */
-  sounds: boolean;
-  /** Per-user playback volume in percent, 0..200; a missing user plays at 100. */
-  user_volumes: Record<UserId, number>;
-}
 
 export const DEFAULT_VOICE_SETTINGS: VoiceSettings = {
   input_device: null,
@@ -193,20 +119,6 @@ export const DEFAULT_VOICE_SETTINGS: VoiceSettings = {
 
 export const THRESHOLD_RANGE_DBFS = { min: -80, max: -20 } as const;
 export const USER_VOLUME_RANGE = { min: 0, max: 200 } as const;
-
-/** Payload of `voice://device_error`: a device failed during a call or the mic test. */
-export interface VoiceDeviceError {
-  device: 'input' | 'output';
-  /** For logs; the UI shows its own text. */
-  message: string;
-}
-
-/** Payload of `voice://level`: the microphone while the mic test runs. */
-export interface MicLevel {
-  level_dbfs: number;
-  /** The voice activity detector hears speech (threshold, attack and hangover applied). */
-  voice_detected: boolean;
-}
 
 /** Codes the backend adds to the server's `ErrorCode`s for failures that happen before the server. */
 export type BackendErrorCode =
@@ -374,47 +286,46 @@ export interface Backend {
   transferResume(id: string): Promise<void>;
   transferCancel(id: string): Promise<void>;
   onTransfer(listener: (transfer: TransferInfo) => void): Unsubscribe;
+
+  // --- group administration -------------------------------------------------------------
+  // The server checks every permission (`missing_permission`, `forbidden`); the UI hides what
+  // the member's role does not allow. Changes come back as gateway events, to everyone.
+  /** `ManageInvites`: `null` for unlimited uses / never expiring. */
+  inviteCreate(maxUses: number | null, expiresInSecs: number | null): Promise<InviteView>;
+  /** `ManageInvites`: the invites that can still be used. */
+  inviteList(): Promise<InviteView[]>;
+  inviteRevoke(code: string): Promise<void>;
+  /** `ManageChannels`: a text or voice channel, open or private (with its members). */
+  channelCreate(request: CreateChannelRequest): Promise<Channel>;
+  /** `ManageChannels`: rename, topic (empty clears it), private or open. */
+  channelUpdate(channelId: ChannelId, request: UpdateChannelRequest): Promise<Channel>;
+  /** `ManageChannels`: the whole member list of a private channel (the caller stays in). */
+  channelSetMembers(channelId: ChannelId, members: UserId[]): Promise<Channel>;
+  /** `ManageChannels`: every text and voice channel this member sees, top to bottom. */
+  channelReorder(channelIds: ChannelId[]): Promise<Channel[]>;
+  channelDelete(channelId: ChannelId): Promise<void>;
+  /** `ManageMembers`: up to the caller's own role. */
+  memberSetRole(userId: UserId, role: Role): Promise<User>;
+  memberKick(userId: UserId, reason: string | null): Promise<void>;
+  memberBan(userId: UserId, reason: string | null): Promise<void>;
+  memberUnban(userId: UserId): Promise<void>;
+  banList(): Promise<Ban[]>;
+  /** Any member: hide their messages and refuse their DMs (or undo it); `BlockUpdate` follows. */
+  memberBlock(userId: UserId, blocked: boolean): Promise<void>;
+  /** Owners: `userId` becomes an owner and the caller an admin. */
+  ownershipTransfer(userId: UserId): Promise<User>;
+  /** `ManageServer`: only the fields given change. */
+  serverSettingsUpdate(request: UpdateServerSettingsRequest): Promise<ServerSettings>;
+  /** `ManageServer`: the image at `path` (from `pickAvatarFile`), shrunk in Rust; `null` removes it. */
+  serverSetIcon(path: string | null): Promise<ServerSettings>;
+  /** A URL an `<img>` can show for the group icon's hash, or `null`. */
+  serverIconUrl(hash: string): Promise<string | null>;
+  /** `ManageServer`: up to `limit` entries older than `before`, newest first. */
+  auditLog(before: AuditEntryId | null, limit: number): Promise<AuditEntry[]>;
 }
 
 // --- direct transfers ---------------------------------------------------------------------
 // Files and folders sent peer to peer ("send directly"); nothing is stored on the server.
-
-export type TransferState =
-  | 'offered'
-  | 'connecting'
-  | 'moving'
-  | 'paused'
-  | 'waiting'
-  | 'done'
-  | 'declined'
-  | 'cancelled'
-  | 'failed'
-  | 'taken_elsewhere';
-
-/** Payload of `transfer://changed` and an entry of `transfer_list`. */
-export interface TransferInfo {
-  id: string;
-  direction: 'outgoing' | 'incoming';
-  /** The other member. */
-  peer: UserId;
-  /** The first file or folder's name, as offered. */
-  name: string;
-  size: number;
-  files: number;
-  state: TransferState;
-  /** Paused by this side: only this side can resume it. */
-  paused_by_me: boolean;
-  error: string | null;
-  bytes_done: number;
-  /** Bytes per second over the last seconds; null until measured. */
-  speed_bps: number | null;
-  eta_secs: number | null;
-  /** How the bytes travel: peer to peer, or through the server's TURN relay. */
-  path: 'direct' | 'relayed' | 'unknown';
-  refetched_chunks: number;
-  /** Incoming: the folder it is saved into, once accepted. */
-  folder: string | null;
-}
 
 /** True for the only URLs the app ever hands to the system browser. */
 export function isExternalUrl(url: string): boolean {

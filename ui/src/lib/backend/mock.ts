@@ -4,8 +4,10 @@
 //! `npm run dev:mock`. The voice side lives in `mock-voice.ts`.
 
 import type {
+  AuditEntryId,
   Channel,
   ChannelId,
+  CreateChannelRequest,
   ErrorCode,
   Event,
   LoginRequest,
@@ -15,9 +17,12 @@ import type {
   Ready,
   ReadState,
   RegisterRequest,
+  Role,
   ServerInfo,
   ServerSettings,
   Status,
+  UpdateChannelRequest,
+  UpdateServerSettingsRequest,
   User,
   UserId,
 } from '../protocol/generated';
@@ -46,6 +51,7 @@ import {
 import { compareIds } from '../messages/ids';
 import { MockTransfers } from './mock-transfers';
 import { MockVoice } from './mock-voice';
+import { MockAdmin } from './mock-admin';
 
 export interface MockOptions {
   /** Start with a saved, connected account (tests of the main window). */
@@ -64,6 +70,13 @@ export interface MockOptions {
   voiceConnectDelayMs?: number;
   /** The release the updater finds (`null`: up to date). */
   update?: UpdateInfo | null;
+  /** The signed-in user's role (default `member`). */
+  role?: Role;
+  /**
+   * A server that still needs its first account: the group has no channels, `serverInfo` says
+   * `needs_setup`, and registering makes the owner.
+   */
+  firstRun?: boolean;
 }
 
 const EPOCH_MS = 1_704_067_200_000; // 2024-01-01, as the server's snowflakes
@@ -125,6 +138,8 @@ export class MockBackend implements Backend {
   readonly voice: MockVoice;
   /** Direct transfers (tests drive the other side directly: offers, dialog answers). */
   readonly transfers = new MockTransfers(() => 'u2');
+  /** Group administration (tests look at invites, bans, blocks and the audit log). */
+  readonly admin: MockAdmin;
 
   constructor(options: MockOptions = {}) {
     this.options = {
@@ -135,8 +150,32 @@ export class MockBackend implements Backend {
       startupLink: null,
       fillerMessages: 60,
       voiceConnectDelayMs: 400,
+      role: 'member',
+      firstRun: false,
       ...options,
     };
+    this.admin = new MockAdmin({
+      me: () => this.users.find((u) => u.id === this.requireMe().id) ?? this.requireMe(),
+      users: () => this.users,
+      channels: () => this.channels,
+      server: () => this.server,
+      serverUrl: () => this.active?.server_url ?? MOCK_SERVER_URL,
+      addChannel: (c) => {
+        this.channels.push(c);
+        this.messages.set(c.id, []);
+        this.readStates.push({ channel_id: c.id, last_read: null, unread_count: 0, mention_count: 0 });
+      },
+      removeChannel: (id) => {
+        this.channels = this.channels.filter((c) => c.id !== id);
+        this.messages.delete(id);
+        this.readStates = this.readStates.filter((r) => r.channel_id !== id);
+      },
+      removeUser: (id) => {
+        this.users = this.users.filter((u) => u.id !== id);
+        this.presences = this.presences.filter((p) => p.user_id !== id);
+      },
+      emit: (event) => this.emit(event),
+    });
     this.voice = new MockVoice(
       {
         meId: () => this.requireMe().id,
@@ -256,6 +295,12 @@ export class MockBackend implements Backend {
     this.setStatusState(state);
   }
 
+  /** The server removes this account from the group (close 4015 or 4014): no reconnecting. */
+  simulateRemoval(removed: 'kicked' | 'banned') {
+    this.status = { state: 'offline', removed };
+    this.statusEvents.emit({ ...this.status });
+  }
+
   simulatePresence(userId: UserId, status: Status) {
     const p = this.presences.find((x) => x.user_id === userId);
     if (p) p.status = status;
@@ -277,7 +322,13 @@ export class MockBackend implements Backend {
     if (new URL(serverUrl).hostname.endsWith('.invalid')) {
       throw new BackendError('network', 'could not reach the server');
     }
-    return { name: 'The Hearth', description: '', icon: null, protocol_version: PROTOCOL_VERSION, needs_setup: false };
+    return {
+      name: this.server.name,
+      description: this.server.description,
+      icon: this.server.icon,
+      protocol_version: PROTOCOL_VERSION,
+      needs_setup: this.options.firstRun && this.accounts.length === 0,
+    };
   }
 
   async register(serverUrl: string, request: RegisterRequest): Promise<Account> {
@@ -367,8 +418,15 @@ export class MockBackend implements Backend {
   }
 
   async sendMessage(message: SendMessage): Promise<string> {
-    this.requireChannel(message.channel_id);
+    const channel = this.requireChannel(message.channel_id);
     this.sent.push({ ...message });
+    if (channel.kind === 'dm' && channel.members.some((m) => this.admin.blockedBy.has(m))) {
+      // The server refuses it for good: the engine keeps it as failed, with the reason.
+      queueMicrotask(() =>
+        this.failures.emit({ channel_id: message.channel_id, nonce: message.nonce, error: { code: 'blocked', message: 'blocked' } }),
+      );
+      return message.nonce;
+    }
     if (this.status.state !== 'connected') {
       // The engine keeps it in the outbox; the mock fails it so the retry path can be seen.
       queueMicrotask(() =>
@@ -453,6 +511,9 @@ export class MockBackend implements Backend {
 
   async openDm(recipients: UserId[]): Promise<Channel> {
     const me = this.requireMe();
+    if (recipients.some((r) => this.admin.blockedBy.has(r))) {
+      throw new BackendError('blocked', 'this member does not take direct messages from you');
+    }
     const members = [...new Set([me.id, ...recipients])].sort();
     const existing = this.channels.find(
       (c) => (c.kind === 'dm' || c.kind === 'group_dm') && [...c.members].sort().join() === members.join(),
@@ -607,7 +668,7 @@ export class MockBackend implements Backend {
   }
 
   private setStatusState(state: SessionStatus['state']) {
-    this.status = { state, retry_in_ms: state === 'reconnecting' ? 2000 : null };
+    this.status = state === 'reconnecting' ? { state, retry_in_ms: 2000 } : { state };
     this.statusEvents.emit({ ...this.status });
     // Like the engine: the server drops a session's call with its connection, and it is rejoined.
     this.voice.setConnection(state === 'connected' ? 'connected' : 'reconnecting');
@@ -620,8 +681,9 @@ export class MockBackend implements Backend {
     return ((BigInt(t - EPOCH_MS) << 22n) | BigInt(++this.seq & 0x3fffff)).toString();
   }
 
+  /** The signed-in user (always id 1), with the role the options give. */
   private makeUser(id: UserId, username: string, display: string): User {
-    return { id, username, display_name: display, avatar: null, role: 'member' };
+    return { id, username, display_name: display, avatar: null, role: this.options.firstRun ? 'owner' : this.options.role };
   }
 
   private startSession(me: User, opts: { delayed: boolean; serverUrl?: string }): Account {
@@ -664,12 +726,22 @@ export class MockBackend implements Backend {
       voice_states: this.voice.states,
       ice_servers: [],
       server: this.server,
-      blocked: [],
+      blocked: [...this.admin.blocked],
     });
   }
 
   private seed(me: User) {
     this.voice.seed();
+    this.admin.reset();
+    if (this.options.firstRun) {
+      // A brand-new group: its owner and nothing else.
+      this.users = [me];
+      this.presences = [{ user_id: me.id, status: 'online' }];
+      this.channels = [];
+      this.messages = new Map();
+      this.readStates = [];
+      return;
+    }
     this.users = [
       me,
       { id: 'u2', username: 'bob', display_name: 'Bob', avatar: 'bob', role: 'admin' },
@@ -823,5 +895,69 @@ export class MockBackend implements Backend {
   }
   onTransfer(listener: (transfer: TransferInfo) => void) {
     return this.transfers.on(listener);
+  }
+
+  // --- group administration (see mock-admin.ts) -----------------------------------------
+
+  inviteCreate(maxUses: number | null, expiresInSecs: number | null) {
+    return this.admin.inviteCreate(maxUses, expiresInSecs);
+  }
+  inviteList() {
+    return this.admin.inviteList();
+  }
+  inviteRevoke(code: string) {
+    return this.admin.inviteRevoke(code);
+  }
+  channelCreate(request: CreateChannelRequest) {
+    return this.admin.channelCreate(request);
+  }
+  channelUpdate(channelId: ChannelId, request: UpdateChannelRequest) {
+    return this.admin.channelUpdate(channelId, request);
+  }
+  channelSetMembers(channelId: ChannelId, members: UserId[]) {
+    return this.admin.channelSetMembers(channelId, members);
+  }
+  channelReorder(channelIds: ChannelId[]) {
+    return this.admin.channelReorder(channelIds);
+  }
+  channelDelete(channelId: ChannelId) {
+    return this.admin.channelDelete(channelId);
+  }
+  memberSetRole(userId: UserId, role: Role) {
+    return this.admin.memberSetRole(userId, role);
+  }
+  memberKick(userId: UserId, reason: string | null) {
+    return this.admin.memberKick(userId, reason);
+  }
+  memberBan(userId: UserId, reason: string | null) {
+    return this.admin.memberBan(userId, reason);
+  }
+  memberUnban(userId: UserId) {
+    return this.admin.memberUnban(userId);
+  }
+  banList() {
+    return this.admin.banList();
+  }
+  memberBlock(userId: UserId, blocked: boolean) {
+    return this.admin.memberBlock(userId, blocked);
+  }
+  ownershipTransfer(userId: UserId) {
+    return this.admin.ownershipTransfer(userId);
+  }
+  serverSettingsUpdate(request: UpdateServerSettingsRequest) {
+    return this.admin.serverSettingsUpdate(request);
+  }
+  serverSetIcon(path: string | null) {
+    return this.admin.serverSetIcon(path);
+  }
+  async serverIconUrl(hash: string) {
+    // A flame on a coloured disc stands in for the group's icon.
+    let h = 0;
+    for (const ch of hash) h = (h * 31 + ch.charCodeAt(0)) % 360;
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><circle cx="32" cy="32" r="32" fill="hsl(${h},60%,45%)"/><path d="M32 12c6 10 14 16 14 28a14 14 0 0 1-28 0c0-8 6-12 8-20 2 6 6 8 6 8z" fill="#fff"/></svg>`;
+    return `data:image/svg+xml,${encodeURIComponent(svg)}`;
+  }
+  auditLog(before: AuditEntryId | null, limit: number) {
+    return this.admin.auditLog(before, limit);
   }
 }

@@ -12,11 +12,17 @@ export async function createBackend(): Promise<Backend> {
     return new TauriBackend();
   }
   const { MockBackend } = await import('./mock');
-  // `?filler=N` starts signed in with N older messages in #general (long-history checks).
-  const filler = Number(new URLSearchParams(window.location.search).get('filler'));
-  const mock = new MockBackend(
-    Number.isInteger(filler) && filler > 0 ? { fillerMessages: filler, signedIn: true, connectDelayMs: 0 } : {},
-  );
+  // `?filler=N` starts signed in with N older messages in #general (long-history checks);
+  // `?role=owner|admin|member` signs in with that role; `?firstRun` is a brand-new server
+  // (the first account registers with the setup link and owns an empty group).
+  const query = new URLSearchParams(window.location.search);
+  const filler = Number(query.get('filler'));
+  const role = query.get('role');
+  const mock = new MockBackend({
+    ...(Number.isInteger(filler) && filler > 0 ? { fillerMessages: filler, signedIn: true, connectDelayMs: 0 } : {}),
+    ...(role === 'owner' || role === 'admin' || role === 'member' ? { role, signedIn: true, connectDelayMs: 0 } : {}),
+    ...(query.has('firstRun') ? { firstRun: true } : {}),
+  });
   // Only the dev server chats by itself; built mock pages (browser tests) stay deterministic.
   if (import.meta.env.DEV) mock.startChatter();
   // The browser tests drive the fake group through this handle; it exists only with the mock.

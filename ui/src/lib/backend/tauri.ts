@@ -5,18 +5,27 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
+  AuditEntry,
+  AuditEntryId,
+  Ban,
   Channel,
   ChannelId,
+  CreateChannelRequest,
   Event,
   LoginRequest,
   MessageId,
   Ready,
   RegisterRequest,
+  Role,
   ServerInfo,
+  ServerSettings,
   Status,
+  UpdateChannelRequest,
+  UpdateServerSettingsRequest,
   User,
   UserId,
 } from '../protocol/generated';
+import type { InviteView } from './generated';
 import {
   type Account,
   type AudioDevices,
@@ -177,14 +186,19 @@ export class TauriBackend implements Backend {
     return call<User>('profile_set_avatar', { path });
   }
   avatarUrl(hash: string) {
-    let url = this.avatarCache.get(hash);
+    return this.imageUrl('avatar_get', hash);
+  }
+
+  /** Content-addressed PNGs (avatars, the group icon) fetched once by the engine as bytes. */
+  private imageUrl(command: 'avatar_get' | 'server_icon_get', hash: string) {
+    const key = `${command}:${hash}`;
+    let url = this.avatarCache.get(key);
     if (!url) {
-      // The engine fetches (with the session's token) and caches the PNG; the webview gets bytes.
-      url = call<number[] | ArrayBuffer | null>('avatar_get', { hash }).then(
+      url = call<number[] | ArrayBuffer | null>(command, { hash }).then(
         (bytes) => (bytes ? URL.createObjectURL(new Blob([new Uint8Array(bytes)], { type: 'image/png' })) : null),
         () => null,
       );
-      this.avatarCache.set(hash, url);
+      this.avatarCache.set(key, url);
     }
     return url;
   }
@@ -294,5 +308,63 @@ export class TauriBackend implements Backend {
   }
   onTransfer(listener: (transfer: TransferInfo) => void) {
     return subscribe(EVENTS.transfer, listener);
+  }
+
+  inviteCreate(maxUses: number | null, expiresInSecs: number | null) {
+    return call<InviteView>('invite_create', { maxUses, expiresInSecs });
+  }
+  inviteList() {
+    return call<InviteView[]>('invite_list');
+  }
+  inviteRevoke(code: string) {
+    return call<void>('invite_revoke', { code });
+  }
+  channelCreate(request: CreateChannelRequest) {
+    return call<Channel>('channel_create', { request });
+  }
+  channelUpdate(channelId: ChannelId, request: UpdateChannelRequest) {
+    return call<Channel>('channel_update', { channelId, request });
+  }
+  channelSetMembers(channelId: ChannelId, members: UserId[]) {
+    return call<Channel>('channel_set_members', { channelId, members });
+  }
+  channelReorder(channelIds: ChannelId[]) {
+    return call<Channel[]>('channel_reorder', { channelIds });
+  }
+  channelDelete(channelId: ChannelId) {
+    return call<void>('channel_delete', { channelId });
+  }
+  memberSetRole(userId: UserId, role: Role) {
+    return call<User>('member_set_role', { userId, role });
+  }
+  memberKick(userId: UserId, reason: string | null) {
+    return call<void>('member_kick', { userId, reason });
+  }
+  memberBan(userId: UserId, reason: string | null) {
+    return call<void>('member_ban', { userId, reason });
+  }
+  memberUnban(userId: UserId) {
+    return call<void>('member_unban', { userId });
+  }
+  banList() {
+    return call<Ban[]>('ban_list');
+  }
+  memberBlock(userId: UserId, blocked: boolean) {
+    return call<void>('member_block', { userId, blocked });
+  }
+  ownershipTransfer(userId: UserId) {
+    return call<User>('ownership_transfer', { userId });
+  }
+  serverSettingsUpdate(request: UpdateServerSettingsRequest) {
+    return call<ServerSettings>('server_settings_update', { request });
+  }
+  serverSetIcon(path: string | null) {
+    return call<ServerSettings>('server_set_icon', { path });
+  }
+  serverIconUrl(hash: string) {
+    return this.imageUrl('server_icon_get', hash);
+  }
+  auditLog(before: AuditEntryId | null, limit: number) {
+    return call<AuditEntry[]>('audit_log', { before, limit });
   }
 }

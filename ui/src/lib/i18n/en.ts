@@ -1,5 +1,7 @@
 //! English strings: the reference table. Every key here must exist in every other table.
 
+import { adminEn } from './admin';
+
 export const en = {
   'app.name': 'Hearth',
   'auth.welcome.title': 'Welcome to Hearth',
@@ -229,6 +231,7 @@ export const en = {
   'keys.Shift': 'Shift',
   'keys.Super': 'Super',
   'keys.Space': 'Space',
+  ...adminEn,
 } as const;
 
 export type MessageKey = keyof typeof en;

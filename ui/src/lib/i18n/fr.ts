@@ -1,5 +1,6 @@
 //! French strings.
 
+import { adminFr } from './admin';
 import type { MessageKey } from './en';
 
 export const fr: Record<MessageKey, string> = {
@@ -231,4 +232,5 @@ export const fr: Record<MessageKey, string> = {
   'keys.Shift': 'Maj',
   'keys.Super': 'Super',
   'keys.Space': 'Espace',
+  ...adminFr,
 };

@@ -1,5 +1,6 @@
 //! Traditional Chinese (Taiwan) strings.
 
+import { adminZhTW } from './admin';
 import type { MessageKey } from './en';
 
 export const zhTW: Record<MessageKey, string> = {
@@ -231,4 +232,5 @@ export const zhTW: Record<MessageKey, string> = {
   'keys.Shift': 'Shift',
   'keys.Super': 'Super',
   'keys.Space': '空白鍵',
+  ...adminZhTW,
 };

@@ -7,6 +7,8 @@ export class MembersState {
   users = $state<Record<UserId, User>>({});
   presence = $state<Record<UserId, Status>>({});
   meId = $state<UserId | null>(null);
+  /** Members who left (kicked, banned) while we watched: their names still label old messages. */
+  private former: Record<UserId, User> = {};
   /** Avatar hash → displayable URL (`null` while loading or when missing). */
   private avatars = $state<Record<string, string | null>>({});
   private requested = new Set<string>();
@@ -36,6 +38,7 @@ export class MembersState {
         this.users[event.user.id] = event.user;
         break;
       case 'MemberRemove':
+        if (this.users[event.user_id]) this.former[event.user_id] = $state.snapshot(this.users[event.user_id]);
         delete this.users[event.user_id];
         delete this.presence[event.user_id];
         break;
@@ -46,7 +49,7 @@ export class MembersState {
   }
 
   name(id: UserId): string {
-    const u = this.users[id];
+    const u = this.users[id] ?? this.former[id];
     return u ? u.display_name || u.username : id;
   }
 

@@ -49,7 +49,7 @@ describe('failures', () => {
     composer().focus();
     await user.keyboard('{ArrowUp}');
     await user.type(composer(), '!{Enter}');
-    await screen.findByText('Something went wrong. Please try again.');
+    await screen.findByText('You are not allowed to do this.');
     expect(hearth.messages.editing).toBeNull();
   });
 });

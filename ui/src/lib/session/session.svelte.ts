@@ -140,6 +140,12 @@ export function errorKey(err: unknown): {
     | 'error.update_unreachable'
     | 'error.update_bad_signature'
     | 'error.update_none'
+    | 'error.missing_permission'
+    | 'error.forbidden'
+    | 'error.blocked'
+    | 'error.unsupported_media'
+    | 'error.payload_too_large'
+    | 'error.not_found'
     | 'error.generic';
   detail: string;
 } {
@@ -167,6 +173,13 @@ export function errorKey(err: unknown): {
       return { key: 'error.update_bad_signature', detail: '' };
     case 'update_none':
       return { key: 'error.update_none', detail: '' };
+    case 'missing_permission':
+    case 'forbidden':
+    case 'blocked':
+    case 'unsupported_media':
+    case 'payload_too_large':
+    case 'not_found':
+      return { key: `error.${e.code}`, detail: '' };
     default:
       return { key: 'error.generic', detail: '' };
   }

@@ -1,0 +1,127 @@
+//! A fixed delay on every UDP packet of a network namespace, for kernels without `sch_netem`
+//! (this machine's has none, but has netfilter's NFQUEUE). Run inside the namespace as
+//! `hearth-bench delay-udp --ms N`: it binds NFQUEUE queue 0 and holds each queued packet N ms
+//! before accepting it; [`DelayedNamespace`] adds the `iptables … -j NFQUEUE` rule on OUTPUT
+//! once the queue is bound. On the namespace's loopback each packet passes OUTPUT once, so
+//! N ms each way is 2N ms of round trip, in the kernel's own path (the sockets, the routing and
+//! the packets themselves are untouched: only their release is late), as netem would do it.
+//!
+//! Packets leave in arrival order (a constant delay keeps the order), so the held set is a FIFO
+//! of packet ids. The queue holds at most `QUEUE_MAX` packets (at 10 ms and 1200-byte packets
+//! that is ~6 GB/s, far above anything measured); the kernel drops beyond that, like a router.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+const QUEUE: u16 = 0;
+const QUEUE_MAX: u32 = 65_536;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Milliseconds each packet is held.
+    #[arg(long, default_value_t = 10)]
+    ms: u64,
+}
+
+/// The delayer's loop (inside the namespace; runs until killed).
+pub fn serve(args: &Args) -> Result<()> {
+    let delay = Duration::from_millis(args.ms);
+    let mut queue = nfq::Queue::open().context("opening an NFQUEUE netlink socket (needs root)")?;
+    queue.bind(QUEUE).context("binding NFQUEUE 0")?;
+    // Metadata only: the verdict refers to the packet by id, its bytes stay in the kernel.
+    queue.set_copy_range(QUEUE, 0).context("NFQUEUE copy range")?;
+    queue.set_queue_max_len(QUEUE, QUEUE_MAX).context("NFQUEUE length")?;
+    queue.set_fail_open(QUEUE, false).context("NFQUEUE fail-open")?;
+    let _ = queue.set_recv_enobufs(false);
+    queue.set_nonblocking(true);
+    println!("ready");
+    let mut held: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
+    loop {
+        // Take everything queued now.
+        loop {
+            match queue.recv() {
+                Ok(mut msg) => {
+                    msg.set_verdict(nfq::Verdict::Accept);
+                    held.push_back((Instant::now() + delay, msg));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => break,
+                Err(e) => return Err(e).context("reading NFQUEUE"),
+            }
+        }
+        let now = Instant::now();
+        while held.front().is_some_and(|(due, _)| *due <= now) {
+            let (_, msg) = held.pop_front().expect("front exists");
+            queue.verdict(msg).context("releasing a packet")?;
+        }
+        // Wake for the next release or new packets, whichever comes first; 100 µs keeps the
+        // added jitter far under the delay.
+        let wait = held.front().map_or(Duration::from_micros(100), |(due, _)| {
+            due.saturating_duration_since(Instant::now()).min(Duration::from_micros(100))
+        });
+        std::thread::sleep(wait);
+    }
+}
+
+/// A fresh network namespace (loopback up) whose UDP packets are each delayed `ms` ms by a
+/// `delay-udp` child. Deleted, with its delayer, on drop.
+pub struct DelayedNamespace {
+    pub name: String,
+    delayer: Child,
+}
+
+impl DelayedNamespace {
+    pub fn new(tag: &str, ms: u64) -> Result<Self> {
+        let name = format!("hearth-{tag}-{}", std::process::id());
+        run("ip", &["netns", "add", &name])?;
+        let delayer = (|| {
+            run("ip", &["-n", &name, "link", "set", "lo", "up"])?;
+            let mut delayer = Command::new("ip")
+                .args(["netns", "exec", &name])
+                .arg(std::env::current_exe()?)
+                .args(["delay-udp", "--ms", &ms.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("starting the delayer")?;
+            let mut line = String::new();
+            BufReader::new(delayer.stdout.take().context("delayer stdout")?).read_line(&mut line)?;
+            if line.trim() != "ready" {
+                let _ = delayer.kill();
+                bail!("the delayer did not start (NFQUEUE needs root and CONFIG_NETFILTER_NETLINK_QUEUE)");
+            }
+            let rule = ["netns", "exec", &name, "iptables", "-A", "OUTPUT", "-p", "udp", "-j", "NFQUEUE"];
+            if let Err(e) = run("ip", &[&rule[..], &["--queue-num", "0"]].concat()) {
+                let _ = delayer.kill();
+                return Err(e);
+            }
+            Ok(delayer)
+        })();
+        match delayer {
+            Ok(delayer) => Ok(Self { name, delayer }),
+            Err(e) => {
+                let _ = run("ip", &["netns", "delete", &name]);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for DelayedNamespace {
+    fn drop(&mut self) {
+        let _ = self.delayer.kill();
+        let _ = self.delayer.wait();
+        let _ = run("ip", &["netns", "delete", &self.name]);
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    let status = Command::new(program).args(args).status().with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed", args.join(" "));
+    }
+    Ok(())
+}
