@@ -129,7 +129,12 @@ export type BackendErrorCode =
   /** An audio device could not be opened (missing, busy, or no permission). */
   | 'audio_device'
   /** A push-to-talk accelerator could not be parsed or registered (e.g. taken by another app). */
-  | 'invalid_shortcut';
+  | 'invalid_shortcut'
+  /** Updates (`checkUpdate`, `installUpdate`): none newer, server unreachable, signature refused, install failed. */
+  | 'update_none'
+  | 'update_unreachable'
+  | 'update_bad_signature'
+  | 'update_failed';
 
 /** Every rejected promise from a `Backend` carries one of these. */
 export class BackendError extends Error {

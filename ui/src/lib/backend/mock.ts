@@ -148,6 +148,7 @@ export class MockBackend implements Backend {
       connectDelayMs: 150,
       readyBeforeReply: false,
       startupLink: null,
+      update: null,
       fillerMessages: 60,
       voiceConnectDelayMs: 400,
       role: 'member',
