@@ -167,18 +167,15 @@ export function errorKey(err: unknown): {
       return { key: 'error.audio_device', detail: '' };
     case 'invalid_shortcut':
       return { key: 'error.invalid_shortcut', detail: '' };
-    case 'update_unreachable':
-      return { key: 'error.update_unreachable', detail: '' };
-    case 'update_bad_signature':
-      return { key: 'error.update_bad_signature', detail: '' };
-    case 'update_none':
-      return { key: 'error.update_none', detail: '' };
     case 'missing_permission':
     case 'forbidden':
     case 'blocked':
     case 'unsupported_media':
     case 'payload_too_large':
     case 'not_found':
+    case 'update_unreachable':
+    case 'update_bad_signature':
+    case 'update_none':
       return { key: `error.${e.code}`, detail: '' };
     default:
       return { key: 'error.generic', detail: '' };
