@@ -4,8 +4,10 @@
 //! consistent SQLite snapshot made with `VACUUM INTO` while the server keeps writing, or
 //! `hearth.pgdump`, `pg_dump`'s custom format), `secrets.json` (the token signing key and TURN
 //! secret: without them every login ends and an external coturn stops accepting credentials)
-//! and `avatars/`. The database is copied first and the files after: an avatar file is written
-//! before the row that names it, so every avatar the snapshot references is already there.
+//! `avatars/` and `attachments/` (the attachment store: blobs named by their SHA-256 and their
+//! thumbnails; uploads in progress are not kept). The database is copied first and the files
+//! after: an avatar or attachment file is written before the row that names it, so every file
+//! the snapshot references is already there (one freed between the two steps can be missing).
 //!
 //! Restore puts a backup back into a data directory while no server runs on it (the data
 //! directory lock, [`crate::datadir`]); whatever it replaces is moved aside, never deleted.
@@ -22,6 +24,7 @@ const SQLITE_FILE: &str = "hearth.db";
 const PG_FILE: &str = "hearth.pgdump";
 const SECRETS: &str = "secrets.json";
 const AVATARS: &str = "avatars";
+const ATTACHMENTS: &str = "attachments";
 const FORMAT: u32 = 1;
 
 /// `manifest.json`.
@@ -45,6 +48,8 @@ pub struct Summary {
     pub dir: PathBuf,
     pub manifest: Manifest,
     pub avatars: usize,
+    /// Attachment files (blobs and thumbnails).
+    pub attachments: usize,
     pub bytes: u64,
 }
 
@@ -106,9 +111,10 @@ async fn fill(db: &Db, data_dir: &Path, dest: &Path) -> anyhow::Result<Summary> 
         copy_private(&secrets, &dest.join(SECRETS))?;
     }
     let avatars = link_or_copy_dir(&data_dir.join(AVATARS), &dest.join(AVATARS))?;
+    let attachments = link_or_copy_dir(&data_dir.join(ATTACHMENTS), &dest.join(ATTACHMENTS))?;
     // The manifest last: a directory with one is a complete backup.
     crate::secrets::write_private(&dest.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
-    Ok(Summary { dir: dest.to_path_buf(), bytes: dir_size(dest), manifest, avatars })
+    Ok(Summary { dir: dest.to_path_buf(), bytes: dir_size(dest), manifest, avatars, attachments })
 }
 
 /// The automatic backup before migrations: `DATA_DIR/backups/before-schema-TO-YYYYmmdd-HHMMSS`.
@@ -210,12 +216,14 @@ pub async fn restore(from: &Path, data_dir: &Path, database_url: &str) -> anyhow
         copy_private(&from.join(SECRETS), &secrets)?;
         chown_like(&secrets, owner)?;
     }
-    let avatars = data_dir.join(AVATARS);
-    if avatars.exists() {
-        std::fs::rename(&avatars, aside.join(AVATARS))?;
+    for dir in [AVATARS, ATTACHMENTS] {
+        let files = data_dir.join(dir);
+        if files.exists() {
+            std::fs::rename(&files, aside.join(dir))?;
+        }
+        link_or_copy_dir(&from.join(dir), &files)?;
+        chown_tree(&files, owner)?;
     }
-    link_or_copy_dir(&from.join(AVATARS), &avatars)?;
-    chown_tree(&avatars, owner)?;
     // A setup token from before no longer matches the restored group; the server makes a new
     // one at start if the restored group has no members.
     let token = data_dir.join(crate::setup::FILE);

@@ -186,6 +186,21 @@ pub struct Options {
     /// database up yourself.
     #[arg(long, env = "HEARTH_BACKUP_BEFORE_MIGRATING")]
     pub backup_before_migrating: Option<bool>,
+
+    /// Free disk, in MiB, below which uploads are refused (so a full disk never breaks chat)
+    /// [default: 512].
+    #[arg(long, env = "HEARTH_UPLOAD_DISK_RESERVE_MIB")]
+    pub upload_disk_reserve_mib: Option<u64>,
+
+    /// Seconds after which an upload no byte reached, or a finished upload no message took, is
+    /// deleted [default: 86400].
+    #[arg(long, env = "HEARTH_UPLOAD_STALE_SECS")]
+    pub upload_stale_secs: Option<u64>,
+
+    /// Keep location (GPS) metadata in uploaded photos: true or false [default: false, it is
+    /// removed losslessly].
+    #[arg(long, env = "HEARTH_UPLOAD_KEEP_LOCATION")]
+    pub upload_keep_location: Option<bool>,
 }
 
 impl Options {
@@ -232,6 +247,9 @@ impl Options {
             replay_buffer,
             shutdown_grace_ms,
             backup_before_migrating,
+            upload_disk_reserve_mib,
+            upload_stale_secs,
+            upload_keep_location,
         )
     }
 }
@@ -301,6 +319,16 @@ pub struct Config {
     pub replay_buffer: usize,
     pub shutdown_grace: Duration,
     pub backup_before_migrating: bool,
+    pub uploads: Uploads,
+}
+
+/// Attachments: how the server protects its disk. (The size limit and the quota are the
+/// group's settings, changed by admins.)
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    pub disk_reserve_bytes: u64,
+    pub stale_after: Duration,
+    pub keep_location: bool,
 }
 
 impl Config {
@@ -424,6 +452,11 @@ impl Config {
             replay_buffer: o.replay_buffer.unwrap_or(1024).max(16),
             shutdown_grace: Duration::from_millis(o.shutdown_grace_ms.unwrap_or(5_000)),
             backup_before_migrating: o.backup_before_migrating.unwrap_or(true),
+            uploads: Uploads {
+                disk_reserve_bytes: o.upload_disk_reserve_mib.unwrap_or(512).saturating_mul(1 << 20),
+                stale_after: Duration::from_secs(o.upload_stale_secs.unwrap_or(86_400).max(1)),
+                keep_location: o.upload_keep_location.unwrap_or(false),
+            },
         })
     }
 }

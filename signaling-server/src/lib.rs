@@ -26,6 +26,7 @@
 //! and commits every queued message before returning.
 
 pub mod admin;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod avatar;
@@ -164,6 +165,8 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tasks: TaskTracker::new(),
         admin_lock: Default::default(),
         retention_wake: Default::default(),
+        attachments: attachments::AttachmentStore::open(&config.data_dir)
+            .context("creating the attachment directories")?,
         shutdown: shutdown.clone(),
         secrets,
         ice_urls,
@@ -177,6 +180,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let cluster = member.map(|m| m.start(&state));
     let reaper = tokio::spawn(reap_sessions(state.clone()));
     let retention = tokio::spawn(retention::run(state.clone()));
+    let sweeper = tokio::spawn(attachments::run(state.clone()));
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -212,6 +216,9 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // The task stops at the shutdown token (a batch in flight rolls back).
     if let Err(e) = retention.await {
         tracing::warn!(error = %e, "retention task");
+    }
+    if let Err(e) = sweeper.await {
+        tracing::warn!(error = %e, "attachment sweep task");
     }
     if let Some(server) = embedded_turn {
         server.close().await;

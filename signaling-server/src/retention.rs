@@ -47,6 +47,8 @@ pub async fn run_once(state: &AppState, now_ms: i64) -> sqlx::Result<usize> {
         state.hub.purged(before);
         state.hub.dispatch_all(&Event::MessagesPurged { before });
         tracing::info!(deleted, days, "retention deleted old messages");
+        // Their attachments' rows went with them; the files no other message names go now.
+        state.attachments.collect(&state.db, None).await?;
     }
     Ok(deleted)
 }

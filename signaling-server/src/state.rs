@@ -57,6 +57,8 @@ pub struct Inner {
     pub admin_lock: tokio::sync::Mutex<()>,
     /// Wakes the retention task (the retention setting changed).
     pub retention_wake: tokio::sync::Notify,
+    /// Attachment files and uploads in progress.
+    pub attachments: crate::attachments::AttachmentStore,
 }
 
 impl Deref for AppState {

@@ -134,6 +134,7 @@ async fn a_group_dm_reaches_its_members_only(backend: Backend) {
         nonce: "y".into(),
         content: "hi".into(),
         reply_to: None,
+        attachments: Vec::new(),
     })
     .await;
     assert_eq!(refusal(&mut d).await.0, ErrorCode::NotFound);

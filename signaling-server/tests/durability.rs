@@ -55,6 +55,7 @@ async fn pipeline(
                 nonce: nonce(out.sent),
                 content: content(out.sent),
                 reply_to: None,
+                attachments: Vec::new(),
             };
             let text = serde_json::to_string(&msg).expect("serializing");
             if gw.ws.send(WsMessage::Text(text.into())).await.is_err() {

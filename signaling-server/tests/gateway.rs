@@ -22,6 +22,7 @@ fn send_with(channel: ChannelId, nonce: &str, content: &str) -> ClientMsg {
         nonce: nonce.into(),
         content: content.into(),
         reply_to: None,
+        attachments: Vec::new(),
     }
 }
 

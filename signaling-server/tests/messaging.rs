@@ -50,6 +50,7 @@ async fn resending_a_nonce_returns_the_first_message_and_stores_nothing_new(back
         nonce: "n-1".into(),
         content: "once".into(),
         reply_to: None,
+        attachments: Vec::new(),
     };
     a.send(&msg).await;
     let first = a
@@ -107,6 +108,7 @@ async fn edits_deletes_replies_reactions_and_mentions(backend: Backend) {
         nonce: "r".into(),
         content: "reply".into(),
         reply_to: Some(first.id),
+        attachments: Vec::new(),
     })
     .await;
     let reply = a
@@ -123,6 +125,7 @@ async fn edits_deletes_replies_reactions_and_mentions(backend: Backend) {
         nonce: "bad".into(),
         content: "x".into(),
         reply_to: Some(MessageId(12345)),
+        attachments: Vec::new(),
     })
     .await;
     match b.error().await {
@@ -282,6 +285,7 @@ async fn a_nonce_resent_before_its_ack_is_still_stored_once(backend: Backend) {
         nonce: "same".into(),
         content: "twice".into(),
         reply_to: None,
+        attachments: Vec::new(),
     };
     for i in 0..10 {
         a.send(&twice).await;

@@ -42,6 +42,7 @@ async fn store_old(
             content: format!("ancient holiday photos number {i} 老照片"),
             reply_to: None,
             mentions: vec![mention],
+            attachments: Vec::new(),
         })
         .collect();
     let mut next = base;

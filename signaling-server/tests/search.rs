@@ -123,7 +123,7 @@ async fn filters_narrow_by_author_channel_and_date(backend: Backend) {
     let today = hearth_server::search::query::utc_date(hearth_server::db::now_ms());
     assert_eq!(search(&f.kid, &format!("pizza before:{today}")).await.total, 0);
     assert_eq!(search(&f.kid, "pizza after:2024-01-01").await.total, 3);
-    assert_eq!(search(&f.kid, "pizza has:file").await.total, 0, "no attachments exist yet");
+    assert_eq!(search(&f.kid, "pizza has:file").await.total, 0, "no message with a file says pizza");
 
     for (q, code) in [
         ("from:nobody pizza", ErrorCode::InvalidField),

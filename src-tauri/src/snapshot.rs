@@ -183,6 +183,7 @@ mod tests {
                 reply_to: None,
                 mentions,
                 reactions: vec![],
+                attachments: Vec::new(),
             },
             nonce: None,
         }

@@ -89,6 +89,7 @@ pub fn dispatch_frame(channel: ChannelId, nonce: String, content: String) -> Res
         reply_to: None,
         mentions: Vec::new(),
         reactions: Vec::new(),
+        attachments: Vec::new(),
     };
     let frame = ServerMsg::Dispatch { seq: 1, event: Event::MessageCreate { message, nonce: Some(nonce) } };
     Ok(Message::text(serde_json::to_string(&frame).context("encoding a Dispatch")?))

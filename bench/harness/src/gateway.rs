@@ -119,7 +119,7 @@ pub fn heartbeat(last_seq: u64) -> Result<Message> {
 }
 
 pub fn send_message(channel_id: ChannelId, nonce: String, content: String) -> Result<Message> {
-    frame(&ClientMsg::SendMessage { channel_id, nonce, content, reply_to: None })
+    frame(&ClientMsg::SendMessage { channel_id, nonce, content, reply_to: None, attachments: Vec::new() })
 }
 
 /// What a bench cares about in a frame from the server.

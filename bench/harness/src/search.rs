@@ -209,6 +209,7 @@ async fn seed(db: &Db, layout: &Layout, corpus: &Corpus, n: usize, seed_value: u
                         content: corpus.message(&mut rng),
                         reply_to: None,
                         mentions: Vec::new(),
+                        attachments: Vec::new(),
                     })
                     .collect();
                 // Ids in time order across batches: message k was sent at start + k × step.

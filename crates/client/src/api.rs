@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use hearth_protocol::api::{
-    AuditLogQuery, CreateChannelRequest, CreateDmRequest, CreateInviteRequest, HistoryQuery, Invite,
+    AuditLogQuery, CreateChannelRequest, CreateDmRequest, CreateInviteRequest, CreateUploadRequest, UploadStatus, HistoryQuery, Invite,
     LoginRequest, LogoutRequest, ModerationRequest, RefreshRequest, RegisterRequest, ReorderChannelsRequest,
     SendMessageRequest, ServerInfo, Session, SetChannelMembersRequest, TransferOwnershipRequest,
     TurnCredentials, UpdateChannelRequest, UpdateMemberRequest, UpdateProfileRequest,
     UpdateServerSettingsRequest,
 };
-use hearth_protocol::model::{AuditEntry, Ban, Channel, Message, ServerSettings, User};
-use hearth_protocol::{ApiError, ChannelId, ErrorCode, UserId};
+use hearth_protocol::model::{Attachment, AuditEntry, Ban, Channel, Message, ServerSettings, User};
+use hearth_protocol::{ApiError, AttachmentId, ChannelId, ErrorCode, UploadId, UserId};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -294,6 +294,65 @@ impl Api {
         json(self.request(Method::GET, "/turn", Some(token))).await
     }
 
+    // ---- Attachments (see `crate::attachments` for resumable transfers over these) ----
+
+    /// `POST /uploads`: starts a resumable upload.
+    pub async fn create_upload(&self, token: &str, req: &CreateUploadRequest) -> Result<UploadStatus> {
+        json(self.request(Method::POST, "/uploads", Some(token)).json(req)).await
+    }
+
+    /// `GET /uploads/{id}`: where the upload stands (the offset to append at).
+    pub async fn upload_status(&self, token: &str, id: UploadId) -> Result<UploadStatus> {
+        json(self.request(Method::GET, &format!("/uploads/{id}"), Some(token))).await
+    }
+
+    /// `PATCH /uploads/{id}`: appends `bytes` at `offset`; returns the server's new offset.
+    pub async fn append_upload(&self, token: &str, id: UploadId, offset: u64, bytes: Vec<u8>) -> Result<u64> {
+        let req = self
+            .request(Method::PATCH, &format!("/uploads/{id}"), Some(token))
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", "application/offset+octet-stream")
+            .timeout(Duration::from_secs(300))
+            .body(bytes);
+        let resp = send(req).await?;
+        resp.headers()
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::Protocol("no Upload-Offset in the answer".into()))
+    }
+
+    /// `POST /uploads/{id}/finish`: the attachment to send with a message.
+    pub async fn finish_upload(&self, token: &str, id: UploadId) -> Result<Attachment> {
+        json(self.request(Method::POST, &format!("/uploads/{id}/finish"), Some(token)).timeout(Duration::from_secs(300)))
+            .await
+    }
+
+    /// `DELETE /uploads/{id}`.
+    pub async fn cancel_upload(&self, token: &str, id: UploadId) -> Result<()> {
+        empty(self.request(Method::DELETE, &format!("/uploads/{id}"), Some(token))).await
+    }
+
+    /// `GET /attachments/{id}` from byte `from` on (a Range request when `from > 0`): the
+    /// response, to read in chunks.
+    pub async fn download_attachment(&self, token: &str, id: AttachmentId, from: u64) -> Result<reqwest::Response> {
+        let mut req = self
+            .http
+            .get(format!("{}/api/v1/attachments/{id}", self.base))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(24 * 3600));
+        if from > 0 {
+            req = req.header("Range", format!("bytes={from}-"));
+        }
+        send(req).await
+    }
+
+    /// `GET /attachments/{id}/thumbnail`: a JPEG or PNG preview of an image.
+    pub async fn attachment_thumbnail(&self, token: &str, id: AttachmentId) -> Result<Vec<u8>> {
+        let resp = send(self.request(Method::GET, &format!("/attachments/{id}/thumbnail"), Some(token))).await?;
+        Ok(resp.bytes().await.map_err(network)?.to_vec())
+    }
+
     /// The link others paste to join with `code`.
     pub fn invite_link(&self, code: &str) -> String {
         let server: String = url::form_urlencoded::byte_serialize(self.base.as_bytes()).collect();
@@ -342,6 +401,7 @@ fn code_for_status(status: StatusCode) -> ErrorCode {
         403 => ErrorCode::Forbidden,
         404 => ErrorCode::NotFound,
         413 => ErrorCode::PayloadTooLarge,
+        507 => ErrorCode::InsufficientStorage,
         429 => ErrorCode::RateLimited,
         502..=504 => ErrorCode::Unavailable,
         400..=499 => ErrorCode::MalformedRequest,

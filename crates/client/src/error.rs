@@ -43,12 +43,15 @@ pub enum Error {
     /// A local file holds something we cannot read.
     #[error("corrupt local file: {0}")]
     Corrupt(String),
+    /// The user cancelled (an upload or a download).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {
     /// A stable, machine-readable code: the server's code for [`Error::Api`], else one of
     /// `network`, `protocol`, `invalid_link`, `logged_out`, `offline`, `closed`,
-    /// `no_such_account`, `no_active_account`, `store`, `io`, `corrupt`.
+    /// `no_such_account`, `no_active_account`, `store`, `io`, `corrupt`, `cancelled`.
     pub fn code(&self) -> String {
         match self {
             Error::Api(e) => error_code_str(e.code),
@@ -58,6 +61,7 @@ impl Error {
             Error::LoggedOut => "logged_out".into(),
             Error::Offline => "offline".into(),
             Error::Closed => "closed".into(),
+            Error::Cancelled => "cancelled".into(),
             Error::NoSuchAccount(_) => "no_such_account".into(),
             Error::NoActiveAccount => "no_active_account".into(),
             Error::Store(_) => "store".into(),

@@ -31,6 +31,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod api;
+pub mod attachments;
 pub mod backoff;
 pub mod call;
 pub mod credentials;

@@ -917,6 +917,7 @@ impl Worker {
                 nonce: entry.nonce.clone(),
                 content: entry.content,
                 reply_to: entry.reply_to,
+                attachments: Vec::new(),
             };
             if write(ws, &msg).await.is_err() {
                 return Err(Ended::backoff());

@@ -519,6 +519,7 @@ mod tests {
             reply_to: None,
             mentions: vec![],
             reactions: vec![],
+            attachments: Vec::new(),
         }
     }
 

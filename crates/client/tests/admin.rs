@@ -290,7 +290,7 @@ async fn roles_ownership_settings_and_the_audit_log(backend: Backend) {
 
 async fn kicked_and_banned_members_stop_reconnecting_and_blocks_reach_the_blocker(backend: Backend) {
     let server = TestServer::start_on(backend).await;
-    let admin = TestClient::admin(&server).await;
+    let mut admin = TestClient::admin(&server).await;
     let mut bob = TestClient::member(&admin, "bob").await;
     let mut carol = TestClient::member(&admin, "carol").await;
     let bob_id = bob.session.user().expect("bob").id;
@@ -315,6 +315,14 @@ async fn kicked_and_banned_members_stop_reconnecting_and_blocks_reach_the_blocke
     let closed = closed_by_server(&mut bob).await;
     assert_eq!(closed, (close::KICKED, false));
     bob.wait_for(|e| matches!(e, SessionEvent::ConnectionStatus(ConnectionStatus::Offline)).then_some(()))
+        .await;
+    // The admin's member list is its cache: it drops bob when the MemberRemove event arrives,
+    // which may come after bob's close.
+    admin
+        .wait_for(|e| match e {
+            SessionEvent::Event(Event::MemberRemove { user_id, .. }) if *user_id == bob_id => Some(()),
+            _ => None,
+        })
         .await;
     assert!(admin.engine.members().await.expect("members").iter().all(|m| m.id != bob_id));
 

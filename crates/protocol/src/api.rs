@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{AuditEntryId, ChannelId, MessageId, UserId};
+use crate::ids::{AttachmentId, AuditEntryId, ChannelId, MessageId, UploadId, UserId};
 use crate::model::{ChannelKind, IceServer, Message, Permission, Role, User};
 
 /// `POST /api/v1/auth/register` → [`Session`]. `invite` is an invite code, or the one-time
@@ -273,6 +273,38 @@ pub struct SendMessageRequest {
     pub content: String,
     #[serde(default)]
     pub reply_to: Option<MessageId>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentId>,
+}
+
+/// `POST /api/v1/uploads` → [`UploadStatus`] (201): starts a resumable upload of `size`
+/// bytes. Refused with 413 `payload_too_large` when `size` is over the group's
+/// `max_upload_bytes` or the member's quota, and 507 `insufficient_storage` when the server's
+/// disk is nearly full, before anything is written.
+///
+/// Then `PATCH /api/v1/uploads/{id}` with header `Upload-Offset: N` (the bytes the server
+/// has) and the next bytes as the body (`application/offset+octet-stream`), answered 204 with
+/// the new `Upload-Offset`; a wrong offset is 409 `conflict` with the right one in
+/// `Upload-Offset`. `HEAD` (or `GET`, as JSON) tells the offset after a dropped connection;
+/// `POST /api/v1/uploads/{id}/finish` → [`crate::model::Attachment`] (201) once every byte is
+/// there; `DELETE` cancels. Unfinished uploads are swept after a day.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+pub struct CreateUploadRequest {
+    pub name: String,
+    #[ts(type = "number")]
+    pub size: u64,
+}
+
+/// Where an upload stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct UploadStatus {
+    pub id: UploadId,
+    pub name: String,
+    #[ts(type = "number")]
+    pub size: u64,
+    /// Bytes the server has: the next `PATCH` starts here.
+    #[ts(type = "number")]
+    pub offset: u64,
 }
 
 /// `GET /api/v1/turn` → this.

@@ -48,6 +48,8 @@ pub enum ErrorCode {
     UnknownOp,
     /// The server is shutting down or temporarily unable to serve.
     Unavailable,
+    /// The server's disk is nearly full: uploads are refused so that chat keeps working.
+    InsufficientStorage,
     /// Something failed on the server; details are in its log, not here.
     Internal,
 }
@@ -71,6 +73,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedProtocol => 426,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
+            ErrorCode::InsufficientStorage => 507,
             ErrorCode::Internal => 500,
         }
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::error::ApiError;
-use crate::ids::{ChannelId, MessageId, UserId};
+use crate::ids::{AttachmentId, ChannelId, MessageId, UserId};
 use crate::model::{
     Channel, IceServer, Message, Presence, ReadState, ServerSettings, Signal, Status, TransferSignal, User,
     VoiceState,
@@ -47,6 +47,11 @@ pub enum ClientMsg {
         content: String,
         #[serde(default)]
         reply_to: Option<MessageId>,
+        /// Finished uploads of this author (`POST /api/v1/uploads/{id}/finish`), not yet sent
+        /// with another message; at most [`crate::MAX_ATTACHMENTS_PER_MESSAGE`]. With
+        /// attachments, `content` may be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentId>,
     },
     EditMessage {
         channel_id: ChannelId,

@@ -77,6 +77,14 @@ snowflake!(
     /// An entry of the audit log; also its page cursor.
     AuditEntryId
 );
+snowflake!(
+    /// A file stored by the server and referenced by a message.
+    AttachmentId
+);
+snowflake!(
+    /// An upload in progress (resumable by offset); becomes an attachment when finished.
+    UploadId
+);
 
 /// Why a text is not an id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ pub mod ids;
 pub mod model;
 
 pub use error::{ApiError, ErrorCode};
-pub use ids::{AuditEntryId, ChannelId, MessageId, UserId};
+pub use ids::{AttachmentId, AuditEntryId, ChannelId, MessageId, UploadId, UserId};
 
 /// Version spoken by this build; a client sends it in `Identify`/`Resume` and the server
 /// refuses versions it does not speak with [`ErrorCode::UnsupportedProtocol`].
@@ -37,6 +37,12 @@ pub const MAX_TOPIC_CHARS: usize = 1024;
 
 /// Longest reason given for a kick or a ban, in characters.
 pub const MAX_REASON_CHARS: usize = 512;
+
+/// Most attachments one message may carry.
+pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
+
+/// Longest attachment file name, in bytes (UTF-8).
+pub const MAX_ATTACHMENT_NAME_BYTES: usize = 255;
 
 /// Longest server description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::ids::{AuditEntryId, ChannelId, MessageId, UserId};
+use crate::ids::{AttachmentId, AuditEntryId, ChannelId, MessageId, UserId};
 
 /// Where a member stands in the group. Ranks are ordered: `Owner > Admin > Member`.
 ///
@@ -205,6 +205,42 @@ pub struct Message {
     pub mentions: Vec<UserId>,
     #[serde(default)]
     pub reactions: Vec<Reaction>,
+    /// Files stored by the server, in the order the author attached them.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// How a client may show an attachment. Decided by the server from the bytes: only raster
+/// images (PNG, JPEG, GIF, WebP) that decoded within the limits are `Image`; everything else
+/// (SVG, HTML, a file named `.png` that is not one, an image too large to decode) is `File`,
+/// offered for download only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    Image,
+    File,
+}
+
+/// A file stored by the server: `GET /api/v1/attachments/{id}` (Range requests work) and, when
+/// `thumbnail` is true, `GET /api/v1/attachments/{id}/thumbnail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Attachment {
+    pub id: AttachmentId,
+    /// The name the uploader gave (shown; never used as a path by the server).
+    pub name: String,
+    #[ts(type = "number")]
+    pub size: u64,
+    /// The type sniffed from the bytes (`application/octet-stream` when unknown).
+    pub content_type: String,
+    pub kind: AttachmentKind,
+    /// Pixels of an image, as shown (EXIF orientation applied).
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    /// A preview exists (images only).
+    #[serde(default)]
+    pub thumbnail: bool,
 }
 
 /// What a person chose to show. `Invisible` is seen by others as `Offline`.

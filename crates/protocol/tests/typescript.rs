@@ -5,7 +5,7 @@
 use hearth_protocol::api::*;
 use hearth_protocol::gateway::{ClientMsg, Event, Ready, ServerMsg};
 use hearth_protocol::model::*;
-use hearth_protocol::{ApiError, AuditEntryId, ChannelId, ErrorCode, MessageId, UserId};
+use hearth_protocol::{ApiError, AttachmentId, AuditEntryId, ChannelId, ErrorCode, MessageId, UploadId, UserId};
 use ts_rs::{Config, TS};
 
 fn declarations() -> String {
@@ -28,6 +28,8 @@ fn declarations() -> String {
         ChannelId,
         MessageId,
         AuditEntryId,
+        AttachmentId,
+        UploadId,
         ErrorCode,
         ApiError,
         Role,
@@ -37,6 +39,8 @@ fn declarations() -> String {
         ChannelKind,
         Channel,
         Reaction,
+        AttachmentKind,
+        Attachment,
         Message,
         Status,
         Presence,
@@ -78,6 +82,8 @@ fn declarations() -> String {
         CreateDmRequest,
         HistoryQuery,
         SendMessageRequest,
+        CreateUploadRequest,
+        UploadStatus,
         TurnCredentials,
         ServerInfo,
     );
@@ -85,7 +91,8 @@ fn declarations() -> String {
         "export const PROTOCOL_VERSION = {};\nexport const MAX_FRAME_BYTES = {};\n\
          export const MAX_MESSAGE_CHARS = {};\nexport const MAX_GROUP_DM_MEMBERS = {};\n\
          export const MAX_TOPIC_CHARS = {};\nexport const MAX_REASON_CHARS = {};\n\
-         export const MAX_DESCRIPTION_CHARS = {};\n",
+         export const MAX_DESCRIPTION_CHARS = {};\nexport const MAX_ATTACHMENTS_PER_MESSAGE = {};\n\
+         export const MAX_ATTACHMENT_NAME_BYTES = {};\n",
         hearth_protocol::PROTOCOL_VERSION,
         hearth_protocol::MAX_FRAME_BYTES,
         hearth_protocol::MAX_MESSAGE_CHARS,
@@ -93,6 +100,8 @@ fn declarations() -> String {
         hearth_protocol::MAX_TOPIC_CHARS,
         hearth_protocol::MAX_REASON_CHARS,
         hearth_protocol::MAX_DESCRIPTION_CHARS,
+        hearth_protocol::MAX_ATTACHMENTS_PER_MESSAGE,
+        hearth_protocol::MAX_ATTACHMENT_NAME_BYTES,
     ));
     out
 }

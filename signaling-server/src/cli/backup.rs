@@ -34,11 +34,12 @@ pub async fn backup(args: BackupArgs, config: &Config) -> anyhow::Result<ExitCod
     db.close().await;
     let summary = summary?;
     println!(
-        "backup written to {} ({} database at schema version {}, {} avatar(s), {} KiB)",
+        "backup written to {} ({} database at schema version {}, {} avatar(s), {} attachment file(s), {} KiB)",
         summary.dir.display(),
         summary.manifest.backend,
         summary.manifest.schema_version,
         summary.avatars,
+        summary.attachments,
         summary.bytes.div_ceil(1024)
     );
     Ok(ExitCode::SUCCESS)

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use hearth_protocol::model::{Message, Reaction};
-use hearth_protocol::{ChannelId, MessageId, UserId};
+use hearth_protocol::{AttachmentId, ChannelId, MessageId, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -18,6 +18,8 @@ pub struct NewMessage {
     pub content: String,
     pub reply_to: Option<MessageId>,
     pub mentions: Vec<UserId>,
+    /// Finished uploads of the author to bind to the message, in order.
+    pub attachments: Vec<AttachmentId>,
 }
 
 /// What became of a [`NewMessage`].
@@ -28,6 +30,9 @@ pub enum Stored {
     Duplicate(Message),
     /// `reply_to` names no message of this channel; nothing was stored.
     BadReply,
+    /// An attachment is not a finished upload of the author, or another message has it;
+    /// nothing was stored.
+    BadAttachment,
 }
 
 /// Groups reaction rows (ordered by message, then time) onto their messages.
@@ -73,6 +78,7 @@ pub(super) fn message(row: &AnyRow) -> sqlx::Result<Message> {
         reply_to: row.try_get::<Option<i64>, _>("reply_to")?.map(MessageId),
         mentions: mentions.split_whitespace().filter_map(|s| s.parse().ok()).map(UserId).collect(),
         reactions: Vec::new(),
+        attachments: Vec::new(),
     })
 }
 
@@ -100,6 +106,7 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         // Replies are rare: check each target on its own.
         let mut out: Vec<Option<Stored>> = Vec::with_capacity(batch.len());
+        let mut claimed = std::collections::HashSet::new();
         for m in batch {
             let bad_reply = match m.reply_to {
                 Some(reply_to) => {
@@ -114,7 +121,27 @@ impl Db {
                 }
                 None => false,
             };
-            out.push(bad_reply.then_some(Stored::BadReply));
+            if bad_reply {
+                out.push(Some(Stored::BadReply));
+                continue;
+            }
+            // Attachments must be the author's own finished uploads that no message has, each
+            // claimed once in the batch. A resend of a stored nonce finds them taken by its own
+            // first send: that is a duplicate, answered below, not a bad attachment.
+            let mut bad_attachment = false;
+            if !m.attachments.is_empty() {
+                let repeated = m.attachments.iter().any(|a| !claimed.insert(*a));
+                if repeated || !super::attachments::claimable(&mut tx, m.author_id, &m.attachments).await? {
+                    let sent: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE author_id = $1 AND nonce = $2")
+                            .bind(m.author_id.0)
+                            .bind(m.nonce.clone())
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    bad_attachment = sent == 0;
+                }
+            }
+            out.push(bad_attachment.then_some(Stored::BadAttachment));
         }
         let rows: Vec<(usize, Message)> = batch
             .iter()
@@ -131,6 +158,7 @@ impl Db {
                     reply_to: m.reply_to,
                     mentions: m.mentions.clone(),
                     reactions: Vec::new(),
+                    attachments: Vec::new(),
                 };
                 (i, message)
             })
@@ -188,8 +216,14 @@ impl Db {
                     .bind(batch[i].nonce.clone())
                     .fetch_one(&mut *tx)
                     .await?;
-                out[i] = Some(Stored::Duplicate(message(&row)?));
+                let mut original = [message(&row)?];
+                super::attachments::fill(&mut tx, &mut original).await?;
+                let [original] = original;
+                out[i] = Some(Stored::Duplicate(original));
                 continue;
+            }
+            if !batch[i].attachments.is_empty() {
+                super::attachments::bind(&mut tx, &m, &batch[i].attachments).await?;
             }
             for user in &m.mentions {
                 sqlx::query(
@@ -202,6 +236,11 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
             }
+            let mut created = [m];
+            if !batch[i].attachments.is_empty() {
+                super::attachments::fill(&mut tx, &mut created).await?;
+            }
+            let [m] = created;
             out[i] = Some(Stored::Created(m));
         }
         // The new messages enter the search index in the same transaction.
@@ -331,7 +370,8 @@ impl Db {
         .bind(hi)
         .fetch_all(&self.pool)
         .await?;
-        put_reactions(&rows, messages)
+        put_reactions(&rows, messages)?;
+        super::attachments::fill(&mut *self.pool.acquire().await?, messages).await
     }
 
     /// Attaches reactions to messages of any channels, by their ids (one query).
@@ -350,7 +390,8 @@ impl Db {
             query = query.bind(m.id.0);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        put_reactions(&rows, messages)
+        put_reactions(&rows, messages)?;
+        super::attachments::fill(&mut *self.pool.acquire().await?, messages).await
     }
 
     /// Changes a message's content and mentions, and its search entry, in one transaction.
@@ -391,13 +432,14 @@ impl Db {
     }
 
     /// Deletes a message's content; the row stays as a tombstone so that a resend of its
-    /// nonce does not bring it back.
+    /// nonce does not bring it back. Its attachments go too: returns the blobs they named
+    /// (for the store to free those no other message names).
     /// `audit`: the entry of a moderator's delete, stored in the same transaction.
     pub async fn delete_message(
         &self,
         id: MessageId,
         audit: Option<&hearth_protocol::model::AuditEntry>,
-    ) -> sqlx::Result<()> {
+    ) -> sqlx::Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
         if let Some(entry) = audit {
             super::audit::insert(&mut tx, entry).await?;
@@ -409,11 +451,13 @@ impl Db {
         sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM mentions WHERE message_id = $1").bind(id.0).execute(&mut *tx).await?;
         super::search::unindex(&mut tx, self.backend, &[id.0]).await?;
-        tx.commit().await
+        let blobs = super::attachments::unbind(&mut tx, &[id.0]).await?;
+        tx.commit().await?;
+        Ok(blobs)
     }
 
     /// Retention: deletes up to `batch` of the oldest messages with ids below `before`, with
-    /// their reactions, mentions and search entries, in one short transaction (so the writer
+    /// their reactions, mentions, attachments and search entries, in one short transaction (so the writer
     /// never waits long). Returns how many were deleted; 0 when none are left.
     pub async fn purge_batch(&self, before: MessageId, batch: usize) -> sqlx::Result<usize> {
         let mut tx = self.pool.begin().await?;
@@ -436,6 +480,8 @@ impl Db {
             query.execute(&mut *tx).await?;
         }
         super::search::unindex(&mut tx, self.backend, &ids).await?;
+        // The blobs they named are freed by the retention pass afterwards.
+        super::attachments::unbind(&mut tx, &ids).await?;
         let sql = format!("DELETE FROM messages WHERE id IN ({list})");
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in &ids {

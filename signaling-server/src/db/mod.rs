@@ -3,6 +3,7 @@
 //! and BIGINT columns so they run unchanged on both. Each backend has its own migrations under
 //! `migrations/<backend>/`. Queries live in one file per domain.
 
+pub mod attachments;
 pub mod audit;
 pub mod channels;
 pub mod cluster;
@@ -67,12 +68,14 @@ pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_admin.sql")),
     (3, include_str!("../../migrations/sqlite/0003_search.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_attachments.sql")),
 ];
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_admin.sql")),
     (3, include_str!("../../migrations/postgres/0003_search.sql")),
     (4, include_str!("../../migrations/postgres/0004_cluster.sql")),
+    (5, include_str!("../../migrations/postgres/0005_attachments.sql")),
 ];
 
 impl Db {

@@ -170,29 +170,49 @@ impl Db {
     /// The newest (up to [`MAX_CANDIDATES`]) messages matching `expression` (from
     /// [`Backend::match_expression`]) that `user` may read, written by no one `user` blocked,
     /// with ids in `(after, before)`: each with its relevance (higher is better).
+    /// With `has_file`, only messages with attachments; an empty `expression` then lists
+    /// every such message (newest first, all of equal relevance).
     pub async fn search(
         &self,
         user: UserId,
         expression: &str,
         after: Option<MessageId>,
         before: Option<MessageId>,
+        has_file: bool,
     ) -> sqlx::Result<Vec<(MessageId, f64)>> {
+        let with_file = |id: &str| {
+            if has_file {
+                format!("AND EXISTS (SELECT 1 FROM attachments a WHERE a.message_id = {id})")
+            } else {
+                String::new()
+            }
+        };
         let sql = match self.backend {
+            _ if has_file && expression.is_empty() => format!(
+                "SELECT m.id, CAST(0 AS DOUBLE PRECISION) AS score FROM messages m \
+                 WHERE $2 = '' AND m.deleted = 0 AND m.id > $3 AND m.id < $4 \
+                 AND m.channel_id IN ({READABLE}) \
+                 AND m.author_id NOT IN (SELECT blocked_id FROM blocks WHERE user_id = $1) {} \
+                 ORDER BY m.id DESC LIMIT $5",
+                with_file("m.id")
+            ),
             Backend::Sqlite => format!(
                 "SELECT message_search.rowid AS id, -bm25(message_search) AS score \
                  FROM message_search JOIN messages m ON m.id = message_search.rowid \
                  WHERE message_search MATCH $2 AND message_search.rowid > $3 AND message_search.rowid < $4 \
                  AND m.channel_id IN ({READABLE}) \
-                 AND m.author_id NOT IN (SELECT blocked_id FROM blocks WHERE user_id = $1) \
-                 ORDER BY message_search.rowid DESC LIMIT $5"
+                 AND m.author_id NOT IN (SELECT blocked_id FROM blocks WHERE user_id = $1) {} \
+                 ORDER BY message_search.rowid DESC LIMIT $5",
+                with_file("m.id")
             ),
             Backend::Postgres => format!(
                 "SELECT s.id, CAST(ts_rank(s.tsv, q.q) AS DOUBLE PRECISION) AS score \
                  FROM message_search s, (SELECT CAST($2 AS tsquery) AS q) q \
                  WHERE s.tsv @@ q.q AND s.id > $3 AND s.id < $4 \
                  AND s.channel_id IN ({READABLE}) \
-                 AND s.author_id NOT IN (SELECT blocked_id FROM blocks WHERE user_id = $1) \
-                 ORDER BY s.id DESC LIMIT $5"
+                 AND s.author_id NOT IN (SELECT blocked_id FROM blocks WHERE user_id = $1) {} \
+                 ORDER BY s.id DESC LIMIT $5",
+                with_file("s.id")
             ),
         };
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -206,6 +206,7 @@ mod tests {
                     nonce: "n".into(),
                     content: "hello".into(),
                     reply_to: Some(MessageId(9)),
+                    attachments: vec![hearth_protocol::AttachmentId(11)],
                 },
                 ClientMsg::VoiceSignal {
                     to: UserId(3),

@@ -15,7 +15,7 @@ mod ops;
 pub mod session;
 pub mod transport;
 
-pub use ops::{commit, prepare_message, publish, text_channel};
+pub use ops::{bad_attachment, commit, prepare_message, publish, text_channel};
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

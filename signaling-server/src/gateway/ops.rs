@@ -11,7 +11,9 @@ use hearth_protocol::gateway::{ClientMsg, Event};
 use hearth_protocol::model::{
     AuditAction, Channel, ChannelKind, MAX_TRANSFER_ID_CHARS, Message, Signal, Status, TransferSignal,
 };
-use hearth_protocol::{ChannelId, ErrorCode, MAX_MESSAGE_CHARS, MessageId, UserId};
+use hearth_protocol::{
+    AttachmentId, ChannelId, ErrorCode, MAX_ATTACHMENTS_PER_MESSAGE, MAX_MESSAGE_CHARS, MessageId, UserId,
+};
 
 use super::session::GatewaySession;
 use crate::db::messages::{NewMessage, Stored};
@@ -41,8 +43,8 @@ fn later(f: impl Future<Output = AppResult<()>> + Send + 'static) -> Handled {
 
 pub fn handle(ctx: Ctx, op: ClientMsg) -> Handled {
     match op {
-        ClientMsg::SendMessage { channel_id, nonce, content, reply_to } => {
-            match send_message(ctx, channel_id, nonce, content, reply_to) {
+        ClientMsg::SendMessage { channel_id, nonce, content, reply_to, attachments } => {
+            match send_message(ctx, channel_id, nonce, content, reply_to, attachments) {
                 Ok(f) => Handled::Later(f),
                 Err(e) => Handled::Done(Err(e)),
             }
@@ -157,13 +159,22 @@ pub fn prepare_message(
     nonce: String,
     content: String,
     reply_to: Option<MessageId>,
+    attachments: Vec<AttachmentId>,
 ) -> AppResult<NewMessage> {
     let channel = text_channel(state, user, channel_id)?;
     refuse_if_blocked(state, &channel, user)?;
     if nonce.is_empty() || nonce.len() > 64 || nonce.chars().any(char::is_control) {
         return Err(AppError::invalid("nonce must be 1 to 64 printable characters"));
     }
-    check_content(&content)?;
+    if attachments.len() > MAX_ATTACHMENTS_PER_MESSAGE {
+        return Err(AppError::invalid(format!(
+            "a message carries at most {MAX_ATTACHMENTS_PER_MESSAGE} attachments"
+        )));
+    }
+    // Files alone make a message; text alone must not be blank.
+    if attachments.is_empty() || !content.is_empty() {
+        check_content(&content)?;
+    }
     check_rate(state, user)?;
     Ok(NewMessage {
         channel_id,
@@ -172,6 +183,7 @@ pub fn prepare_message(
         mentions: mentions(state, &channel, &content),
         content,
         reply_to,
+        attachments,
     })
 }
 
@@ -194,8 +206,10 @@ fn send_message(
     nonce: String,
     content: String,
     reply_to: Option<MessageId>,
+    attachments: Vec<AttachmentId>,
 ) -> AppResult<BoxFuture<'static, AppResult<()>>> {
-    let message = prepare_message(&ctx.state, ctx.session.user_id, channel_id, nonce, content, reply_to)?;
+    let message =
+        prepare_message(&ctx.state, ctx.session.user_id, channel_id, nonce, content, reply_to, attachments)?;
     Ok(Box::pin(async move {
         let nonce = message.nonce.clone();
         match commit(&ctx.state, message).await? {
@@ -205,9 +219,15 @@ fn send_message(
                 ctx.session.dispatch(&payload(&Event::MessageCreate { message, nonce: Some(nonce) }))
             }
             Stored::BadReply => return Err(AppError::not_found("message to reply to")),
+            Stored::BadAttachment => return Err(bad_attachment()),
         }
         Ok(())
     }))
+}
+
+/// An attachment that is not the sender's own finished upload, or that another message has.
+pub fn bad_attachment() -> AppError {
+    AppError::not_found("attachment (upload it again: it is not yours, not finished, or already sent)")
 }
 
 /// Queues a message with the writer and waits until it is durable.
@@ -257,8 +277,8 @@ async fn delete_message(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) 
     text_channel(state, user, channel_id)?;
     let message =
         state.db.message(channel_id, message_id).await?.ok_or_else(|| AppError::not_found("message"))?;
-    if message.author_id == user {
-        state.db.delete_message(message_id, None).await?;
+    let blobs = if message.author_id == user {
+        state.db.delete_message(message_id, None).await?
     } else {
         // A moderator's delete is an administrative action: it is audited.
         let is_admin = state.hub.user(user).is_some_and(|u| u.is_admin());
@@ -271,9 +291,11 @@ async fn delete_message(ctx: Ctx, channel_id: ChannelId, message_id: MessageId) 
         let mut entry = crate::audit::on_user(state, user, AuditAction::MessageDelete, message.author_id);
         entry.target_channel_id = Some(channel_id);
         entry.changes = vec![crate::audit::change("message_id", Some(&message_id.to_string()), None)];
-        state.db.delete_message(message_id, Some(&entry)).await?;
-    }
+        state.db.delete_message(message_id, Some(&entry)).await?
+    };
     state.hub.dispatch_channel(channel_id, &Event::MessageDelete { channel_id, message_id });
+    // The files no other message names are freed.
+    state.attachments.collect(&state.db, Some(&blobs)).await?;
     Ok(())
 }
 

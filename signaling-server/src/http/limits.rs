@@ -28,7 +28,7 @@ pub const AUTH: Limits = Limits { head: 4 * 1024, body: Some(4 * 1024) };
 /// Sending a message: 4000 characters, JSON-escaped at worst 6 bytes each.
 pub const MESSAGE: Limits = Limits { head: 8 * 1024, body: Some(32 * 1024) };
 /// Uploads whose handler reads the body with its own bound (the avatar and the server icon:
-/// `max_avatar_bytes`).
+/// `max_avatar_bytes`; an attachment's appends: the room left in its upload).
 pub const UPLOAD: Limits = Limits { head: 8 * 1024, body: None };
 
 /// The limits of a route, by method and matched path.
@@ -37,6 +37,7 @@ pub fn for_route(method: &Method, path: &str) -> Limits {
         (_, p) if p.starts_with("/auth/") => AUTH,
         (&Method::POST, "/channels/{id}/messages") => MESSAGE,
         (&Method::PUT, "/users/@me/avatar" | "/server/icon") => UPLOAD,
+        (&Method::PATCH, "/uploads/{id}") => UPLOAD,
         _ => DEFAULT,
     }
 }
@@ -92,6 +93,7 @@ mod tests {
         assert_eq!(for_route(&Method::POST, "/api/v1/channels/{id}/messages"), MESSAGE);
         assert_eq!(for_route(&Method::GET, "/api/v1/channels/{id}/messages"), DEFAULT);
         assert_eq!(for_route(&Method::PUT, "/api/v1/users/@me/avatar"), UPLOAD);
+        assert_eq!(for_route(&Method::PATCH, "/api/v1/uploads/{id}"), UPLOAD);
         assert_eq!(for_route(&Method::PATCH, "/api/v1/some/new/route"), DEFAULT);
     }
 }

@@ -54,7 +54,8 @@ pub async fn send(
 ) -> AppResult<(StatusCode, Json<Message>)> {
     let received = Instant::now();
     let nonce = req.nonce.clone();
-    let message = prepare_message(&state, user.id, id, req.nonce, req.content, req.reply_to)?;
+    let message =
+        prepare_message(&state, user.id, id, req.nonce, req.content, req.reply_to, req.attachments)?;
     match commit(&state, message).await? {
         Stored::Created(message) => {
             publish(&state, &message, &nonce, received);
@@ -62,5 +63,6 @@ pub async fn send(
         }
         Stored::Duplicate(message) => Ok((StatusCode::OK, Json(message))),
         Stored::BadReply => Err(AppError::not_found("message to reply to")),
+        Stored::BadAttachment => Err(crate::gateway::bad_attachment()),
     }
 }

@@ -6,6 +6,7 @@
 //! heads and bodies are bounded per route ([`limits`]) inside hyper's wider bounds
 //! ([`listen`]).
 
+mod attachments;
 mod audit;
 mod auth;
 mod channels;
@@ -18,6 +19,7 @@ mod members;
 mod messages;
 mod search;
 mod server;
+mod uploads;
 mod users;
 
 use axum::Router;
@@ -60,6 +62,11 @@ pub fn router(state: AppState) -> Router {
         .route("/channels/{id}/messages/{message_id}", get(messages::one))
         .route("/dms", post(channels::open_dm))
         .route("/search", get(search::search))
+        .route("/uploads", post(uploads::create))
+        .route("/uploads/{id}", get(uploads::status).patch(uploads::append).delete(uploads::cancel))
+        .route("/uploads/{id}/finish", post(uploads::finish))
+        .route("/attachments/{id}", get(attachments::download))
+        .route("/attachments/{id}/thumbnail", get(attachments::thumbnail))
         .fallback(not_found);
     Router::new()
         .nest("/api/v1", api)

@@ -43,12 +43,6 @@ pub async fn search(
     if parsed.is_empty() {
         return Err(AppError::invalid("type a word to search for, or a filter such as from:NAME"));
     }
-    let empty = || Json(SearchResults { hits: Vec::new(), total: 0, next_offset: None });
-    // No message has a file yet: attachments come later.
-    if parsed.has_file {
-        return Ok(empty());
-    }
-
     let mut any_of = Vec::new();
     if !parsed.from.is_empty() {
         let mut authors = Vec::new();
@@ -79,7 +73,7 @@ pub async fn search(
     let before = parsed.before.map(|t| MessageId(compose(t, 0)));
 
     let expression = state.db.backend.match_expression(&Match { terms: &parsed.terms, any_of: &any_of });
-    let mut candidates = state.db.search(user.id, &expression, after, before).await?;
+    let mut candidates = state.db.search(user.id, &expression, after, before, parsed.has_file).await?;
     // Relevance first, then the newest.
     candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
     let total = candidates.len();

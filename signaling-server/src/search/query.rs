@@ -11,7 +11,7 @@ pub struct ParsedQuery {
     pub from: Vec<String>,
     /// Channel names of `in:`, any of which matches.
     pub within: Vec<String>,
-    /// `has:file`: messages with attachments (none exist yet, so it matches nothing).
+    /// `has:file`: messages with attachments.
     pub has_file: bool,
     /// Unix ms: only messages created before this.
     pub before: Option<i64>,

@@ -505,6 +505,7 @@ pub fn say(channel: ChannelId, content: &str) -> ClientMsg {
         nonce: random_suffix(),
         content: content.into(),
         reply_to: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -262,6 +262,7 @@ export class MockBackend implements Backend {
       reply_to: null,
       mentions,
       reactions: [],
+      attachments: [],
     };
     this.store(message);
     if (this.offlineGap) return message;
@@ -789,6 +790,7 @@ export class MockBackend implements Backend {
         reply_to: null,
         mentions: [...content.matchAll(/<@(\w+)>/g)].map((x) => x[1]),
         reactions: [],
+        attachments: [],
         ...extra,
       };
       this.store(m);
@@ -840,6 +842,7 @@ export class MockBackend implements Backend {
       reply_to: message.reply_to,
       mentions: [...message.content.matchAll(/<@(\w+)>/g)].map((x) => x[1]),
       reactions: [],
+      attachments: [],
     };
     this.store(stored);
     this.emit({ t: 'MessageCreate', message: stored, nonce: message.nonce });

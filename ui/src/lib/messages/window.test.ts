@@ -30,6 +30,7 @@ function message(i: number, at = MORNING + i * 60_000): Message {
     reply_to: null,
     mentions: [],
     reactions: [],
+    attachments: [],
   };
 }
 

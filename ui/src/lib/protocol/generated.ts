@@ -9,7 +9,11 @@ export type MessageId = string;
 
 export type AuditEntryId = string;
 
-export type ErrorCode = "malformed_request" | "invalid_field" | "unauthorized" | "forbidden" | "missing_permission" | "banned" | "blocked" | "not_found" | "conflict" | "rate_limited" | "payload_too_large" | "unsupported_media" | "invalid_credentials" | "invalid_invite" | "invalid_refresh_token" | "not_identified" | "unsupported_protocol" | "unknown_op" | "unavailable" | "internal";
+export type AttachmentId = string;
+
+export type UploadId = string;
+
+export type ErrorCode = "malformed_request" | "invalid_field" | "unauthorized" | "forbidden" | "missing_permission" | "banned" | "blocked" | "not_found" | "conflict" | "rate_limited" | "payload_too_large" | "unsupported_media" | "invalid_credentials" | "invalid_invite" | "invalid_refresh_token" | "not_identified" | "unsupported_protocol" | "unknown_op" | "unavailable" | "insufficient_storage" | "internal";
 
 export type ApiError = { code: ErrorCode, message: string, 
 /**
@@ -76,11 +80,35 @@ last_message_id: MessageId | null, };
 
 export type Reaction = { emoji: string, users: Array<UserId>, };
 
+export type AttachmentKind = "image" | "file";
+
+export type Attachment = { id: AttachmentId, 
+/**
+ * The name the uploader gave (shown; never used as a path by the server).
+ */
+name: string, size: number, 
+/**
+ * The type sniffed from the bytes (`application/octet-stream` when unknown).
+ */
+content_type: string, kind: AttachmentKind, 
+/**
+ * Pixels of an image, as shown (EXIF orientation applied).
+ */
+width: number | null, height: number | null, 
+/**
+ * A preview exists (images only).
+ */
+thumbnail: boolean, };
+
 export type Message = { id: MessageId, channel_id: ChannelId, author_id: UserId, content: string, 
 /**
  * Milliseconds since the Unix epoch.
  */
-created_at: number, edited_at: number | null, reply_to: MessageId | null, mentions: Array<UserId>, reactions: Array<Reaction>, };
+created_at: number, edited_at: number | null, reply_to: MessageId | null, mentions: Array<UserId>, reactions: Array<Reaction>, 
+/**
+ * Files stored by the server, in the order the author attached them.
+ */
+attachments: Array<Attachment>, };
 
 export type Status = "online" | "idle" | "dnd" | "invisible" | "offline";
 
@@ -140,7 +168,13 @@ export type Ban = { user: User, reason: string | null, banned_by: UserId,
  */
 created_at: number, };
 
-export type ClientMsg = { "op": "Identify", token: string, protocol_version: number, status: Status | null, } | { "op": "Resume", token: string, session_id: string, last_seq: number, protocol_version: number, } | { "op": "Heartbeat", last_seq: number | null, } | { "op": "SendMessage", channel_id: ChannelId, nonce: string, content: string, reply_to: MessageId | null, } | { "op": "EditMessage", channel_id: ChannelId, message_id: MessageId, content: string, } | { "op": "DeleteMessage", channel_id: ChannelId, message_id: MessageId, } | { "op": "AddReaction", channel_id: ChannelId, message_id: MessageId, emoji: string, } | { "op": "RemoveReaction", channel_id: ChannelId, message_id: MessageId, emoji: string, } | { "op": "Typing", channel_id: ChannelId, } | { "op": "MarkRead", channel_id: ChannelId, message_id: MessageId, } | { "op": "SetStatus", status: Status, } | { "op": "VoiceJoin", channel_id: ChannelId, muted: boolean, deafened: boolean, } | { "op": "VoiceLeave" } | { "op": "VoiceUpdate", muted: boolean, deafened: boolean, speaking: boolean, } | { "op": "VoiceSignal", to: UserId, signal: Signal, } | { "op": "TransferSignal", to: UserId, device?: string | null, transfer_id: string, signal: TransferSignal, };
+export type ClientMsg = { "op": "Identify", token: string, protocol_version: number, status: Status | null, } | { "op": "Resume", token: string, session_id: string, last_seq: number, protocol_version: number, } | { "op": "Heartbeat", last_seq: number | null, } | { "op": "SendMessage", channel_id: ChannelId, nonce: string, content: string, reply_to: MessageId | null, 
+/**
+ * Finished uploads of this author (`POST /api/v1/uploads/{id}/finish`), not yet sent
+ * with another message; at most [`crate::MAX_ATTACHMENTS_PER_MESSAGE`]. With
+ * attachments, `content` may be empty.
+ */
+attachments?: Array<AttachmentId>, } | { "op": "EditMessage", channel_id: ChannelId, message_id: MessageId, content: string, } | { "op": "DeleteMessage", channel_id: ChannelId, message_id: MessageId, } | { "op": "AddReaction", channel_id: ChannelId, message_id: MessageId, emoji: string, } | { "op": "RemoveReaction", channel_id: ChannelId, message_id: MessageId, emoji: string, } | { "op": "Typing", channel_id: ChannelId, } | { "op": "MarkRead", channel_id: ChannelId, message_id: MessageId, } | { "op": "SetStatus", status: Status, } | { "op": "VoiceJoin", channel_id: ChannelId, muted: boolean, deafened: boolean, } | { "op": "VoiceLeave" } | { "op": "VoiceUpdate", muted: boolean, deafened: boolean, speaking: boolean, } | { "op": "VoiceSignal", to: UserId, signal: Signal, } | { "op": "TransferSignal", to: UserId, device?: string | null, transfer_id: string, signal: TransferSignal, };
 
 export type Ready = { session_id: string, user: User, server: ServerSettings, channels: Array<Channel>, members: Array<User>, presences: Array<Presence>, read_states: Array<ReadState>, voice_states: Array<VoiceState>, ice_servers: Array<IceServer>, 
 /**
@@ -268,7 +302,15 @@ export type HistoryQuery = { before: MessageId | null, after: MessageId | null, 
  */
 limit: number | null, };
 
-export type SendMessageRequest = { nonce: string, content: string, reply_to: MessageId | null, };
+export type SendMessageRequest = { nonce: string, content: string, reply_to: MessageId | null, attachments: Array<AttachmentId>, };
+
+export type CreateUploadRequest = { name: string, size: number, };
+
+export type UploadStatus = { id: UploadId, name: string, size: number, 
+/**
+ * Bytes the server has: the next `PATCH` starts here.
+ */
+offset: number, };
 
 export type TurnCredentials = { ice_servers: Array<IceServer>, 
 /**
@@ -293,3 +335,5 @@ export const MAX_GROUP_DM_MEMBERS = 10;
 export const MAX_TOPIC_CHARS = 1024;
 export const MAX_REASON_CHARS = 512;
 export const MAX_DESCRIPTION_CHARS = 1024;
+export const MAX_ATTACHMENTS_PER_MESSAGE = 10;
+export const MAX_ATTACHMENT_NAME_BYTES = 255;
