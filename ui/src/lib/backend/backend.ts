@@ -139,7 +139,12 @@ export type BackendErrorCode =
   /** An audio device could not be opened (missing, busy, or no permission). */
   | 'audio_device'
   /** A push-to-talk accelerator could not be parsed or registered (e.g. taken by another app). */
-  | 'invalid_shortcut';
+  | 'invalid_shortcut'
+  /** Updates (`checkUpdate`, `installUpdate`): none newer, server unreachable, signature refused, install failed. */
+  | 'update_none'
+  | 'update_unreachable'
+  | 'update_bad_signature'
+  | 'update_failed';
 
 /** Every rejected promise from a `Backend` carries one of these. */
 export class BackendError extends Error {
@@ -161,6 +166,13 @@ export class BackendError extends Error {
     }
     return new BackendError('internal', String(err));
   }
+}
+
+/** A newer release the updater found (`update_check`). */
+export interface UpdateInfo {
+  version: string;
+  current_version: string;
+  notes: string | null;
 }
 
 export interface Backend {
@@ -243,6 +255,17 @@ export interface Backend {
    * the window can listen for `onJoinLink`.
    */
   takeStartupLink(): Promise<string | null>;
+  /** Whether Hearth starts when the user logs in to this computer (minimised to the tray). */
+  getAutostart(): Promise<boolean>;
+  setAutostart(enabled: boolean): Promise<void>;
+  /** A newer signed release of the app, or `null` when this one is the newest. */
+  checkUpdate(): Promise<UpdateInfo | null>;
+  /**
+   * Downloads the newest release, installs it only if its signature matches the app's release
+   * key, and restarts into it. Fails with `update_none`, `update_unreachable`,
+   * `update_bad_signature` or `update_failed`.
+   */
+  installUpdate(): Promise<void>;
 
   // --- voice ----------------------------------------------------------------------------
   /** This device's call now (so a UI that starts late does not wait for `onVoiceCall`). */

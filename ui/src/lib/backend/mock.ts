@@ -45,6 +45,7 @@ import {
   type TransferInfo,
   type SpeakingUpdate,
   type Unsubscribe,
+  type UpdateInfo,
   type VoiceCall,
   type VoiceDeviceError,
   type VoiceSettings,
@@ -70,6 +71,8 @@ export interface MockOptions {
   fillerMessages?: number;
   /** Delay between joining a voice channel (or a peer arriving) and the links being up. */
   voiceConnectDelayMs?: number;
+  /** The release the updater finds (`null`: up to date). */
+  update?: UpdateInfo | null;
   /** The signed-in user's role (default `member`). */
   role?: Role;
   /**
@@ -150,6 +153,7 @@ export class MockBackend implements Backend {
       connectDelayMs: 150,
       readyBeforeReply: false,
       startupLink: null,
+      update: null,
       fillerMessages: 60,
       voiceConnectDelayMs: 400,
       role: 'member',
@@ -615,6 +619,24 @@ export class MockBackend implements Backend {
     this.settings = structuredClone(settings);
   }
 
+  /** Whether "start with the system" is on. */
+  autostart = false;
+  /** How many times an update was installed. */
+  updatesInstalled = 0;
+
+  async getAutostart() {
+    return this.autostart;
+  }
+  async setAutostart(enabled: boolean) {
+    this.autostart = enabled;
+  }
+  async checkUpdate() {
+    return structuredClone(this.options.update ?? null);
+  }
+  async installUpdate() {
+    if (!this.options.update) throw new BackendError('update_none', 'Hearth is up to date.');
+    this.updatesInstalled += 1;
+  }
   async takeStartupLink() {
     const link = this.options.startupLink;
     this.options.startupLink = null;

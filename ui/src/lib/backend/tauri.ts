@@ -44,6 +44,7 @@ import {
   type TransferInfo,
   type SpeakingUpdate,
   type Unsubscribe,
+  type UpdateInfo,
   type VoiceCall,
   type VoiceDeviceError,
   type VoiceSettings,
@@ -221,6 +222,18 @@ export class TauriBackend implements Backend {
   }
   takeStartupLink() {
     return call<string | null>('link_take_startup');
+  }
+  getAutostart() {
+    return call<boolean>('autostart_get');
+  }
+  setAutostart(enabled: boolean) {
+    return call<void>('autostart_set', { enabled });
+  }
+  checkUpdate() {
+    return call<UpdateInfo | null>('update_check');
+  }
+  installUpdate() {
+    return call<void>('update_install');
   }
   async openExternal(url: string) {
     // Checked here and again in Rust: the shell refuses anything but http(s).
