@@ -7,6 +7,7 @@ pub mod admin;
 pub mod device;
 pub mod message;
 pub mod people;
+pub mod search;
 pub mod session;
 pub mod transfer;
 pub mod voice;
