@@ -435,3 +435,32 @@ async fn peer_get(
     response.headers_mut().insert(axum::http::header::CONTENT_LENGTH, axum::http::HeaderValue::from(meta.len()));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_nothing() {
+        assert_eq!(median(&mut vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&mut vec![f64::NAN]), None);
+    }
+
+    #[test]
+    fn jpeg_size_and_peer_names_are_checked() {
+        assert_eq!(parse_size("6000x4000").unwrap(), (6000, 4000));
+        assert!(parse_size("6000").is_err() && parse_size("0x10").is_err());
+        assert_eq!(safe_name("big-1.bin"), Some("big-1.bin"));
+        assert_eq!(safe_name("../etc"), None);
+        assert_eq!(safe_name(".hidden"), None);
+    }
+
+    #[test]
+    fn the_generated_photo_is_a_jpeg_the_peer_can_thumbnail() {
+        let jpeg = photo(640, 480, 1).unwrap();
+        assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+        assert_ne!(jpeg, photo(640, 480, 2).unwrap());
+        assert!(plain_thumbnail(&jpeg).unwrap() > 0);
+    }
+}
