@@ -24,6 +24,7 @@ async fn post(client: &TestClient, channel: ChannelId, content: &str) -> Message
         nonce: format!("{:016x}", rand::random::<u64>()),
         content: content.to_string(),
         reply_to: None,
+        attachments: vec![],
     };
     client
         .engine
