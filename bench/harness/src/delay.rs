@@ -8,7 +8,8 @@
 //!
 //! Packets leave in arrival order (a constant delay keeps the order), so the held set is a FIFO
 //! of packet ids. The queue holds at most `QUEUE_MAX` packets (at 10 ms and 1200-byte packets
-//! that is ~6 GB/s, far above anything measured); the kernel drops beyond that, like a router.
+//! that is ~6 GB/s, far above anything measured); the kernel drops beyond that, like a router. The bench
+//! checks `/proc/net/netfilter/nfnetlink_queue` for drops after the run.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -37,6 +38,11 @@ pub fn serve(args: &Args) -> Result<()> {
     queue.set_queue_max_len(QUEUE, QUEUE_MAX).context("NFQUEUE length")?;
     queue.set_fail_open(QUEUE, false).context("NFQUEUE fail-open")?;
     let _ = queue.set_recv_enobufs(false);
+    // The kernel drops a packet when the netlink socket's receive buffer is full ("user
+    // dropped" in /proc/net/netfilter/nfnetlink_queue): a loss netem would not add. Give it
+    // 64 MiB (root may exceed rmem_max). `nfq` keeps its fd private; this process has no other
+    // socket, so every socket fd here is the queue's.
+    grow_socket_buffers(64 << 20);
     queue.set_nonblocking(true);
     println!("ready");
     let mut held: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
@@ -64,6 +70,27 @@ pub fn serve(args: &Args) -> Result<()> {
             due.saturating_duration_since(Instant::now()).min(Duration::from_micros(100))
         });
         std::thread::sleep(wait);
+    }
+}
+
+fn grow_socket_buffers(bytes: libc::c_int) {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else { return };
+    for entry in fds.flatten() {
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) else { continue };
+        if is_socket {
+            // SAFETY: setsockopt on an fd this process owns, with a valid int option value.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&raw const bytes).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
     }
 }
 
@@ -107,6 +134,24 @@ impl DelayedNamespace {
                 Err(e)
             }
         }
+    }
+}
+
+impl DelayedNamespace {
+    /// Packets the queue dropped so far (kernel queue full + netlink buffer full): netem adds
+    /// no loss, so a run with drops does not measure the round trip alone.
+    pub fn drops(&self) -> Result<u64> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "cat", "/proc/net/netfilter/nfnetlink_queue"])
+            .output()
+            .context("reading the queue's counters")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // queue, portid, queued, copy mode, copy range, queue_dropped, user_dropped, id, 1
+        let fields: Vec<u64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        if fields.len() < 7 {
+            bail!("unexpected nfnetlink_queue line: {text:?}");
+        }
+        Ok(fields[5] + fields[6])
     }
 }
 

@@ -482,6 +482,13 @@ fn rtt20(paths: &Paths, mib: u64, netem: bool) -> Result<f64> {
         if rtt < 19.5 {
             bail!("the namespace's round trip is {rtt:.1} ms, not 20: the delay is not working");
         }
+        if let Some(ns) = &ns {
+            let drops = ns.drops()?;
+            println!("  delayed namespace: {drops} packets dropped by the delayer");
+            if drops > 0 {
+                bail!("the delayer dropped {drops} packets: the run measured losses, not only the round trip");
+            }
+        }
         find("throughput_mb_s").context("the delayed run printed no throughput")
     })();
     if netem {
