@@ -55,7 +55,7 @@ describe('attachments in the composer and the pane', () => {
     expect(backend.sent.at(-1)!.content).toBe('look');
     expect(backend.sent.at(-1)!.attachments).toHaveLength(2);
     expect(screen.queryAllByTestId('upload')).toHaveLength(0);
-    expect(screen.getAllByTestId('pending-attachment').map((e) => e.textContent)).toEqual(['📎 photo.png', '📎 notes.txt']);
+    expect(screen.getAllByTestId('pending-attachment').map((e) => e.textContent)).toEqual(['photo.png', 'notes.txt']);
 
     backend.ackPending();
     const image = await screen.findByTestId('attachment-image');
