@@ -75,7 +75,11 @@ pub struct AttachmentProgress {
 fn reporter(app: &AppHandle, job: &str) -> Arc<dyn Fn(Progress) + Send + Sync> {
     let (app, job) = (app.clone(), job.to_string());
     Arc::new(move |p: Progress| {
-        events::emit(&app, events::ATTACHMENT_PROGRESS, AttachmentProgress { job: job.clone(), done: p.done, total: p.total })
+        events::emit(
+            &app,
+            events::ATTACHMENT_PROGRESS,
+            AttachmentProgress { job: job.clone(), done: p.done, total: p.total },
+        )
     })
 }
 
@@ -124,7 +128,8 @@ pub async fn attachment_upload_bytes(
     let dir = shell.engine.data_dir().join("upload-tmp");
     tokio::fs::create_dir_all(&dir).await.map_err(|e| CommandError::internal("upload dir", e))?;
     // The job id is the UI's; only its printable characters name the temporary file.
-    let tmp = dir.join(format!("{}.bin", job.chars().filter(char::is_ascii_alphanumeric).collect::<String>()));
+    let tmp =
+        dir.join(format!("{}.bin", job.chars().filter(char::is_ascii_alphanumeric).collect::<String>()));
     tokio::fs::write(&tmp, &bytes).await.map_err(|e| CommandError::internal("upload file", e))?;
     drop(bytes);
     let result = shell.engine.upload_attachment(&tmp, &name, &cancel, reporter(&app, &job)).await;
@@ -206,7 +211,11 @@ pub fn attachment_cancel(jobs: State<'_, AttachmentJobs>, job: String) -> bool {
 /// An image attachment as a `data:` URL: its thumbnail, or the whole picture (`full`). Only
 /// PNG, JPEG, GIF and WebP bytes are returned; anything else is `unsupported_media`.
 #[tauri::command]
-pub async fn attachment_image(shell: State<'_, Shell>, id: AttachmentId, full: bool) -> CommandResult<String> {
+pub async fn attachment_image(
+    shell: State<'_, Shell>,
+    id: AttachmentId,
+    full: bool,
+) -> CommandResult<String> {
     let bytes = if full {
         shell.engine.attachment_bytes(id, MAX_VIEW_BYTES).await?
     } else {
