@@ -28,6 +28,8 @@ usage: bench/run.sh NAME [options]
                with the same voice pipeline
   server-footprint
                hearth-server's binary size and resident memory, idle and with 100 clients
+  footprint    the Windows installer and the .deb (scripts/package.sh, built unless present
+               or BENCH_NO_BUILD=1) and everything server-footprint measures
   search       search latency through the HTTP API on 1,000,000 messages vs the same queries
                straight against the database's full-text index, on SQLite and PostgreSQL
                (a private PostgreSQL is started unless SEARCH_PG_URL names one)
@@ -52,7 +54,7 @@ name="$1"
 shift
 
 case "$name" in
-    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint | search | scale-out | transfer) ;;
+    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint | footprint | search | scale-out | transfer) ;;
     voice-cpu)
         # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
         mkdir -p "$root/bench/out"
@@ -65,7 +67,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency server-footprint search scale-out transfer; do
+        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency footprint search scale-out transfer; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"
@@ -104,6 +106,18 @@ if [[ $name == desktop-footprint ]]; then
         npm run build --workspace ui >&2
         cargo build --release --quiet -p hearth-desktop -p tauri-hello \
             --features hearth-desktop/custom-protocol,tauri-hello/custom-protocol >&2
+    fi
+fi
+
+# footprint: the installers, built by scripts/package.sh when they are not there yet.
+if [[ $name == footprint && "${BENCH_NO_BUILD:-0}" != 1 ]]; then
+    target_dir=${CARGO_TARGET_DIR:-$root/target}
+    missing=()
+    compgen -G "$target_dir/release-ship/bundle/deb/*_amd64.deb" >/dev/null || missing+=(deb)
+    compgen -G "$target_dir/x86_64-pc-windows-gnu/release-ship/installer/*_x64-setup.exe" >/dev/null || missing+=(windows)
+    if ((${#missing[@]})); then
+        echo "== building the installers (${missing[*]}; scripts/package.sh)" >&2
+        "$root/scripts/package.sh" "${missing[@]}" >&2
     fi
 fi
 

@@ -28,6 +28,11 @@ HEARTH_TEST_PACKAGES=(postgresql chromium iproute2 iptables systemd python3-venv
 HEARTH_DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev
     libayatana-appindicator3-dev libxdo-dev)
 
+# Packages that build and check the Windows installer on Linux (scripts/package.sh,
+# src-tauri/tests/packaging_windows.rs): the MinGW-w64 cross toolchain (C parts of dependencies,
+# windres for the exe's resources), NSIS's makensis, and wine64 to install and uninstall it.
+HEARTH_WINDOWS_PACKAGES=(mingw-w64 nsis wine64)
+
 # Packages the desktop end-to-end test needs: a virtual X server, WebKitGTK's WebDriver (driven
 # through tauri-driver), a second X window plus xdotool to move the focus away from the app, and
 # a D-Bus session bus (the app finds its running instance there when a link starts it again).

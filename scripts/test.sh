@@ -83,32 +83,6 @@ export HEARTH_HADOLINT="$hadolint_venv/bin/hadolint"
 # --- Rust tests ---------------------------------------------------------------------------
 cargo test --workspace --all-targets "$@" || status=$?
 
-# --- Windows cross-check of the desktop shell --------------------------------------------
-# src-tauri must keep compiling for Windows. `cargo check` for the GNU target needs that target's
-# standard library (rustup) and MinGW-w64 for the C parts of dependencies (ring, SQLite). When
-# either cannot be installed the check is skipped with a message; when it runs, it must pass.
-# HEARTH_SKIP_WINDOWS_CHECK=1 skips it.
-windows_target=x86_64-pc-windows-gnu
-if [[ ${HEARTH_SKIP_WINDOWS_CHECK:-0} != 1 ]]; then
-    windows_ready=1
-    (hearth_install_packages mingw-w64) || windows_ready=0
-    if ((windows_ready)) && ! rustc --print sysroot >/dev/null 2>&1; then
-        windows_ready=0
-    fi
-    if ((windows_ready)) && [[ ! -d "$(rustc --print sysroot)/lib/rustlib/$windows_target" ]]; then
-        if command -v rustup >/dev/null 2>&1; then
-            rustup target add "$windows_target" || windows_ready=0
-        else
-            windows_ready=0
-        fi
-    fi
-    if ((windows_ready)); then
-        cargo check -p hearth-desktop --target "$windows_target" || status=$?
-    else
-        hearth_log "Windows check of hearth-desktop skipped: cannot install mingw-w64 or the $windows_target target"
-    fi
-fi
-
 # --- UI / npm tests -----------------------------------------------------------------------
 # npm workspaces (ui, bench peers) from the root lock file; then the UI's unit/component tests
 # (Vitest, jsdom) and its browser tests (the built UI in mock mode, driven through Debian's
@@ -128,6 +102,44 @@ if command -v npm >/dev/null 2>&1; then
 else
     hearth_log "npm not found: UI tests not run (install Node.js 20.19+ and npm)"
     status=1
+fi
+
+# --- Packaging: the .deb and the Windows installer ---------------------------------------
+# scripts/package.sh builds each once with the shared `release-ship` profile (the Windows exe is
+# cross-compiled with MinGW-w64 and packed by makensis), then the packaging tests check them: the
+# .deb's control data, contents and a start of its binary under Xvfb; the exe's PE headers; the
+# installer installed, upgraded and uninstalled silently under wine64. The tests are ignored in
+# the plain `cargo test` above (they need these builds). HEARTH_SKIP_PACKAGING=1 skips both,
+# HEARTH_SKIP_DEB=1 or HEARTH_SKIP_WINDOWS_PACKAGE=1 (or the older HEARTH_SKIP_WINDOWS_CHECK=1)
+# one of them.
+packages=()
+if [[ ${HEARTH_SKIP_PACKAGING:-0} != 1 ]]; then
+    [[ ${HEARTH_SKIP_DEB:-0} == 1 ]] || packages+=(deb)
+    [[ ${HEARTH_SKIP_WINDOWS_PACKAGE:-0} == 1 || ${HEARTH_SKIP_WINDOWS_CHECK:-0} == 1 ]] || packages+=(windows)
+fi
+if ((${#packages[@]})); then
+    target_dir=${CARGO_TARGET_DIR:-$root/target}
+    version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+    hearth_install_packages xvfb "${HEARTH_WINDOWS_PACKAGES[@]}" || status=$?
+    packaging_started=$SECONDS
+    if ((npm_ok)) && "$root/scripts/package.sh" "${packages[@]}"; then
+        hearth_log "packages built in $((SECONDS - packaging_started)) s: ${packages[*]}"
+        for package in "${packages[@]}"; do
+            case $package in
+                deb)
+                    HEARTH_DEB="$target_dir/release-ship/bundle/deb/Hearth_${version}_amd64.deb" \
+                        cargo test -p hearth-desktop --test packaging_deb -- --ignored || status=$?
+                    ;;
+                windows)
+                    HEARTH_WINDOWS_APP_DIR="$target_dir/x86_64-pc-windows-gnu/release-ship/installer/app" \
+                        cargo test -p hearth-desktop --test packaging_windows -- --ignored || status=$?
+                    ;;
+            esac
+        done
+    else
+        hearth_log "the packages (${packages[*]}) could not be built"
+        status=1
+    fi
 fi
 
 # --- Desktop end to end -------------------------------------------------------------------

@@ -14,6 +14,8 @@
 //! - [`voice`]: [`voice::VoiceLine`], this device's call, mic test, voice settings and
 //!   push-to-talk shortcut, and the task forwarding a call's events (`voice://*`).
 //! - [`tray`]: the tray icon and its unread count.
+//! - [`launch`]: the remembered window geometry and "start with the system" (in the tray).
+//! - [`update`]: signed updates from the release endpoint.
 //! - [`error`]: the `{ code, message }` every command fails with.
 
 pub mod avatar;
@@ -22,6 +24,7 @@ pub mod commands;
 pub mod directory;
 pub mod error;
 pub mod events;
+pub mod launch;
 pub mod links;
 pub mod navigation;
 pub mod notify;
@@ -29,6 +32,7 @@ pub mod settings;
 pub mod shell;
 pub mod snapshot;
 pub mod tray;
+pub mod update;
 pub mod voice;
 
 use std::sync::Arc;
@@ -57,6 +61,9 @@ pub fn run() -> anyhow::Result<()> {
         .plugin(tauri_plugin_deep_link::init())
         // Push-to-talk: registered from Rust only (the webview gets no permission for it).
         .plugin(tauri_plugin_global_shortcut::Builder::new().build())
+        .plugin(launch::window_state())
+        .plugin(launch::autostart())
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .setup(|app| {
             setup(app.handle())?;
             Ok(())
@@ -84,6 +91,9 @@ pub fn run() -> anyhow::Result<()> {
             commands::message::reaction_remove,
             commands::message::channel_typing,
             commands::message::channel_mark_read,
+            commands::search::search_messages,
+            commands::search::message_history_around,
+            commands::search::message_history_after,
             commands::people::presence_set_status,
             commands::people::dm_open,
             commands::people::profile_update,
@@ -94,6 +104,10 @@ pub fn run() -> anyhow::Result<()> {
             commands::device::settings_set,
             commands::device::link_open,
             commands::device::link_take_startup,
+            commands::device::autostart_get,
+            commands::device::autostart_set,
+            update::update_check,
+            update::update_install,
             commands::voice::voice_status,
             commands::voice::voice_join,
             commands::voice::voice_leave,
@@ -190,10 +204,15 @@ fn setup(app: &AppHandle) -> anyhow::Result<()> {
     app.manage(commands::attachment::AttachmentJobs::default());
     app.state::<VoiceLine>().register_saved_shortcut(app, &app.state::<Shell>().engine);
 
-    if let Err(e) = tray::build(app) {
-        // Desktops without a tray still get a working window.
-        tracing::warn!("no tray icon: {e}");
-    }
+    let has_tray = match tray::build(app) {
+        Ok(()) => true,
+        Err(e) => {
+            // Desktops without a tray still get a working window.
+            tracing::warn!("no tray icon: {e}");
+            false
+        }
+    };
+    launch::show_at_start(app, has_tray);
     setup_deep_links(app);
 
     // Go online with the account used last, if any.

@@ -20,6 +20,8 @@
 //! `webkit2gtk-driver`, `xvfb`, `x11-apps` (xclock) and `xdotool`. `scripts/test.sh` provides all
 //! of them and runs this test; a plain `cargo test` skips it (ignored).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ use hearth_voice::{PcmSink, PcmSource, synth};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use common::TempDir;
 
 const PASSWORD: &str = "correct horse battery";
 /// How long a step may take; the first start of a debug WebKit build is slow on 2 cores.
@@ -419,22 +422,6 @@ fn free_port() -> u16 {
 }
 
 /// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("hearth-{what}-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _best_effort = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A child process in a process group of its own; the whole group is killed when dropped
 /// (tauri-driver's WebKitWebDriver and the app with it).
 struct Process(Child);

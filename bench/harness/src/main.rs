@@ -39,6 +39,7 @@ mod scale_out;
 mod search;
 mod server;
 mod server_footprint;
+mod footprint;
 mod socketio;
 mod stats;
 mod transfer;
@@ -87,6 +88,8 @@ enum Bench {
     VoiceLatency(voice_latency::Args),
     /// hearth-server's binary size and resident memory, idle and with clients.
     ServerFootprint(server_footprint::Args),
+    /// The installers' sizes, and the server's binary and memory (server-footprint).
+    Footprint(footprint::Args),
     /// Search latency on a million messages vs the database's full-text index alone.
     Search(search::Args),
     /// Deliveries per second with one and two server processes on one PostgreSQL, and the
@@ -163,6 +166,7 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::DesktopFootprint(args) => desktop_footprint::run(paths, args).await,
         Bench::VoiceLatency(args) => voice_latency::run(paths, args).await,
         Bench::ServerFootprint(args) => server_footprint::run(paths, args).await,
+        Bench::Footprint(args) => footprint::run(paths, args).await,
         Bench::Search(args) => search::run(paths, args).await,
         Bench::ScaleOut(args) => scale_out::run(paths, args).await,
         Bench::FloorServer(_) => anyhow::bail!("floor-server is not a bench"),

@@ -4,8 +4,8 @@
 //! after they registered, so the password hashing has run). Each reading also splits VmRSS
 //! into anonymous memory (heap, stacks) and file-backed pages (the binary's own code).
 //!
-//! `run` is what `bench/run.sh server-footprint` calls; `bench/run.sh footprint` (the desktop
-//! and installer sizes) can call it too for its server rows.
+//! `run` is what `bench/run.sh server-footprint` calls; `bench/run.sh footprint` (with the
+//! installers' sizes) calls it for its server rows.
 
 use std::time::Duration;
 

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use hearth_protocol::api::{
-    AuditLogQuery, CreateChannelRequest, CreateDmRequest, CreateInviteRequest, CreateUploadRequest, UploadStatus, HistoryQuery, Invite,
-    LoginRequest, LogoutRequest, ModerationRequest, RefreshRequest, RegisterRequest, ReorderChannelsRequest,
-    SendMessageRequest, ServerInfo, Session, SetChannelMembersRequest, TransferOwnershipRequest,
-    TurnCredentials, UpdateChannelRequest, UpdateMemberRequest, UpdateProfileRequest,
-    UpdateServerSettingsRequest,
+    AuditLogQuery, CreateChannelRequest, CreateDmRequest, CreateInviteRequest, CreateUploadRequest,
+    HistoryQuery, Invite, LoginRequest, LogoutRequest, ModerationRequest, RefreshRequest, RegisterRequest,
+    ReorderChannelsRequest, SearchQuery, SearchResults, SendMessageRequest, ServerInfo, Session,
+    SetChannelMembersRequest, TransferOwnershipRequest, TurnCredentials, UpdateChannelRequest,
+    UpdateMemberRequest, UpdateProfileRequest, UpdateServerSettingsRequest, UploadStatus,
 };
 use hearth_protocol::model::{Attachment, AuditEntry, Ban, Channel, Message, ServerSettings, User};
 use hearth_protocol::{ApiError, AttachmentId, ChannelId, ErrorCode, UploadId, UserId};
@@ -243,7 +243,8 @@ impl Api {
         json(self.request(Method::POST, "/dms", Some(token)).json(&body)).await
     }
 
-    /// A page of history: newest first with `before` (or no cursor), oldest first with `after`.
+    /// A page of history: newest first with `before` (or no cursor), oldest first with `after`
+    /// or `around`.
     pub async fn history(
         &self,
         token: &str,
@@ -256,6 +257,9 @@ impl Api {
         }
         if let Some(a) = query.after {
             params.push(("after", a.to_string()));
+        }
+        if let Some(a) = query.around {
+            params.push(("around", a.to_string()));
         }
         if let Some(l) = query.limit {
             params.push(("limit", l.to_string()));
@@ -288,6 +292,18 @@ impl Api {
     /// `ManageInvites`.
     pub async fn revoke_invite(&self, token: &str, code: &str) -> Result<()> {
         empty(self.request(Method::DELETE, &format!("/invites/{code}"), Some(token))).await
+    }
+
+    /// `GET /search`: a page of full-text results over what the member can read.
+    pub async fn search(&self, token: &str, query: &SearchQuery) -> Result<SearchResults> {
+        let mut params: Vec<(&str, String)> = vec![("q", query.q.clone())];
+        if let Some(o) = query.offset {
+            params.push(("offset", o.to_string()));
+        }
+        if let Some(l) = query.limit {
+            params.push(("limit", l.to_string()));
+        }
+        json(self.request(Method::GET, "/search", Some(token)).query(&params)).await
     }
 
     pub async fn turn(&self, token: &str) -> Result<TurnCredentials> {
@@ -324,8 +340,11 @@ impl Api {
 
     /// `POST /uploads/{id}/finish`: the attachment to send with a message.
     pub async fn finish_upload(&self, token: &str, id: UploadId) -> Result<Attachment> {
-        json(self.request(Method::POST, &format!("/uploads/{id}/finish"), Some(token)).timeout(Duration::from_secs(300)))
-            .await
+        json(
+            self.request(Method::POST, &format!("/uploads/{id}/finish"), Some(token))
+                .timeout(Duration::from_secs(300)),
+        )
+        .await
     }
 
     /// `DELETE /uploads/{id}`.
@@ -335,7 +354,12 @@ impl Api {
 
     /// `GET /attachments/{id}` from byte `from` on (a Range request when `from > 0`): the
     /// response, to read in chunks.
-    pub async fn download_attachment(&self, token: &str, id: AttachmentId, from: u64) -> Result<reqwest::Response> {
+    pub async fn download_attachment(
+        &self,
+        token: &str,
+        id: AttachmentId,
+        from: u64,
+    ) -> Result<reqwest::Response> {
         let mut req = self
             .http
             .get(format!("{}/api/v1/attachments/{id}", self.base))
@@ -349,7 +373,8 @@ impl Api {
 
     /// `GET /attachments/{id}/thumbnail`: a JPEG or PNG preview of an image.
     pub async fn attachment_thumbnail(&self, token: &str, id: AttachmentId) -> Result<Vec<u8>> {
-        let resp = send(self.request(Method::GET, &format!("/attachments/{id}/thumbnail"), Some(token))).await?;
+        let resp =
+            send(self.request(Method::GET, &format!("/attachments/{id}/thumbnail"), Some(token))).await?;
         Ok(resp.bytes().await.map_err(network)?.to_vec())
     }
 

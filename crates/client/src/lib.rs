@@ -13,6 +13,8 @@
 //!   20 ms audio thread running the `hearth-voice` pipelines between injected devices; mute,
 //!   deafen, push-to-talk, volumes, devices, speaking and levels as [`voice::VoiceEvent`]s, and a
 //!   [`voice::MicTest`].
+//! - [`search`]: full-text search, and the history windows a jump to a message loads
+//!   ([`Engine::history_around`], [`Engine::history_after`]).
 //! - [`admin`]: group administration on [`Engine`] (invites, channels, members, moderation,
 //!   ownership, server settings, audit log).
 //! - [`store`]: the local SQLite cache (messages, channels, members, read states) and the
@@ -38,6 +40,7 @@ pub mod credentials;
 pub mod engine;
 pub mod error;
 pub mod invite;
+pub mod search;
 pub mod session;
 pub mod store;
 mod tls;

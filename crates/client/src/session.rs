@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hearth_protocol::api::HistoryQuery;
-use hearth_protocol::ids::SEQUENCE_BITS;
 use hearth_protocol::gateway::{ClientMsg, Event, Ready, ServerMsg, close};
+use hearth_protocol::ids::SEQUENCE_BITS;
 use hearth_protocol::model::{ChannelKind, Signal, Status, TransferSignal, User};
 use hearth_protocol::{
     ApiError, AttachmentId, ChannelId, ErrorCode, MAX_MESSAGE_CHARS, MessageId, PROTOCOL_VERSION, UserId,

@@ -175,6 +175,25 @@ impl Store {
         rows.iter().map(|r| from_json(&r.try_get::<String, _>(0)?)).collect()
     }
 
+    /// Up to `limit` cached messages of `channel` newer than `after`, oldest first (a page
+    /// towards the present after a jump).
+    pub async fn history_after(
+        &self,
+        channel: ChannelId,
+        after: MessageId,
+        limit: u32,
+    ) -> Result<Vec<Message>> {
+        let rows = sqlx::query(
+            "SELECT body FROM messages WHERE channel_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3",
+        )
+        .bind(channel.0)
+        .bind(after.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| from_json(&r.try_get::<String, _>(0)?)).collect()
+    }
+
     /// The newest cached message of `channel`.
     pub async fn newest_message(&self, channel: ChannelId) -> Result<Option<MessageId>> {
         let row = sqlx::query("SELECT MAX(id) FROM messages WHERE channel_id = $1")

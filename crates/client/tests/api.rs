@@ -74,10 +74,20 @@ async fn every_route_of_the_http_client_works_against_the_server() {
 
     let mut sent = Vec::new();
     for i in 0..5 {
-        let req = SendMessageRequest { nonce: format!("n{i}"), content: format!("m{i}"), reply_to: None, attachments: Vec::new() };
+        let req = SendMessageRequest {
+            nonce: format!("n{i}"),
+            content: format!("m{i}"),
+            reply_to: None,
+            attachments: Vec::new(),
+        };
         sent.push(api.send_message(&token, general.id, &req).await.unwrap());
     }
-    let again = SendMessageRequest { nonce: "n0".into(), content: "m0".into(), reply_to: None, attachments: Vec::new() };
+    let again = SendMessageRequest {
+        nonce: "n0".into(),
+        content: "m0".into(),
+        reply_to: None,
+        attachments: Vec::new(),
+    };
     assert_eq!(
         api.send_message(&token, general.id, &again).await.unwrap().id,
         sent[0].id,

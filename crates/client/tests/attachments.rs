@@ -36,7 +36,9 @@ async fn uploads_resume_from_the_server_offset_and_downloads_from_the_partial_fi
     };
     let channel = api.create_channel(&token, &request).await.unwrap();
     let dir = temp_dir("attachments");
-    let bytes: Vec<u8> = (0..(attachments::CHUNK * 2 + 12_345) as u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    let bytes: Vec<u8> = (0..(attachments::CHUNK * 2 + 12_345) as u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
     let source = dir.path().join("video.bin");
     std::fs::write(&source, &bytes).unwrap();
 
@@ -73,10 +75,14 @@ async fn uploads_resume_from_the_server_offset_and_downloads_from_the_partial_fi
     assert!(!attachments::partial_path(&dest).exists());
 
     // Cancelling an upload deletes it on the server.
-    let id = api.create_upload(&token, &CreateUploadRequest { name: "x.bin".into(), size: 10 }).await.unwrap().id;
+    let id =
+        api.create_upload(&token, &CreateUploadRequest { name: "x.bin".into(), size: 10 }).await.unwrap().id;
     let cancelled = CancellationToken::new();
     cancelled.cancel();
     let refused = attachments::upload(&api, &token, id, &source, &cancelled, |_| {}).await.unwrap_err();
     assert!(matches!(refused, Error::Cancelled), "{refused:?}");
-    assert_eq!(api.upload_status(&token, id).await.unwrap_err().api_code(), Some(hearth_protocol::ErrorCode::NotFound));
+    assert_eq!(
+        api.upload_status(&token, id).await.unwrap_err().api_code(),
+        Some(hearth_protocol::ErrorCode::NotFound)
+    );
 }

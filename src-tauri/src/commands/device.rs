@@ -1,10 +1,12 @@
-//! `settings_*`, `link_open` and `link_take_startup`: this computer's preferences, the system
-//! browser, and the deep link the app was started with.
+//! `settings_*`, `link_open`, `link_take_startup` and `autostart_*`: this computer's
+//! preferences, the system browser, the deep link the app was started with, and whether Hearth
+//! starts with the system.
 
 use tauri::{AppHandle, State};
 use tauri_plugin_opener::OpenerExt;
 
 use crate::error::{CommandError, CommandResult};
+use crate::launch;
 use crate::links;
 use crate::settings::Settings;
 use crate::shell::Shell;
@@ -34,4 +36,15 @@ pub fn link_open(app: AppHandle, url: String) -> CommandResult<()> {
 #[tauri::command]
 pub fn link_take_startup(shell: State<'_, Shell>) -> Option<String> {
     shell.take_startup_link()
+}
+
+/// Whether Hearth starts (minimised to the tray) when the user logs in.
+#[tauri::command]
+pub fn autostart_get(app: AppHandle) -> CommandResult<bool> {
+    launch::autostart_enabled(&app)
+}
+
+#[tauri::command]
+pub fn autostart_set(app: AppHandle, enabled: bool) -> CommandResult<()> {
+    launch::set_autostart(&app, enabled)
 }

@@ -8,6 +8,7 @@ pub mod attachment;
 pub mod device;
 pub mod message;
 pub mod people;
+pub mod search;
 pub mod session;
 pub mod transfer;
 pub mod voice;

@@ -161,13 +161,19 @@ pub enum Backend {
 impl TestServer {
     /// Starts on `backend` (SQLite in the data directory, or the given PostgreSQL database).
     pub async fn start_on(backend: Backend) -> TestServer {
-        match backend {
-            Backend::Sqlite => Self::start().await,
-            Backend::Postgres(url) => {
-                Self::start_with(move || Options { database_url: Some(url.clone()), ..Options::default() })
-                    .await
-            }
-        }
+        Self::start_on_with(backend, Options::default).await
+    }
+
+    /// [`TestServer::start_on`] with options (the database URL is filled in here).
+    pub async fn start_on_with(
+        backend: Backend,
+        options: impl Fn() -> Options + Send + Sync + 'static,
+    ) -> TestServer {
+        let url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(url) => Some(url),
+        };
+        Self::start_with(move || Options { database_url: url.clone(), ..options() }).await
     }
 }
 

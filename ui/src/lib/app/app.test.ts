@@ -131,13 +131,16 @@ describe('app', () => {
     expect(screen.getByText('Salons textuels')).toBeTruthy();
   });
 
-  it('Ctrl+/ searches loaded history and jumps to a result', async () => {
-    const { user } = await renderApp();
-    await user.keyboard('{Control>}/{/Control}');
-    await user.type(await screen.findByTestId('search-input'), 'snacks');
-    expect(screen.getByText('1 results')).toBeTruthy();
+  it('Ctrl+F searches the server and Esc closes the results', async () => {
+    const { backend, user } = await renderApp();
+    await user.keyboard('{Control>}f{/Control}');
+    expect(document.activeElement).toBe(screen.getByTestId('search-input'));
+    await user.keyboard('snacks{Enter}');
+    expect(await screen.findByText('1 results')).toBeTruthy();
+    expect(backend.searches).toEqual(['snacks']);
     await user.keyboard('{Escape}');
-    expect(screen.queryByTestId('search-input')).toBeNull();
+    expect(screen.queryByTestId('search-panel')).toBeNull();
+    expect((screen.getByTestId('search-input') as HTMLInputElement).value).toBe('');
   });
 
   it('updates a member’s presence dot', async () => {

@@ -7,8 +7,9 @@ import { ChannelsState } from '../channels/channels.svelte';
 import { I18n } from '../i18n/i18n.svelte';
 import { MembersState } from '../members/members.svelte';
 import { MessagesState } from '../messages/messages.svelte';
-import type { ChannelId, Event, Ready } from '../protocol/generated';
+import type { ChannelId, Event, MessageId, Ready, UserId } from '../protocol/generated';
 import { errorKey, SessionState } from '../session/session.svelte';
+import { SearchState } from '../search/search.svelte';
 import { SettingsState } from '../settings/settings.svelte';
 import { AudioSettingsState } from '../voice/audio.svelte';
 import { CallState } from '../voice/call.svelte';
@@ -26,6 +27,7 @@ export class Hearth {
   readonly call: CallState;
   readonly audio: AudioSettingsState;
   readonly transfers: TransfersState;
+  readonly search: SearchState;
   readonly admin: AdminState;
   readonly ui = new UiState();
 
@@ -45,6 +47,7 @@ export class Hearth {
     this.call = new CallState(backend, this.channels, () => this.members.meId, (err) => this.notifyError(err));
     this.audio = new AudioSettingsState(backend);
     this.transfers = new TransfersState(backend, (err) => this.notifyError(err));
+    this.search = new SearchState(backend);
     this.admin = new AdminState(backend, this.members);
   }
 
@@ -91,13 +94,40 @@ export class Hearth {
     for (const unsubscribe of this.subscriptions.splice(0)) unsubscribe();
   }
 
-  /** Opens a channel: loads its first page and marks it read. */
+  /** Opens a channel at the present: loads its newest page and marks it read. */
   async openChannel(id: ChannelId) {
     this.channels.select(id);
     this.messages.replyTo = null;
     this.messages.editing = null;
-    await this.messages.open(id);
+    // Left somewhere in its past by a jump: a channel opened from the list opens at the present.
+    if (this.messages.timeline(id).hasNewer) await this.messages.reload(id);
+    else await this.messages.open(id);
     this.markSeen(id);
+  }
+
+  /** Opens (or finds) the DM or group DM with these people and shows it. */
+  async openDm(recipients: UserId[]) {
+    const channel = await this.backend.openDm(recipients);
+    this.channels.all[channel.id] ??= channel;
+    this.ui.overlay = null;
+    await this.openChannel(channel.id);
+  }
+
+  /**
+   * Opens a message in its channel (a search hit, a reply's parent, a message link): the history
+   * around it loaded, the message in view and highlighted. Tells the user when it is gone.
+   */
+  async jumpToMessage(channelId: ChannelId, messageId: MessageId) {
+    if (!this.channels.all[channelId]) {
+      this.ui.notify(this.i18n.t('jump.noChannel'));
+      return;
+    }
+    this.channels.select(channelId);
+    this.messages.replyTo = null;
+    this.messages.editing = null;
+    const found = await this.messages.jump(channelId, messageId);
+    if (!found) this.ui.notify(this.i18n.t('jump.gone'));
+    if (!this.messages.timeline(channelId).hasNewer) this.markSeen(channelId);
   }
 
   /** Marks the open channel read up to its newest message, if there is anything unread. */
@@ -112,6 +142,8 @@ export class Hearth {
   }
 
   private applyReady(ready: Ready) {
+    // Another account's results are not this one's to see.
+    if (this.members.meId !== ready.user.id) this.search.clear();
     this.members.reset(ready);
     this.admin.reset(ready);
     this.channels.reset(ready);
@@ -127,6 +159,7 @@ export class Hearth {
     this.admin.apply(event);
     this.channels.apply(event, this.members.meId, viewing);
     this.messages.apply(event);
+    this.search.apply(event);
     if (event.t === 'VoiceStateUpdate') this.call.applyVoiceState(event.state);
     if (event.t === 'MessageCreate' && event.message.channel_id === viewing && event.message.author_id !== this.members.meId) {
       this.markSeen(viewing);

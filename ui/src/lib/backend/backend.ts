@@ -19,6 +19,7 @@ import type {
   MessageId,
   Ready,
   RegisterRequest,
+  SearchResults,
   Role,
   ServerInfo,
   ServerSettings,
@@ -80,6 +81,15 @@ export type ConnectionState = SessionStatus['state'];
 export type PeerPath = PeerQuality['path'];
 export type PeerLinkState = PeerQuality['state'];
 
+/** The history a jump to a message loads, oldest first. */
+export interface AroundPage {
+  messages: Message[];
+  /** The window stops short of the channel's start. */
+  has_older: boolean;
+  /** The window stops short of the present: newer messages exist. */
+  has_newer: boolean;
+}
+
 export interface SendMessage {
   channel_id: ChannelId;
   content: string;
@@ -135,7 +145,12 @@ export type BackendErrorCode =
   /** An audio device could not be opened (missing, busy, or no permission). */
   | 'audio_device'
   /** A push-to-talk accelerator could not be parsed or registered (e.g. taken by another app). */
-  | 'invalid_shortcut';
+  | 'invalid_shortcut'
+  /** Updates (`checkUpdate`, `installUpdate`): none newer, server unreachable, signature refused, install failed. */
+  | 'update_none'
+  | 'update_unreachable'
+  | 'update_bad_signature'
+  | 'update_failed';
 
 /** Every rejected promise from a `Backend` carries one of these. */
 export class BackendError extends Error {
@@ -157,6 +172,13 @@ export class BackendError extends Error {
     }
     return new BackendError('internal', String(err));
   }
+}
+
+/** A newer release the updater found (`update_check`). */
+export interface UpdateInfo {
+  version: string;
+  current_version: string;
+  notes: string | null;
 }
 
 export interface Backend {
@@ -197,6 +219,13 @@ export interface Backend {
   // --- messages -------------------------------------------------------------------------
   /** Messages strictly before `before` (or the newest when `null`), oldest first. */
   history(channelId: ChannelId, before: MessageId | null, limit: number): Promise<HistoryPage>;
+  /** The message (if it still exists) with up to `limit / 2` older and `(limit - 1) / 2` newer. */
+  historyAround(channelId: ChannelId, messageId: MessageId, limit: number): Promise<AroundPage>;
+  /** Messages strictly after `after`, oldest first; `has_more`: more before the present. */
+  historyAfter(channelId: ChannelId, after: MessageId, limit: number): Promise<HistoryPage>;
+  /** Full-text search over everything the user can read: words and `from:` `in:` `has:file`
+   *  `before:` `after:` filters; `offset` is the previous page's `next_offset`. */
+  search(query: string, offset: number | null): Promise<SearchResults>;
   /**
    * Queues a message in the engine's outbox and returns its nonce. The acknowledgement is the
    * `MessageCreate` event carrying that nonce; a failure arrives through `onSendFailed`.
@@ -232,6 +261,17 @@ export interface Backend {
    * the window can listen for `onJoinLink`.
    */
   takeStartupLink(): Promise<string | null>;
+  /** Whether Hearth starts when the user logs in to this computer (minimised to the tray). */
+  getAutostart(): Promise<boolean>;
+  setAutostart(enabled: boolean): Promise<void>;
+  /** A newer signed release of the app, or `null` when this one is the newest. */
+  checkUpdate(): Promise<UpdateInfo | null>;
+  /**
+   * Downloads the newest release, installs it only if its signature matches the app's release
+   * key, and restarts into it. Fails with `update_none`, `update_unreachable`,
+   * `update_bad_signature` or `update_failed`.
+   */
+  installUpdate(): Promise<void>;
 
   // --- voice ----------------------------------------------------------------------------
   /** This device's call now (so a UI that starts late does not wait for `onVoiceCall`). */

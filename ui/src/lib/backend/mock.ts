@@ -19,6 +19,7 @@ import type {
   Ready,
   ReadState,
   RegisterRequest,
+  SearchResults,
   Role,
   ServerInfo,
   ServerSettings,
@@ -32,6 +33,7 @@ import { PROTOCOL_VERSION } from '../protocol/generated';
 import {
   type Account,
   type AttachmentProgress,
+  type AroundPage,
   type Backend,
   BackendError,
   DEFAULT_SETTINGS,
@@ -46,12 +48,14 @@ import {
   type TransferInfo,
   type SpeakingUpdate,
   type Unsubscribe,
+  type UpdateInfo,
   type VoiceCall,
   type VoiceDeviceError,
   type VoiceSettings,
 } from './backend';
 import { compareIds } from '../messages/ids';
 import { MockAttachments } from './mock-attachments';
+import { mockAround, mockSearch } from './mock-search';
 import { MockTransfers } from './mock-transfers';
 import { MockVoice } from './mock-voice';
 import { MockAdmin } from './mock-admin';
@@ -71,6 +75,8 @@ export interface MockOptions {
   fillerMessages?: number;
   /** Delay between joining a voice channel (or a peer arriving) and the links being up. */
   voiceConnectDelayMs?: number;
+  /** The release the updater finds (`null`: up to date). */
+  update?: UpdateInfo | null;
   /** The signed-in user's role (default `member`). */
   role?: Role;
   /**
@@ -105,6 +111,8 @@ export class MockBackend implements Backend {
   /** Every `sendMessage` call, in order (tests look at what reached the backend). */
   readonly sent: SendMessage[] = [];
   readonly typingCalls: ChannelId[] = [];
+  /** Every `search` query, in order. */
+  readonly searches: string[] = [];
   settings: Settings = structuredClone(DEFAULT_SETTINGS);
 
   private seq = 0;
@@ -150,6 +158,7 @@ export class MockBackend implements Backend {
       connectDelayMs: 150,
       readyBeforeReply: false,
       startupLink: null,
+      update: null,
       fillerMessages: 60,
       voiceConnectDelayMs: 400,
       role: 'member',
@@ -225,6 +234,20 @@ export class MockBackend implements Backend {
     };
   }
 
+  /** The stored message of a channel with exactly this content (tests name messages by text). */
+  messageWith(channelId: ChannelId, content: string): Message | undefined {
+    return this.messages.get(channelId)?.find((m) => m.content === content);
+  }
+
+  /** Someone (an author, a moderator) deletes a message. */
+  simulateDelete(channelId: ChannelId, messageId: MessageId) {
+    this.messages.set(
+      channelId,
+      (this.messages.get(channelId) ?? []).filter((m) => m.id !== messageId),
+    );
+    this.emit({ t: 'MessageDelete', channel_id: channelId, message_id: messageId });
+  }
+
   /** Changes the acknowledgement delay for messages sent from now on. */
   setAckDelay(delay: number | 'manual') {
     this.options.ackDelayMs = delay;
@@ -251,7 +274,7 @@ export class MockBackend implements Backend {
   }
 
   /** A message from someone else arrives. */
-  simulateIncoming(channelId: ChannelId, authorId: UserId, content: string): Message {
+  simulateIncoming(channelId: ChannelId, authorId: UserId, content: string, replyTo: MessageId | null = null): Message {
     const mentions = [...content.matchAll(/<@(\d+|u\d+)>/g)].map((m) => m[1]);
     const message: Message = {
       id: this.nextId(),
@@ -260,7 +283,7 @@ export class MockBackend implements Backend {
       content,
       created_at: Date.now(),
       edited_at: null,
-      reply_to: null,
+      reply_to: replyTo,
       mentions,
       reactions: [],
       attachments: [],
@@ -418,6 +441,25 @@ export class MockBackend implements Backend {
     const older = before ? all.filter((m) => compareIds(m.id, before) < 0) : all;
     const page = older.slice(Math.max(0, older.length - limit));
     return { messages: structuredClone(page), has_more: older.length > page.length };
+  }
+
+  async historyAround(channelId: ChannelId, messageId: MessageId, limit: number): Promise<AroundPage> {
+    this.requireChannel(channelId);
+    return mockAround(this.messages.get(channelId) ?? [], messageId, limit);
+  }
+
+  async historyAfter(channelId: ChannelId, after: MessageId, limit: number): Promise<HistoryPage> {
+    this.requireChannel(channelId);
+    const newer = (this.messages.get(channelId) ?? []).filter((m) => compareIds(m.id, after) > 0);
+    return { messages: structuredClone(newer.slice(0, limit)), has_more: newer.length > limit };
+  }
+
+  async search(query: string, offset: number | null): Promise<SearchResults> {
+    this.requireMe();
+    this.searches.push(query);
+    const readable = this.channels.filter((c) => c.kind !== 'voice');
+    const all = readable.flatMap((c) => this.messages.get(c.id) ?? []);
+    return mockSearch(query, offset, all, this.users, readable);
   }
 
   async sendMessage(message: SendMessage): Promise<string> {
@@ -582,6 +624,24 @@ export class MockBackend implements Backend {
     this.settings = structuredClone(settings);
   }
 
+  /** Whether "start with the system" is on. */
+  autostart = false;
+  /** How many times an update was installed. */
+  updatesInstalled = 0;
+
+  async getAutostart() {
+    return this.autostart;
+  }
+  async setAutostart(enabled: boolean) {
+    this.autostart = enabled;
+  }
+  async checkUpdate() {
+    return structuredClone(this.options.update ?? null);
+  }
+  async installUpdate() {
+    if (!this.options.update) throw new BackendError('update_none', 'Hearth is up to date.');
+    this.updatesInstalled += 1;
+  }
   async takeStartupLink() {
     const link = this.options.startupLink;
     this.options.startupLink = null;

@@ -18,6 +18,7 @@ import type {
   MessageId,
   Ready,
   RegisterRequest,
+  SearchResults,
   Role,
   ServerInfo,
   ServerSettings,
@@ -34,6 +35,7 @@ import {
   type AudioDevices,
   type Backend,
   BackendError,
+  type AroundPage,
   type HistoryPage,
   isExternalUrl,
   type MicLevel,
@@ -45,6 +47,7 @@ import {
   type TransferInfo,
   type SpeakingUpdate,
   type Unsubscribe,
+  type UpdateInfo,
   type VoiceCall,
   type VoiceDeviceError,
   type VoiceSettings,
@@ -146,6 +149,15 @@ export class TauriBackend implements Backend {
   history(channelId: ChannelId, before: MessageId | null, limit: number) {
     return call<HistoryPage>('message_history', { channelId, before, limit });
   }
+  historyAround(channelId: ChannelId, messageId: MessageId, limit: number) {
+    return call<AroundPage>('message_history_around', { channelId, messageId, limit });
+  }
+  historyAfter(channelId: ChannelId, after: MessageId, limit: number) {
+    return call<HistoryPage>('message_history_after', { channelId, after, limit });
+  }
+  search(query: string, offset: number | null) {
+    return call<SearchResults>('search_messages', { query, offset });
+  }
   sendMessage(message: SendMessage) {
     return call<string>('message_send', {
       channelId: message.channel_id,
@@ -215,6 +227,18 @@ export class TauriBackend implements Backend {
   }
   takeStartupLink() {
     return call<string | null>('link_take_startup');
+  }
+  getAutostart() {
+    return call<boolean>('autostart_get');
+  }
+  setAutostart(enabled: boolean) {
+    return call<void>('autostart_set', { enabled });
+  }
+  checkUpdate() {
+    return call<UpdateInfo | null>('update_check');
+  }
+  installUpdate() {
+    return call<void>('update_install');
   }
   async openExternal(url: string) {
     // Checked here and again in Rust: the shell refuses anything but http(s).

@@ -1,11 +1,15 @@
 //! Loaded history per channel, pending (unacknowledged) and failed sends, typing indicators,
-//! the message being edited or replied to, and search over what is loaded.
+//! the message being edited or replied to, and jumps to a message (a search hit, a reply's
+//! parent): the window around it is merged into what is loaded when the two overlap, and
+//! replaces it when they do not, so a timeline is always one contiguous run of history.
 
-import { type Backend, BackendError } from '../backend/backend';
+import { type AroundPage, type Backend, BackendError } from '../backend/backend';
 import type { Attachment, ChannelId, Event, Message, MessageId, UserId } from '../protocol/generated';
 import { compareIds } from './ids';
 
 export const PAGE_SIZE = 50;
+/** Messages a jump loads around its target: 25 on each side. */
+export const AROUND_SIZE = 51;
 /** How long a typing indicator lasts without a new TypingStart (the server's cadence is ~8 s). */
 export const TYPING_TTL_MS = 10_000;
 /** The UI tells the backend "typing" at most this often. */
@@ -30,12 +34,24 @@ export interface Timeline {
   pending: PendingMessage[];
   /** False once the start of the channel is loaded. */
   hasMore: boolean;
+  /** The loaded run stops short of the present (after a jump into older history): arrivals are
+   *  not added (they would leave a gap), pages towards the present are loaded instead. */
+  hasNewer: boolean;
   loading: boolean;
+  loadingNewer: boolean;
   /** The first page has been fetched. */
   loaded: boolean;
 }
 
-const emptyTimeline = (): Timeline => ({ messages: [], pending: [], hasMore: true, loading: false, loaded: false });
+const emptyTimeline = (): Timeline => ({
+  messages: [],
+  pending: [],
+  hasMore: true,
+  hasNewer: false,
+  loading: false,
+  loadingNewer: false,
+  loaded: false,
+});
 
 function newNonce(): string {
   if (typeof crypto !== 'undefined' && 'randomUUID' in crypto) return crypto.randomUUID();
@@ -76,10 +92,83 @@ export class MessagesState {
     return this.timelines[channelId] ?? emptyTimeline();
   }
 
-  /** Scrolls the channel's pane to a loaded message and flashes it (a search hit). */
+  /** Scrolls the channel's pane to a loaded message and flashes it. */
   jumpTo(channelId: ChannelId, id: MessageId) {
     this.highlight = id;
     this.jumpTarget = { channelId, id };
+  }
+
+  /**
+   * Jumps to any message of a channel: loads the history around it unless it is loaded, then
+   * scrolls to it and flashes it. Returns false when the message no longer exists (the history
+   * around its place is shown all the same) or could not be loaded (the failure is reported).
+   */
+  async jump(channelId: ChannelId, id: MessageId): Promise<boolean> {
+    if (!this.find(channelId, id)) {
+      let page: AroundPage;
+      try {
+        page = await this.backend.historyAround(channelId, id, AROUND_SIZE);
+      } catch (err) {
+        this.report(BackendError.from(err));
+        return false;
+      }
+      this.merge(channelId, page);
+    }
+    const found = this.find(channelId, id) !== null;
+    if (found) this.jumpTo(channelId, id);
+    return found;
+  }
+
+  /**
+   * Puts a window of history into a channel's timeline: joined to what is loaded when the two
+   * overlap (each is a contiguous run, so their union is one), else in its place.
+   */
+  private merge(channelId: ChannelId, page: AroundPage) {
+    const t = this.ensure(channelId);
+    const window = [...page.messages].sort((a, b) => compareIds(a.id, b.id));
+    const first = t.messages[0]?.id;
+    const last = t.messages.at(-1)?.id;
+    const overlaps =
+      t.loaded &&
+      first !== undefined &&
+      last !== undefined &&
+      window.length > 0 &&
+      compareIds(window[0].id, last) <= 0 &&
+      compareIds(window[window.length - 1].id, first) >= 0;
+    if (!overlaps) {
+      t.messages = window;
+      t.hasMore = page.has_older;
+      t.hasNewer = page.has_newer;
+      t.loaded = true;
+      return;
+    }
+    const known = new Set(t.messages.map((m) => m.id));
+    const fresh = window.filter((m) => !known.has(m.id));
+    if (fresh.length) t.messages = [...t.messages, ...fresh].sort((a, b) => compareIds(a.id, b.id));
+    if (compareIds(window[0].id, first) < 0) t.hasMore = page.has_older;
+    if (compareIds(window[window.length - 1].id, last) > 0) t.hasNewer = page.has_newer;
+  }
+
+  /** Loads the page after the newest loaded message, when the timeline stops short of the
+   *  present. Returns how many arrived. */
+  async loadNewer(channelId: ChannelId): Promise<number> {
+    const t = this.ensure(channelId);
+    const last = t.messages.at(-1)?.id;
+    if (!t.hasNewer || t.loadingNewer || last === undefined) return 0;
+    t.loadingNewer = true;
+    try {
+      const page = await this.backend.historyAfter(channelId, last, PAGE_SIZE);
+      const known = new Set(t.messages.map((m) => m.id));
+      const fresh = page.messages.filter((m) => !known.has(m.id) && compareIds(m.id, last) > 0);
+      t.messages = [...t.messages, ...fresh.sort((a, b) => compareIds(a.id, b.id))];
+      t.hasNewer = page.has_more;
+      return fresh.length;
+    } catch (err) {
+      console.error('history page failed', BackendError.from(err).code);
+      return 0;
+    } finally {
+      t.loadingNewer = false;
+    }
   }
 
   /** The pane has shown the jump target (or cannot: it is not loaded any more). */
@@ -111,6 +200,7 @@ export class MessagesState {
       const t = this.ensure(channelId);
       t.messages = [...page.messages].sort((a, b) => compareIds(a.id, b.id));
       t.hasMore = page.has_more;
+      t.hasNewer = false;
       t.loaded = true;
     } catch (err) {
       console.error('history page failed', BackendError.from(err).code);
@@ -271,20 +361,6 @@ export class MessagesState {
       .map(([user]) => user);
   }
 
-  /** Loaded messages whose text contains every word of the query (case-insensitive). */
-  search(query: string, text: (m: Message) => string): Message[] {
-    const words = query.toLowerCase().split(/\s+/).filter(Boolean);
-    if (words.length === 0) return [];
-    const hits: Message[] = [];
-    for (const t of Object.values(this.timelines)) {
-      for (const m of t.messages) {
-        const body = text(m).toLowerCase();
-        if (words.every((w) => body.includes(w))) hits.push(m);
-      }
-    }
-    return hits.sort((a, b) => compareIds(b.id, a.id)).slice(0, 100);
-  }
-
   apply(event: Event) {
     switch (event.t) {
       case 'MessageCreate': {
@@ -292,6 +368,8 @@ export class MessagesState {
         this.stopTyping(event.message.channel_id, event.message.author_id);
         if (!t) return; // not loaded: the first page will include it
         if (event.nonce) t.pending = t.pending.filter((p) => p.nonce !== event.nonce);
+        // Away from the present, the pages towards it will bring this message in its place.
+        if (t.hasNewer) return;
         if (t.messages.some((m) => m.id === event.message.id)) return;
         const list = [...t.messages, event.message];
         if (list.length > 1 && compareIds(list[list.length - 2].id, event.message.id) > 0) {

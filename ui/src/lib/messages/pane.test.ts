@@ -190,9 +190,9 @@ describe('message pane window', { timeout: 120_000 }, () => {
     expect(screen.queryByText('Older message 100')).toBeNull();
     await user.click(document.querySelector<HTMLElement>('button[data-channel-id="c2"]')!);
     await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#random'));
-    await user.keyboard('{Control>}/{/Control}');
+    await user.keyboard('{Control>}f{/Control}');
     // Matches "Older message 100" and "Older message 1000".
-    await user.type(await screen.findByTestId('search-input'), 'message 100');
+    await user.type(await screen.findByTestId('search-input'), 'message 100{Enter}');
     const hit = await screen.findByRole('button', { name: /Older message 100$/ });
     await user.click(hit);
     await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
@@ -201,5 +201,73 @@ describe('message pane window', { timeout: 120_000 }, () => {
     expect(domRows()).toBeLessThanOrEqual(WINDOW_ROWS);
     expect(screen.getByTestId('jump-to-present')).toBeTruthy();
     expect(hearth.messages.jumpTarget).toBeNull();
+  });
+});
+
+describe('jumps into history that is not loaded', { timeout: 120_000 }, () => {
+  const ids = () => [...pane().querySelectorAll<HTMLElement>('[data-testid=message]')].map((m) => m.dataset.messageId!);
+
+  it('loads the window around a search hit, then pages down to the present without gaps', async () => {
+    const { hearth, user } = await longChannel(1000);
+    expect(pane().dataset.loadedCount).toBe('50');
+    await user.keyboard('{Control>}f{/Control}');
+    await user.keyboard('message 300{Enter}');
+    await user.click(await screen.findByRole('button', { name: /Older message 300$/ }));
+    const shown = await within(pane()).findByText('Older message 300');
+    expect(shown.closest('article')!.classList.contains('highlight')).toBe(true);
+    // The window replaced the newest page: 25 before, the hit, 25 after.
+    const t = hearth.messages.timeline('c1');
+    expect(t.messages.length).toBe(51);
+    expect(t.messages[0].content).toBe('Older message 275');
+    expect(t.hasNewer).toBe(true);
+    expect(screen.getByTestId('jump-to-present')).toBeTruthy();
+
+    // Scrolling down pages the newer history in, to the newest message.
+    for (let step = 0; step < 100 && !screen.queryByText(/Here is the list/); step++) {
+      pane().scrollTop = 1e9;
+      await fireEvent.scroll(pane());
+      await settle();
+      expect(domRows()).toBeLessThanOrEqual(WINDOW_ROWS);
+    }
+    await screen.findByText(/Here is the list/);
+    const loaded = hearth.messages.timeline('c1').messages.map((m) => m.content);
+    expect(new Set(loaded).size).toBe(loaded.length);
+    expect(loaded.slice(0, 3)).toEqual(['Older message 275', 'Older message 276', 'Older message 277']);
+    expect(loaded.filter((c) => c.startsWith('Older message')).length).toBe(1000 - 274);
+    expect(hearth.messages.timeline('c1').hasNewer).toBe(false);
+    await waitFor(() => expect(screen.queryByTestId('jump-to-present')).toBeNull());
+  });
+
+  it('keeps arrivals out while away from the present, and Jump to present shows them', async () => {
+    const { backend, hearth, user } = await longChannel(1000);
+    const target = backend.messageWith('c1', 'Older message 500')!;
+    await hearth.jumpToMessage('c1', target.id);
+    await within(pane()).findByText('Older message 500');
+    backend.simulateIncoming('c1', 'u2', 'a brand new message');
+    await settle();
+    expect(hearth.messages.timeline('c1').messages.some((m) => m.content === 'a brand new message')).toBe(false);
+    await user.click(screen.getByTestId('jump-to-present'));
+    await screen.findByText('a brand new message');
+    expect(hearth.messages.timeline('c1').hasNewer).toBe(false);
+    expect(new Set(ids()).size).toBe(ids().length);
+  });
+
+  it('a reply’s quote jumps to its parent, loading it when needed', async () => {
+    const { backend, user } = await longChannel(1000);
+    const parent = backend.messageWith('c1', 'Older message 42')!;
+    backend.simulateIncoming('c1', 'u3', 'replying to something old', parent.id);
+    const reply = (await screen.findByText('replying to something old')).closest('article')!;
+    await user.click(within(reply as HTMLElement).getByTestId('reply-quote'));
+    const shown = await within(pane()).findByText('Older message 42');
+    expect(shown.closest('article')!.classList.contains('highlight')).toBe(true);
+  });
+
+  it('a jump to a deleted message says so and shows where it was', async () => {
+    const { backend, hearth } = await longChannel(1000);
+    const target = backend.messageWith('c1', 'Older message 600')!;
+    backend.simulateDelete('c1', target.id);
+    await hearth.jumpToMessage('c1', target.id);
+    await within(pane()).findByText('Older message 601');
+    expect(await screen.findByText('That message no longer exists.')).toBeTruthy();
   });
 });

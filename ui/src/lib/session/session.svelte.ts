@@ -137,6 +137,9 @@ export function errorKey(err: unknown): {
     | 'error.network'
     | 'error.audio_device'
     | 'error.invalid_shortcut'
+    | 'error.update_unreachable'
+    | 'error.update_bad_signature'
+    | 'error.update_none'
     | 'error.missing_permission'
     | 'error.forbidden'
     | 'error.blocked'
@@ -170,6 +173,9 @@ export function errorKey(err: unknown): {
     case 'unsupported_media':
     case 'payload_too_large':
     case 'not_found':
+    case 'update_unreachable':
+    case 'update_bad_signature':
+    case 'update_none':
       return { key: `error.${e.code}`, detail: '' };
     default:
       return { key: 'error.generic', detail: '' };
