@@ -6,11 +6,24 @@ mod common;
 use common::{TestClient, TestServer, fast};
 use hearth_client::attachments::Progress;
 use hearth_client::store::OutboxState;
-use hearth_client::{ConnectionStatus, Engine, SessionEvent};
+use hearth_client::{ConnectionStatus, Engine, SessionEvent, SessionHandle};
 use hearth_protocol::api::HistoryQuery;
 use hearth_protocol::gateway::Event;
 use hearth_protocol::model::AttachmentKind;
 use tokio_util::sync::CancellationToken;
+
+/// Waits until `session` notices the server is gone; returns its events from before that.
+async fn offline(session: &SessionHandle) -> tokio::sync::broadcast::Receiver<SessionEvent> {
+    let mut events = session.subscribe();
+    tokio::time::timeout(common::WAIT, async {
+        while session.status() == ConnectionStatus::Connected {
+            let _other = events.recv().await;
+        }
+    })
+    .await
+    .expect("the client notices the server is gone");
+    events
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_offline_survives_a_restart_and_is_delivered_once() {
@@ -22,15 +35,7 @@ async fn a_message_sent_offline_survives_a_restart_and_is_delivered_once() {
     let bob_account = bob.engine.active_account().unwrap();
 
     server.stop().await;
-    let mut events = bob.session.subscribe();
-    let offline = bob.session.clone();
-    tokio::time::timeout(common::WAIT, async {
-        while offline.status() == ConnectionStatus::Connected {
-            let _other = events.recv().await;
-        }
-    })
-    .await
-    .expect("bob notices the server is gone");
+    let mut events = offline(&bob.session).await;
     let nonce = bob.engine.send_message(general, "written on the train", None).await.unwrap();
     let outbox = bob.engine.outbox().await.unwrap();
     assert_eq!(outbox.len(), 1);
@@ -182,15 +187,7 @@ async fn attachments_wait_in_the_outbox_and_arrive_with_previews_and_downloads()
 
     // The message with both waits offline in the outbox, text empty.
     server.stop().await;
-    let mut events = bob.session.subscribe();
-    let offline = bob.session.clone();
-    tokio::time::timeout(common::WAIT, async {
-        while offline.status() == ConnectionStatus::Connected {
-            let _other = events.recv().await;
-        }
-    })
-    .await
-    .expect("bob notices the server is gone");
+    let mut events = offline(&bob.session).await;
     bob.session
         .send_message_with_attachments(general, "", None, "with-files", vec![image.id, file.id])
         .await
