@@ -35,7 +35,7 @@ async fn a_message_sent_offline_survives_a_restart_and_is_delivered_once() {
     let bob_account = bob.engine.active_account().unwrap();
 
     server.stop().await;
-    let mut events = offline(&bob.session).await;
+    offline(&bob.session).await;
     let nonce = bob.engine.send_message(general, "written on the train", None).await.unwrap();
     let outbox = bob.engine.outbox().await.unwrap();
     assert_eq!(outbox.len(), 1);
