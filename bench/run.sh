@@ -38,6 +38,8 @@ usage: bench/run.sh NAME [options]
                p99 latency of a delivery across processes
   transfer     a 1 GiB direct transfer between two engines over loopback vs node-datachannel
                and raw TCP; again at 20 ms RTT (network namespace, root); memory of both ends
+  attachments  upload and download of a 100 MB file through the attachment API vs a plain
+               axum file copy; the thumbnail time of a 24-megapixel JPEG vs the image crate
   all          every bench above, one after the other
 
 Options go to the harness: bench/run.sh NAME --help lists them (each also has an env var).
@@ -54,7 +56,7 @@ name="$1"
 shift
 
 case "$name" in
-    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint | footprint | search | scale-out | transfer) ;;
+    fanout | conn-memory | persist | login-storm | turn-relay | desktop-footprint | voice-latency | server-footprint | footprint | search | scale-out | transfer | attachments) ;;
     voice-cpu)
         # In-process measurement of crates/voice (a cargo bench target): no server, no harness.
         mkdir -p "$root/bench/out"
@@ -67,7 +69,7 @@ case "$name" in
         ;;
     all)
         status=0
-        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency footprint search scale-out transfer; do
+        for bench in fanout conn-memory persist login-storm turn-relay voice-cpu desktop-footprint voice-latency footprint search scale-out transfer attachments; do
             "$here/run.sh" "$bench" "$@" || status=$?
         done
         exit "$status"

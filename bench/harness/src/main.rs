@@ -17,6 +17,8 @@
 //!   same voice pipeline.
 //! - [`transfer`]: a 1 GiB direct transfer between two engines, against node-datachannel, raw
 //!   TCP, and itself at 20 ms RTT.
+//! - [`attachments`]: a 100 MB upload and download through the attachment API, against a plain
+//!   axum file copy; and the thumbnail time of a 24-megapixel JPEG, against the image crate.
 //!
 //! Shared parts: [`server`] starts/stops `hearth-server` and bootstraps a group, [`api`] and
 //! [`gateway`] speak Hearth's HTTP and WebSocket, [`socketio`] runs and speaks to the peer,
@@ -24,6 +26,7 @@
 //! does percentiles.
 
 mod api;
+mod attachments;
 mod conn_memory;
 mod delay;
 mod desktop_footprint;
@@ -100,6 +103,11 @@ enum Bench {
     FloorServer(floor::ServeArgs),
     /// A 1 GiB direct transfer vs node-datachannel and raw TCP; and at 20 ms RTT.
     Transfer(transfer::Args),
+    /// A 100 MB upload and download vs a plain axum file copy; a 24 MP JPEG's thumbnail time.
+    Attachments(attachments::Args),
+    /// The attachments bench's peer: a plain axum file server (started by `attachments`).
+    #[command(hide = true)]
+    AttachPeer(attachments::PeerArgs),
     /// One end of a transfer (started by `transfer`).
     #[command(hide = true)]
     TransferEnd(transfer::EndArgs),
@@ -143,6 +151,9 @@ fn try_main() -> Result<()> {
     if let Bench::DelayUdp(args) = &cli.bench {
         return delay::serve(args);
     }
+    if let Bench::AttachPeer(args) = &cli.bench {
+        return runtime.block_on(attachments::serve_peer(args));
+    }
     if let Bench::FloorServer(args) = &cli.bench {
         return runtime.block_on(floor::serve(args));
     }
@@ -170,6 +181,8 @@ async fn run(paths: &Paths, bench: &Bench) -> Result<Vec<report::Metric>> {
         Bench::Search(args) => search::run(paths, args).await,
         Bench::ScaleOut(args) => scale_out::run(paths, args).await,
         Bench::FloorServer(_) => anyhow::bail!("floor-server is not a bench"),
+        Bench::Attachments(args) => attachments::run(paths, args).await,
+        Bench::AttachPeer(_) => anyhow::bail!("attach-peer is not a bench"),
         Bench::Transfer(args) => transfer::run(paths, args).await,
         Bench::TransferEnd(args) => transfer::end(args).await.map(|()| Vec::new()),
         Bench::DelayUdp(_) => anyhow::bail!("delay-udp is not a bench"),
