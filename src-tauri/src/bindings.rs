@@ -11,6 +11,7 @@ const PROTOCOL_IMPORTS: &[&str] = &["ApiError", "ChannelId", "Invite", "Message"
 /// The file's text: a header, the imports, then one `export type` per type.
 pub fn declarations() -> String {
     use crate::commands::admin::InviteView;
+    use crate::commands::attachment::AttachmentProgress;
     use crate::commands::message::HistoryPage;
     use crate::directory::Account;
     use crate::error::CommandError;
@@ -72,6 +73,7 @@ pub fn declarations() -> String {
         TransferPath,
         TransferInfo,
         InviteView,
+        AttachmentProgress,
     );
     out.truncate(out.trim_end().len());
     out.push('\n');

@@ -45,7 +45,15 @@ impl From<hearth_client::Error> for CommandError {
         use hearth_client::Error as E;
         let message = match &err {
             // The server writes its messages for users; for `invalid_field` the UI shows it.
-            E::Api(api) if api.code == ErrorCode::InvalidField => api.message.clone(),
+            E::Api(api)
+                if matches!(
+                    api.code,
+                    ErrorCode::InvalidField | ErrorCode::PayloadTooLarge | ErrorCode::InsufficientStorage
+                ) =>
+            {
+                api.message.clone()
+            }
+            E::Cancelled => "Cancelled.".to_string(),
             E::Api(_) => "The server refused the request.".to_string(),
             E::Network(_) | E::Offline => "Cannot reach the server.".to_string(),
             E::Protocol(_) => "The server sent an unexpected answer.".to_string(),

@@ -21,6 +21,8 @@ pub const EVENT: &str = "session://event";
 /// A direct transfer changed (`TransferInfo`).
 pub const TRANSFER: &str = "transfer://changed";
 pub const SEND_FAILED: &str = "message://failed";
+/// Upload or download progress of an attachment job (`commands::attachment`).
+pub const ATTACHMENT_PROGRESS: &str = "attachment://progress";
 /// A `hearth://join...` deep link, payload: the URL as a string.
 pub const LINK_JOIN: &str = "link://join";
 /// The user clicked a notification; payload: `{ channel_id }`.

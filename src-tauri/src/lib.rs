@@ -128,6 +128,12 @@ pub fn run() -> anyhow::Result<()> {
             commands::transfer::transfer_pause,
             commands::transfer::transfer_resume,
             commands::transfer::transfer_cancel,
+            commands::attachment::attachment_upload,
+            commands::attachment::attachment_upload_bytes,
+            commands::attachment::attachment_expand,
+            commands::attachment::attachment_download,
+            commands::attachment::attachment_cancel,
+            commands::attachment::attachment_image,
             commands::admin::invite_create,
             commands::admin::invite_list,
             commands::admin::invite_revoke,
@@ -195,6 +201,7 @@ fn setup(app: &AppHandle) -> anyhow::Result<()> {
     }));
     app.manage(VoiceLine::new(engine.data_dir()));
     app.manage(Shell::new(engine, notifier));
+    app.manage(commands::attachment::AttachmentJobs::default());
     app.state::<VoiceLine>().register_saved_shortcut(app, &app.state::<Shell>().engine);
 
     let has_tray = match tray::build(app) {

@@ -10,11 +10,14 @@ use hearth_protocol::api::{
     TurnCredentials, UpdateProfileRequest,
 };
 use hearth_protocol::model::{Channel, ChannelKind, Message, ReadState, Status, User};
-use hearth_protocol::{ChannelId, MessageId, UserId};
+use hearth_protocol::model::Attachment;
+use hearth_protocol::{AttachmentId, ChannelId, MessageId, UserId};
+use tokio_util::sync::CancellationToken;
 use tokio::sync::broadcast;
 
 use crate::accounts::{Account, Accounts};
 use crate::api::Api;
+use crate::attachments::{self, Progress};
 use crate::backoff::BackoffConfig;
 use crate::call::CallConfig;
 use crate::credentials::Credentials;
@@ -459,6 +462,75 @@ impl Engine {
         self.call(move |api, token| {
             let hash = hash.clone();
             async move { api.avatar(&token, &hash).await }
+        })
+        .await
+    }
+
+    /// Uploads the file at `path` as an attachment named `name` (see [`crate::attachments`]):
+    /// resumes from the server's offset after a dropped connection or an expired token;
+    /// `cancel` deletes the upload on the server. The result goes into a message with
+    /// [`SessionHandle::send_message_with_attachments`].
+    pub async fn upload_attachment(
+        &self,
+        path: &Path,
+        name: &str,
+        cancel: &CancellationToken,
+        progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    ) -> Result<Attachment> {
+        let path = path.to_path_buf();
+        let id = {
+            let (path, name) = (path.clone(), name.to_string());
+            self.call(move |api, token| {
+                let (path, name) = (path.clone(), name.clone());
+                async move { attachments::start_upload(&api, &token, &path, &name).await }
+            })
+            .await?
+        };
+        self.call(move |api, token| {
+            let (path, cancel, progress) = (path.clone(), cancel.clone(), progress.clone());
+            async move { attachments::upload(&api, &token, id, &path, &cancel, |p| progress(p)).await }
+        })
+        .await
+    }
+
+    /// Downloads attachment `id` (`size` bytes) to `dest`, resuming `<dest>.part`.
+    pub async fn download_attachment(
+        &self,
+        id: AttachmentId,
+        size: u64,
+        dest: &Path,
+        cancel: &CancellationToken,
+        progress: Arc<dyn Fn(Progress) + Send + Sync>,
+    ) -> Result<()> {
+        let dest = dest.to_path_buf();
+        self.call(move |api, token| {
+            let (dest, cancel, progress) = (dest.clone(), cancel.clone(), progress.clone());
+            async move { attachments::download(&api, &token, id, size, &dest, &cancel, |p| progress(p)).await }
+        })
+        .await
+    }
+
+    /// The preview of an image attachment (JPEG or PNG bytes).
+    pub async fn attachment_thumbnail(&self, id: AttachmentId) -> Result<Vec<u8>> {
+        self.call(move |api, token| async move { api.attachment_thumbnail(&token, id).await }).await
+    }
+
+    /// The whole attachment in memory, at most `limit` bytes (for showing an image at full
+    /// size; files go to disk with [`Engine::download_attachment`]).
+    pub async fn attachment_bytes(&self, id: AttachmentId, limit: u64) -> Result<Vec<u8>> {
+        self.call(move |api, token| async move {
+            let mut resp = api.download_attachment(&token, id, 0).await?;
+            let mut out = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Network(e.without_url().to_string()))? {
+                if (out.len() + chunk.len()) as u64 > limit {
+                    return Err(Error::Api(hearth_protocol::ApiError::new(
+                        hearth_protocol::ErrorCode::PayloadTooLarge,
+                        "the attachment is too large to show",
+                    )));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
         })
         .await
     }

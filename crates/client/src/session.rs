@@ -12,7 +12,7 @@ use hearth_protocol::gateway::{ClientMsg, Event, Ready, ServerMsg, close};
 use hearth_protocol::ids::SEQUENCE_BITS;
 use hearth_protocol::model::{ChannelKind, Signal, Status, TransferSignal, User};
 use hearth_protocol::{
-    ApiError, ChannelId, ErrorCode, MAX_MESSAGE_CHARS, MessageId, PROTOCOL_VERSION, UserId,
+    ApiError, AttachmentId, ChannelId, ErrorCode, MAX_MESSAGE_CHARS, MessageId, PROTOCOL_VERSION, UserId,
 };
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -267,7 +267,29 @@ impl SessionHandle {
         reply_to: Option<MessageId>,
         nonce: &str,
     ) -> Result<()> {
-        check_content(content)?;
+        self.send_message_with_attachments(channel_id, content, reply_to, nonce, Vec::new()).await
+    }
+
+    /// [`SessionHandle::send_message_with_nonce`] carrying finished uploads (see
+    /// [`crate::attachments`]); with attachments the text may be empty. The outbox keeps the
+    /// ids, so a message with attachments waits offline like any other.
+    pub async fn send_message_with_attachments(
+        &self,
+        channel_id: ChannelId,
+        content: &str,
+        reply_to: Option<MessageId>,
+        nonce: &str,
+        attachments: Vec<AttachmentId>,
+    ) -> Result<()> {
+        if attachments.is_empty() || !content.is_empty() {
+            check_content(content)?;
+        }
+        if attachments.len() > hearth_protocol::MAX_ATTACHMENTS_PER_MESSAGE {
+            return Err(Error::Api(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("at most {} attachments a message", hearth_protocol::MAX_ATTACHMENTS_PER_MESSAGE),
+            )));
+        }
         let entry = OutboxEntry {
             nonce: nonce.to_string(),
             channel_id,
@@ -276,6 +298,7 @@ impl SessionHandle {
             created_at: now_ms(),
             state: OutboxState::Pending,
             error: None,
+            attachments,
         };
         self.store.outbox_add(&entry).await?;
         self.store.outbox_retry(nonce).await?;
@@ -917,7 +940,7 @@ impl Worker {
                 nonce: entry.nonce.clone(),
                 content: entry.content,
                 reply_to: entry.reply_to,
-                attachments: Vec::new(),
+                attachments: entry.attachments,
             };
             if write(ws, &msg).await.is_err() {
                 return Err(Ended::backoff());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hearth_protocol::gateway::{Event, Ready};
 use hearth_protocol::model::{Channel, Message, Reaction, ReadState, User};
-use hearth_protocol::{ApiError, ChannelId, MessageId, UserId};
+use hearth_protocol::{ApiError, AttachmentId, ChannelId, MessageId, UserId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::Row;
@@ -18,7 +18,10 @@ use sqlx::sqlite::{
 use crate::error::{Error, Result};
 
 /// Migrations in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_cache.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_cache.sql"),
+    include_str!("../migrations/0002_outbox_attachments.sql"),
+];
 
 /// Whether an outbox row is still to be delivered or was refused for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -40,6 +43,9 @@ pub struct OutboxEntry {
     pub state: OutboxState,
     /// Why it failed, when it did.
     pub error: Option<ApiError>,
+    /// Finished uploads sent with the message, in order.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentId>,
 }
 
 /// A cheap-clone handle on the cache (a connection pool inside).
@@ -425,14 +431,15 @@ impl Store {
     /// Records a message to send. A nonce already present is left as it was.
     pub async fn outbox_add(&self, e: &OutboxEntry) -> Result<()> {
         sqlx::query(
-            "INSERT INTO outbox (nonce, channel_id, content, reply_to, created_at, state) \
-             VALUES ($1, $2, $3, $4, $5, 'pending') ON CONFLICT (nonce) DO NOTHING",
+            "INSERT INTO outbox (nonce, channel_id, content, reply_to, created_at, state, attachments) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6) ON CONFLICT (nonce) DO NOTHING",
         )
         .bind(&e.nonce)
         .bind(e.channel_id.0)
         .bind(&e.content)
         .bind(e.reply_to.map(|r| r.0))
         .bind(e.created_at)
+        .bind(serde_json::to_string(&e.attachments).map_err(|e| Error::Corrupt(e.to_string()))?)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -450,7 +457,7 @@ impl Store {
 
     async fn outbox_where(&self, filter: &'static str) -> Result<Vec<OutboxEntry>> {
         let sql = format!(
-            "SELECT nonce, channel_id, content, reply_to, created_at, state, error_code, error_message \
+            "SELECT nonce, channel_id, content, reply_to, created_at, state, error_code, error_message, attachments \
              FROM outbox WHERE {filter} ORDER BY created_at, rowid"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
@@ -478,6 +485,8 @@ impl Store {
                     created_at: r.try_get(4)?,
                     state,
                     error,
+                    attachments: serde_json::from_str(&r.try_get::<String, _>(8)?)
+                        .map_err(|e| Error::Corrupt(format!("outbox attachments: {e}")))?,
                 })
             })
             .collect()
@@ -598,6 +607,7 @@ mod tests {
             created_at: 10,
             state: OutboxState::Pending,
             error: None,
+            attachments: vec![AttachmentId(9)],
         };
         s.outbox_add(&entry).await.unwrap();
         s.outbox_add(&entry).await.unwrap();

@@ -4,10 +4,26 @@
 mod common;
 
 use common::{TestClient, TestServer, fast};
+use hearth_client::attachments::Progress;
 use hearth_client::store::OutboxState;
-use hearth_client::{ConnectionStatus, Engine, SessionEvent};
+use hearth_client::{ConnectionStatus, Engine, SessionEvent, SessionHandle};
 use hearth_protocol::api::HistoryQuery;
 use hearth_protocol::gateway::Event;
+use hearth_protocol::model::AttachmentKind;
+use tokio_util::sync::CancellationToken;
+
+/// Waits until `session` notices the server is gone; returns its events from before that.
+async fn offline(session: &SessionHandle) -> tokio::sync::broadcast::Receiver<SessionEvent> {
+    let mut events = session.subscribe();
+    tokio::time::timeout(common::WAIT, async {
+        while session.status() == ConnectionStatus::Connected {
+            let _other = events.recv().await;
+        }
+    })
+    .await
+    .expect("the client notices the server is gone");
+    events
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_offline_survives_a_restart_and_is_delivered_once() {
@@ -19,15 +35,7 @@ async fn a_message_sent_offline_survives_a_restart_and_is_delivered_once() {
     let bob_account = bob.engine.active_account().unwrap();
 
     server.stop().await;
-    let mut events = bob.session.subscribe();
-    let offline = bob.session.clone();
-    tokio::time::timeout(common::WAIT, async {
-        while offline.status() == ConnectionStatus::Connected {
-            let _other = events.recv().await;
-        }
-    })
-    .await
-    .expect("bob notices the server is gone");
+    offline(&bob.session).await;
     let nonce = bob.engine.send_message(general, "written on the train", None).await.unwrap();
     let outbox = bob.engine.outbox().await.unwrap();
     assert_eq!(outbox.len(), 1);
@@ -136,4 +144,87 @@ async fn the_callers_nonce_is_kept_and_sending_it_twice_stores_one_message() {
         .await
         .unwrap();
     assert_eq!(on_server.iter().filter(|m| m.content == "only once").count(), 1, "{on_server:?}");
+}
+
+/// A real 2×2 PNG.
+const PNG: &[u8] = &[
+    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 2, 0, 0, 0, 2, 8, 2, 0, 0, 0, 253,
+    212, 154, 115, 0, 0, 0, 18, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 192, 0, 194, 12, 255, 129, 0, 0,
+    31, 238, 5, 251, 11, 217, 104, 139, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_wait_in_the_outbox_and_arrive_with_previews_and_downloads() {
+    let mut server = TestServer::start().await;
+    let mut admin = TestClient::admin(&server).await;
+    let general = admin.text_channel("general").await;
+    let bob = TestClient::member(&admin, "bob").await;
+
+    // Uploaded while online, through the engine, with progress.
+    let photo = bob.dir.path().join("photo.png");
+    let notes = bob.dir.path().join("notes.txt");
+    std::fs::write(&photo, PNG).unwrap();
+    std::fs::write(&notes, b"bring cake").unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cancel = CancellationToken::new();
+    let report = {
+        let seen = seen.clone();
+        std::sync::Arc::new(move |p: Progress| seen.lock().unwrap().push(p))
+            as std::sync::Arc<dyn Fn(Progress) + Send + Sync>
+    };
+    let image = bob.engine.upload_attachment(&photo, "photo.png", &cancel, report.clone()).await.unwrap();
+    let file = bob.engine.upload_attachment(&notes, "notes.txt", &cancel, report).await.unwrap();
+    assert_eq!((image.kind, image.thumbnail), (AttachmentKind::Image, true));
+    assert_eq!(file.kind, AttachmentKind::File);
+    assert!(seen.lock().unwrap().iter().any(|p| p.done == PNG.len() as u64 && p.total == PNG.len() as u64));
+
+    // A cancelled upload ends as `Cancelled`.
+    let cancelled = CancellationToken::new();
+    cancelled.cancel();
+    let err =
+        bob.engine.upload_attachment(&notes, "again.txt", &cancelled, std::sync::Arc::new(|_| {})).await;
+    assert!(matches!(err, Err(hearth_client::Error::Cancelled)), "{err:?}");
+
+    // The message with both waits offline in the outbox, text empty.
+    server.stop().await;
+    let mut events = offline(&bob.session).await;
+    bob.session
+        .send_message_with_attachments(general, "", None, "with-files", vec![image.id, file.id])
+        .await
+        .unwrap();
+    let outbox = bob.engine.outbox().await.unwrap();
+    assert_eq!(outbox[0].attachments, vec![image.id, file.id], "the outbox keeps the ids");
+
+    server.restart().await;
+    let sent = common::wait_for(&mut events, &mut |e| match e {
+        SessionEvent::Event(Event::MessageCreate { message, nonce: Some(n) }) if n == "with-files" => {
+            Some(message.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(sent.attachments.iter().map(|a| a.id).collect::<Vec<_>>(), vec![image.id, file.id]);
+
+    // The admin sees them: the preview of the image, the whole file downloaded with progress.
+    admin.session.connected().await.unwrap();
+    let thumb = admin.engine.attachment_thumbnail(image.id).await.unwrap();
+    assert!(thumb.starts_with(&[0x89, b'P', b'N', b'G']) || thumb.starts_with(&[0xff, 0xd8, 0xff]));
+    assert_eq!(admin.engine.attachment_bytes(image.id, 1 << 20).await.unwrap().len(), PNG.len());
+    let too_big = admin.engine.attachment_bytes(image.id, 10).await;
+    assert!(
+        matches!(&too_big, Err(hearth_client::Error::Api(e)) if e.code == hearth_protocol::ErrorCode::PayloadTooLarge)
+    );
+    let dest = admin.dir.path().join("saved-notes.txt");
+    admin
+        .engine
+        .download_attachment(
+            file.id,
+            file.size,
+            &dest,
+            &CancellationToken::new(),
+            std::sync::Arc::new(|_| {}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), b"bring cake");
 }

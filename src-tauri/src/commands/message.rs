@@ -2,7 +2,7 @@
 //! reactions, typing and read markers.
 
 use hearth_protocol::model::Message;
-use hearth_protocol::{ChannelId, MAX_MESSAGE_CHARS, MessageId};
+use hearth_protocol::{AttachmentId, ChannelId, MAX_ATTACHMENTS_PER_MESSAGE, MAX_MESSAGE_CHARS, MessageId};
 use serde::Serialize;
 use tauri::State;
 
@@ -64,11 +64,22 @@ pub async fn message_send(
     content: String,
     reply_to: Option<MessageId>,
     nonce: String,
+    attachments: Option<Vec<AttachmentId>>,
 ) -> CommandResult<String> {
-    check_content(&content)?;
+    let attachments = attachments.unwrap_or_default();
+    // With attachments the text may be empty.
+    if attachments.is_empty() || !content.trim().is_empty() {
+        check_content(&content)?;
+    }
+    if attachments.len() > MAX_ATTACHMENTS_PER_MESSAGE {
+        return Err(CommandError::invalid_field(format!(
+            "attachments: at most {MAX_ATTACHMENTS_PER_MESSAGE}"
+        )));
+    }
     check_nonce(&nonce)?;
     let session = shell.engine.session()?;
-    session.send_message_with_nonce(channel_id, &content, reply_to, &nonce).await?;
+    let content = if content.trim().is_empty() { "" } else { content.as_str() };
+    session.send_message_with_attachments(channel_id, content, reply_to, &nonce, attachments).await?;
     Ok(nonce)
 }
 

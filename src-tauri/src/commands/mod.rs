@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod attachment;
 pub mod device;
 pub mod message;
 pub mod people;

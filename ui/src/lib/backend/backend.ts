@@ -4,6 +4,8 @@
 
 import type {
   ApiError,
+  Attachment,
+  AttachmentId,
   AuditEntry,
   AuditEntryId,
   Ban,
@@ -31,6 +33,7 @@ import type {
 // What the commands take and return beyond the protocol: generated from src-tauri's Rust types.
 export type {
   Account,
+  AttachmentProgress,
   AudioDevice,
   AudioDevices,
   ChannelNotify,
@@ -57,6 +60,7 @@ export type {
 } from './generated';
 import type {
   Account,
+  AttachmentProgress,
   AudioDevices,
   HistoryPage,
   InviteView,
@@ -95,6 +99,8 @@ export interface SendMessage {
    * retry passes the same nonce again, which the server answers with the original message.
    */
   nonce: string;
+  /** Finished uploads (`attachmentUpload`) sent with the message; with them `content` may be empty. */
+  attachments?: AttachmentId[];
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -308,6 +314,23 @@ export interface Backend {
   transferResume(id: string): Promise<void>;
   transferCancel(id: string): Promise<void>;
   onTransfer(listener: (transfer: TransferInfo) => void): Unsubscribe;
+
+  // --- attachments (stored by the server) ------------------------------------------------
+  /** The native dialog: files to attach; null when cancelled. */
+  attachmentPick(): Promise<string[] | null>;
+  /** Dropped paths with folders replaced by the files inside them. */
+  attachmentExpand(paths: string[]): Promise<string[]>;
+  /** Uploads a local file under the UI's job id (progress through `onAttachmentProgress`). */
+  attachmentUpload(job: string, path: string): Promise<Attachment>;
+  /** Uploads bytes the window holds (a pasted or dropped file) named `name`. */
+  attachmentUploadBytes(job: string, name: string, bytes: Uint8Array): Promise<Attachment>;
+  /** Asks where to save, then downloads; the path written, or null when the dialog was cancelled. */
+  attachmentDownload(job: string, attachment: Attachment): Promise<string | null>;
+  /** Stops an upload or download; false when it is not running. */
+  attachmentCancel(job: string): Promise<boolean>;
+  /** A `data:` URL of an image attachment: its thumbnail, or the whole picture. */
+  attachmentImage(id: AttachmentId, full: boolean): Promise<string>;
+  onAttachmentProgress(listener: (progress: AttachmentProgress) => void): Unsubscribe;
 
   // --- group administration -------------------------------------------------------------
   // The server checks every permission (`missing_permission`, `forbidden`); the UI hides what

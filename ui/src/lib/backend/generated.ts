@@ -103,3 +103,5 @@ link: string,
  * `https://SERVER/invite/CODE`: the server's page for someone without the app yet.
  */
 page: string, };
+
+export type AttachmentProgress = { job: string, done: number, total: number, };

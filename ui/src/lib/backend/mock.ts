@@ -4,6 +4,8 @@
 //! `npm run dev:mock`. The voice side lives in `mock-voice.ts`.
 
 import type {
+  Attachment,
+  AttachmentId,
   AuditEntryId,
   Channel,
   ChannelId,
@@ -30,6 +32,7 @@ import type {
 import { PROTOCOL_VERSION } from '../protocol/generated';
 import {
   type Account,
+  type AttachmentProgress,
   type AroundPage,
   type Backend,
   BackendError,
@@ -51,6 +54,7 @@ import {
   type VoiceSettings,
 } from './backend';
 import { compareIds } from '../messages/ids';
+import { MockAttachments } from './mock-attachments';
 import { mockAround, mockSearch } from './mock-search';
 import { MockTransfers } from './mock-transfers';
 import { MockVoice } from './mock-voice';
@@ -143,6 +147,7 @@ export class MockBackend implements Backend {
   readonly voice: MockVoice;
   /** Direct transfers (tests drive the other side directly: offers, dialog answers). */
   readonly transfers = new MockTransfers(() => 'u2');
+  readonly attachments = new MockAttachments();
   /** Group administration (tests look at invites, bans, blocks and the audit log). */
   readonly admin: MockAdmin;
 
@@ -880,7 +885,7 @@ export class MockBackend implements Backend {
       reply_to: message.reply_to,
       mentions: [...message.content.matchAll(/<@(\w+)>/g)].map((x) => x[1]),
       reactions: [],
-      attachments: [],
+      attachments: this.attachments.resolve(message.attachments ?? []),
     };
     this.store(stored);
     this.emit({ t: 'MessageCreate', message: stored, nonce: message.nonce });
@@ -937,6 +942,31 @@ export class MockBackend implements Backend {
   }
   onTransfer(listener: (transfer: TransferInfo) => void) {
     return this.transfers.on(listener);
+  }
+
+  async attachmentPick() {
+    return this.attachments.picked;
+  }
+  async attachmentExpand(paths: string[]) {
+    return this.attachments.expand(paths);
+  }
+  attachmentUpload(job: string, path: string) {
+    return this.attachments.uploadPath(job, path);
+  }
+  attachmentUploadBytes(job: string, name: string, bytes: Uint8Array) {
+    return this.attachments.upload(job, name, bytes);
+  }
+  attachmentDownload(job: string, attachment: Attachment) {
+    return this.attachments.download(job, attachment);
+  }
+  async attachmentCancel(job: string) {
+    return this.attachments.cancel(job);
+  }
+  async attachmentImage(id: AttachmentId) {
+    return this.attachments.image(id);
+  }
+  onAttachmentProgress(listener: (progress: AttachmentProgress) => void) {
+    return this.attachments.on(listener);
   }
 
   // --- group administration (see mock-admin.ts) -----------------------------------------

@@ -41,8 +41,38 @@ describe('TauriBackend', () => {
       [
         () => b.sendMessage({ channel_id: 'c', content: 'hi', reply_to: null, nonce: 'n' }),
         'message_send',
-        { channelId: 'c', content: 'hi', replyTo: null, nonce: 'n' },
+        { channelId: 'c', content: 'hi', replyTo: null, nonce: 'n', attachments: null },
       ],
+      [
+        () => b.sendMessage({ channel_id: 'c', content: '', reply_to: null, nonce: 'n', attachments: ['a1'] }),
+        'message_send',
+        { channelId: 'c', content: '', replyTo: null, nonce: 'n', attachments: ['a1'] },
+      ],
+      [() => b.attachmentPick(), 'transfer_pick', { folders: false }],
+      [() => b.attachmentExpand(['/d']), 'attachment_expand', { paths: ['/d'] }],
+      [() => b.attachmentUpload('j', '/d/a.png'), 'attachment_upload', { job: 'j', path: '/d/a.png' }],
+      [
+        () => b.attachmentUploadBytes('j', 'p.png', new Uint8Array([1, 2])),
+        'attachment_upload_bytes',
+        { job: 'j', name: 'p.png', bytes: [1, 2] },
+      ],
+      [
+        () =>
+          b.attachmentDownload('j', {
+            id: 'a1',
+            name: 'f.txt',
+            size: 3,
+            content_type: 'text/plain',
+            kind: 'file',
+            width: null,
+            height: null,
+            thumbnail: false,
+          }),
+        'attachment_download',
+        { job: 'j', id: 'a1', size: 3, name: 'f.txt' },
+      ],
+      [() => b.attachmentCancel('j'), 'attachment_cancel', { job: 'j' }],
+      [() => b.attachmentImage('a1', true), 'attachment_image', { id: 'a1', full: true }],
       [() => b.editMessage('c', 'm', 'x'), 'message_edit', { channelId: 'c', messageId: 'm', content: 'x' }],
       [() => b.deleteMessage('c', 'm'), 'message_delete', { channelId: 'c', messageId: 'm' }],
       [() => b.addReaction('c', 'm', '👍'), 'reaction_add', { channelId: 'c', messageId: 'm', emoji: '👍' }],
@@ -113,6 +143,7 @@ describe('TauriBackend', () => {
       b.onJoinLink(() => {}),
       b.onOpenChannel(() => {}),
       b.onTransfer(() => {}),
+      b.onAttachmentProgress(() => {}),
     ];
     expect(listen.mock.calls.map((c) => c[0])).toEqual([
       'session://status',
@@ -127,10 +158,11 @@ describe('TauriBackend', () => {
       'link://join',
       'notification://open',
       'transfer://changed',
+      'attachment://progress',
     ]);
-    expect(Object.values(EVENTS)).toHaveLength(12);
+    expect(Object.values(EVENTS)).toHaveLength(13);
     await Promise.resolve();
     for (const unsubscribe of subs) unsubscribe();
-    expect(unlisten).toHaveBeenCalledTimes(12);
+    expect(unlisten).toHaveBeenCalledTimes(13);
   });
 });

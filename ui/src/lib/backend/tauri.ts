@@ -5,6 +5,8 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
+  Attachment,
+  AttachmentId,
   AuditEntry,
   AuditEntryId,
   Ban,
@@ -29,6 +31,7 @@ import type {
 import type { InviteView } from './generated';
 import {
   type Account,
+  type AttachmentProgress,
   type AudioDevices,
   type Backend,
   BackendError,
@@ -64,6 +67,7 @@ export const EVENTS = {
   voiceLevel: 'voice://level',
   voiceDeviceError: 'voice://device_error',
   transfer: 'transfer://changed',
+  attachmentProgress: 'attachment://progress',
 } as const;
 
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
@@ -160,6 +164,7 @@ export class TauriBackend implements Backend {
       content: message.content,
       replyTo: message.reply_to,
       nonce: message.nonce,
+      attachments: message.attachments ?? null,
     });
   }
   editMessage(channelId: ChannelId, messageId: MessageId, content: string) {
@@ -319,6 +324,36 @@ export class TauriBackend implements Backend {
   }
   onTransfer(listener: (transfer: TransferInfo) => void) {
     return subscribe(EVENTS.transfer, listener);
+  }
+
+  attachmentPick() {
+    return call<string[] | null>('transfer_pick', { folders: false });
+  }
+  attachmentExpand(paths: string[]) {
+    return call<string[]>('attachment_expand', { paths });
+  }
+  attachmentUpload(job: string, path: string) {
+    return call<Attachment>('attachment_upload', { job, path });
+  }
+  attachmentUploadBytes(job: string, name: string, bytes: Uint8Array) {
+    return call<Attachment>('attachment_upload_bytes', { job, name, bytes: Array.from(bytes) });
+  }
+  attachmentDownload(job: string, attachment: Attachment) {
+    return call<string | null>('attachment_download', {
+      job,
+      id: attachment.id,
+      size: attachment.size,
+      name: attachment.name,
+    });
+  }
+  attachmentCancel(job: string) {
+    return call<boolean>('attachment_cancel', { job });
+  }
+  attachmentImage(id: AttachmentId, full: boolean) {
+    return call<string>('attachment_image', { id, full });
+  }
+  onAttachmentProgress(listener: (progress: AttachmentProgress) => void) {
+    return subscribe(EVENTS.attachmentProgress, listener);
   }
 
   inviteCreate(maxUses: number | null, expiresInSecs: number | null) {

@@ -4,7 +4,7 @@
 //! replaces it when they do not, so a timeline is always one contiguous run of history.
 
 import { type AroundPage, type Backend, BackendError } from '../backend/backend';
-import type { ChannelId, Event, Message, MessageId, UserId } from '../protocol/generated';
+import type { Attachment, ChannelId, Event, Message, MessageId, UserId } from '../protocol/generated';
 import { compareIds } from './ids';
 
 export const PAGE_SIZE = 50;
@@ -23,6 +23,8 @@ export interface PendingMessage {
   created_at: number;
   state: 'sending' | 'failed';
   error: string | null;
+  /** Uploaded files going with it (shown by name while pending). */
+  attachments: Attachment[];
 }
 
 export interface Timeline {
@@ -254,10 +256,24 @@ export class MessagesState {
   }
 
   /** Shows the message as pending at once and hands it to the backend. */
-  async send(channelId: ChannelId, content: string, replyTo: MessageId | null = null): Promise<string> {
+  async send(
+    channelId: ChannelId,
+    content: string,
+    replyTo: MessageId | null = null,
+    attachments: Attachment[] = [],
+  ): Promise<string> {
     const nonce = newNonce();
     const t = this.ensure(channelId);
-    t.pending.push({ nonce, channel_id: channelId, content, reply_to: replyTo, created_at: Date.now(), state: 'sending', error: null });
+    t.pending.push({
+      nonce,
+      channel_id: channelId,
+      content,
+      reply_to: replyTo,
+      created_at: Date.now(),
+      state: 'sending',
+      error: null,
+      attachments,
+    });
     await this.submit(channelId, nonce);
     return nonce;
   }
@@ -280,7 +296,13 @@ export class MessagesState {
     const p = this.timeline(channelId).pending.find((x) => x.nonce === nonce);
     if (!p) return;
     try {
-      await this.backend.sendMessage({ channel_id: channelId, content: p.content, reply_to: p.reply_to, nonce });
+      await this.backend.sendMessage({
+        channel_id: channelId,
+        content: p.content,
+        reply_to: p.reply_to,
+        nonce,
+        attachments: p.attachments.map((a) => a.id),
+      });
     } catch (err) {
       this.fail(channelId, nonce, BackendError.from(err).code);
     }

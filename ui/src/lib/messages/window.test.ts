@@ -189,6 +189,7 @@ describe('message window', () => {
       created_at: MORNING + 600 * 60_000,
       state: 'sending',
       error: null,
+      attachments: [],
     };
     const rows = rowsOf(history(0, 499), [pending]);
     expect(shownKeys(rows, LIVE).at(-1)).toBe('pending-n1');
