@@ -66,7 +66,10 @@ pub struct PeerArgs {
 const THUMBNAIL_FIT: u32 = hearth_server::attachments::THUMBNAIL_FIT;
 
 pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
-    ensure!(args.size_mb > 0 && args.rounds > 0 && args.thumb_rounds > 0, "sizes and rounds must be positive");
+    ensure!(
+        args.size_mb > 0 && args.rounds > 0 && args.thumb_rounds > 0,
+        "sizes and rounds must be positive"
+    );
     let (jpeg_w, jpeg_h) = parse_size(&args.jpeg)?;
     let size = args.size_mb * 1_000_000;
 
@@ -89,7 +92,10 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     let peer = PeerServer::start(paths, peer_dir.path()).await?;
     let peer_base = format!("http://{}", peer.addr);
 
-    eprintln!("== attachments: {} MB file, {} rounds; Hearth and a plain axum file copy alternate", args.size_mb, args.rounds);
+    eprintln!(
+        "== attachments: {} MB file, {} rounds; Hearth and a plain axum file copy alternate",
+        args.size_mb, args.rounds
+    );
     let mut data = pseudo_random(size as usize);
     let (mut up, mut up_peer, mut down, mut down_peer) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..args.rounds {
@@ -389,8 +395,10 @@ pub async fn serve_peer(args: &PeerArgs) -> Result<()> {
 }
 
 fn safe_name(name: &str) -> Option<&str> {
-    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && !name.starts_with('.'))
-        .then_some(name)
+    (!name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !name.starts_with('.'))
+    .then_some(name)
 }
 
 async fn peer_put(
@@ -428,11 +436,15 @@ async fn peer_get(
     let Ok(file) = tokio::fs::File::open(dir.join(name)).await else {
         return axum::http::StatusCode::NOT_FOUND.into_response();
     };
-    let Ok(meta) = file.metadata().await else { return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response() };
+    let Ok(meta) = file.metadata().await else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     // The same reader stream as the server's download.
     let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
     let mut response = body.into_response();
-    response.headers_mut().insert(axum::http::header::CONTENT_LENGTH, axum::http::HeaderValue::from(meta.len()));
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_LENGTH, axum::http::HeaderValue::from(meta.len()));
     response
 }
 

@@ -78,7 +78,9 @@ fn grow_socket_buffers(bytes: libc::c_int) {
     for entry in fds.flatten() {
         let is_socket = std::fs::read_link(entry.path())
             .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) else { continue };
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<libc::c_int>().ok()) else {
+            continue;
+        };
         if is_socket {
             // SAFETY: setsockopt on an fd this process owns, with a valid int option value.
             unsafe {
@@ -94,53 +96,76 @@ fn grow_socket_buffers(bytes: libc::c_int) {
     }
 }
 
-/// A fresh network namespace (loopback up) whose UDP packets are each delayed `ms` ms by a
-/// `delay-udp` child. Deleted, with its delayer, on drop.
+/// A fresh network namespace (loopback up) whose UDP packets are each delayed `ms` ms: by a
+/// `delay-udp` child, or by `tc netem` on its loopback when `netem` (where the kernel has
+/// sch_netem; netem delays every packet, not only UDP). Deleted, with its delayer, on drop.
 pub struct DelayedNamespace {
     pub name: String,
-    delayer: Child,
+    delayer: Option<Child>,
 }
 
 impl DelayedNamespace {
-    pub fn new(tag: &str, ms: u64) -> Result<Self> {
+    pub fn new(tag: &str, ms: u64, netem: bool) -> Result<Self> {
         let name = format!("hearth-{tag}-{}", std::process::id());
         run("ip", &["netns", "add", &name])?;
-        let delayer = (|| {
-            run("ip", &["-n", &name, "link", "set", "lo", "up"])?;
-            let mut delayer = Command::new("ip")
-                .args(["netns", "exec", &name])
-                .arg(std::env::current_exe()?)
-                .args(["delay-udp", "--ms", &ms.to_string()])
-                .stdout(Stdio::piped())
-                .spawn()
-                .context("starting the delayer")?;
-            let mut line = String::new();
-            BufReader::new(delayer.stdout.take().context("delayer stdout")?).read_line(&mut line)?;
-            if line.trim() != "ready" {
-                let _ = delayer.kill();
-                bail!("the delayer did not start (NFQUEUE needs root and CONFIG_NETFILTER_NETLINK_QUEUE)");
-            }
-            let rule = ["netns", "exec", &name, "iptables", "-A", "OUTPUT", "-p", "udp", "-j", "NFQUEUE"];
-            if let Err(e) = run("ip", &[&rule[..], &["--queue-num", "0"]].concat()) {
-                let _ = delayer.kill();
-                return Err(e);
-            }
-            Ok(delayer)
-        })();
-        match delayer {
-            Ok(delayer) => Ok(Self { name, delayer }),
-            Err(e) => {
-                let _ = run("ip", &["netns", "delete", &name]);
-                Err(e)
-            }
+        // From here on, drop deletes the namespace (and kills the delayer once there is one).
+        let mut ns = Self { name, delayer: None };
+        run("ip", &["-n", &ns.name, "link", "set", "lo", "up"])?;
+        if netem {
+            let delay = format!("{ms}ms");
+            run(
+                "ip",
+                &[
+                    "netns", "exec", &ns.name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay",
+                    &delay, "limit", "100000",
+                ],
+            )
+            .context("tc netem (iproute2's tc and the sch_netem module are needed)")?;
+            return Ok(ns);
         }
+        let mut delayer = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(std::env::current_exe()?)
+            .args(["delay-udp", "--ms", &ms.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the delayer")?;
+        let stdout = delayer.stdout.take();
+        ns.delayer = Some(delayer);
+        let mut line = String::new();
+        BufReader::new(stdout.context("delayer stdout")?).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            bail!("the delayer did not start (NFQUEUE needs root and CONFIG_NETFILTER_NETLINK_QUEUE)");
+        }
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns.name,
+                "iptables",
+                "-A",
+                "OUTPUT",
+                "-p",
+                "udp",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                "0",
+            ],
+        )?;
+        Ok(ns)
     }
 }
 
 impl DelayedNamespace {
     /// Packets the queue dropped so far (kernel queue full + netlink buffer full): netem adds
-    /// no loss, so a run with drops does not measure the round trip alone.
+    /// no loss, so a run with drops does not measure the round trip alone. Under netem there
+    /// is no queue, and none are counted.
     pub fn drops(&self) -> Result<u64> {
+        if self.delayer.is_none() {
+            return Ok(0);
+        }
         let out = Command::new("ip")
             .args(["netns", "exec", &self.name, "cat", "/proc/net/netfilter/nfnetlink_queue"])
             .output()
@@ -157,8 +182,10 @@ impl DelayedNamespace {
 
 impl Drop for DelayedNamespace {
     fn drop(&mut self) {
-        let _ = self.delayer.kill();
-        let _ = self.delayer.wait();
+        if let Some(delayer) = &mut self.delayer {
+            let _ = delayer.kill();
+            let _ = delayer.wait();
+        }
         let _ = run("ip", &["netns", "delete", &self.name]);
     }
 }

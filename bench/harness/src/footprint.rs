@@ -61,16 +61,16 @@ fn size(label: &str, metric: &str, path: Option<PathBuf>) -> Metric {
 
 pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     println!("== footprint: installers (profile release-ship) and the server");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
     let windows = args
         .windows_installer
         .clone()
         .or_else(|| built(&target.join("x86_64-pc-windows-gnu/release-ship/installer"), "_x64-setup.exe"));
     let deb = args.deb.clone().or_else(|| built(&target.join("release-ship/bundle/deb"), "_amd64.deb"));
-    let mut metrics = vec![
-        size("Windows installer", "windows_installer_mb", windows),
-        size(".deb", "deb_mb", deb),
-    ];
+    let mut metrics =
+        vec![size("Windows installer", "windows_installer_mb", windows), size(".deb", "deb_mb", deb)];
     for mut metric in server_footprint::run(paths, &args.server).await? {
         metric.bench = BENCH;
         metrics.push(metric);

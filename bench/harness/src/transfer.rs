@@ -442,60 +442,30 @@ fn node_datachannel(paths: &Paths, file: &Path, dir: &Path) -> Result<f64> {
 /// kernel has sch_netem), else by the NFQUEUE delayer ([`crate::delay`]). The inner run first
 /// measures the UDP round trip it gets and the result is refused unless it is 20 ms or more.
 fn rtt20(paths: &Paths, mib: u64, netem: bool) -> Result<f64> {
-    let ns = if netem { None } else { Some(DelayedNamespace::new("rtt20", 10)?) };
-    let netem_name = format!("hearth-rtt20n-{}", std::process::id());
-    let name = ns.as_ref().map_or(netem_name.as_str(), |ns| ns.name.as_str());
-    let ip = |args: &[&str]| -> Result<()> {
-        let status = Command::new("ip").args(args).status().context("running ip")?;
-        if !status.success() {
-            bail!("ip {} failed", args.join(" "));
-        }
-        Ok(())
-    };
-    if netem {
-        ip(&["netns", "add", name])?;
+    let ns = DelayedNamespace::new("rtt20", 10, netem)?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(std::env::current_exe()?)
+        .arg("--server-bin")
+        .arg(&paths.server_bin)
+        .args(["transfer", "--hearth-only", "--mib", &mib.to_string()])
+        .stderr(Stdio::inherit())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let values: Vec<serde_json::Value> =
+        text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect();
+    let find = |metric: &str| values.iter().find(|v| v["metric"] == metric).and_then(|v| v["value"].as_f64());
+    let rtt = find("udp_rtt_ms").context("the delayed run printed no round trip")?;
+    println!("  delayed namespace: UDP round trip {rtt:.1} ms");
+    if rtt < 19.5 {
+        bail!("the namespace's round trip is {rtt:.1} ms, not 20: the delay is not working");
     }
-    let result = (|| {
-        if netem {
-            ip(&["-n", name, "link", "set", "lo", "up"])?;
-            ip(&[
-                "netns", "exec", name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "10ms",
-                "limit", "100000",
-            ])
-            .context("tc netem (iproute2's tc and the sch_netem module are needed)")?;
-        }
-        let out = Command::new("ip")
-            .args(["netns", "exec", name])
-            .arg(std::env::current_exe()?)
-            .arg("--server-bin")
-            .arg(&paths.server_bin)
-            .args(["transfer", "--hearth-only", "--mib", &mib.to_string()])
-            .stderr(Stdio::inherit())
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let values: Vec<serde_json::Value> =
-            text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect();
-        let find =
-            |metric: &str| values.iter().find(|v| v["metric"] == metric).and_then(|v| v["value"].as_f64());
-        let rtt = find("udp_rtt_ms").context("the delayed run printed no round trip")?;
-        println!("  delayed namespace: UDP round trip {rtt:.1} ms");
-        if rtt < 19.5 {
-            bail!("the namespace's round trip is {rtt:.1} ms, not 20: the delay is not working");
-        }
-        if let Some(ns) = &ns {
-            let drops = ns.drops()?;
-            println!("  delayed namespace: {drops} packets dropped by the delayer");
-            if drops > 0 {
-                bail!("the delayer dropped {drops} packets: the run measured losses, not only the round trip");
-            }
-        }
-        find("throughput_mb_s").context("the delayed run printed no throughput")
-    })();
-    if netem {
-        let _ = ip(&["netns", "delete", name]);
+    let drops = ns.drops()?;
+    println!("  delayed namespace: {drops} packets dropped by the delayer");
+    if drops > 0 {
+        bail!("the delayer dropped {drops} packets: the run measured losses, not only the round trip");
     }
-    drop(ns);
-    result
+    find("throughput_mb_s").context("the delayed run printed no throughput")
 }
 
 /// Median round trip of small UDP datagrams to an echo socket on loopback.
