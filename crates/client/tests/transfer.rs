@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{TempDir, TestClient, TestServer, fast, temp_dir};
 use hearth_client::Engine;
-use hearth_client::transfer::{Direction, Fault, TransferInfo, TransferState, Transfers};
+use hearth_client::transfer::{Direction, Fault, TransferInfo, TransferOptions, TransferState, Transfers};
 use sha2::{Digest, Sha256};
 
 /// Most a transfer may take in these tests (a debug build moves a few tens of MB/s).
@@ -110,11 +110,12 @@ struct Pair {
     receiver: TestClient,
 }
 
-async fn pair(sender_fault: Option<Fault>) -> Pair {
+/// Two members; `sender` adjusts the sender's transfer options (test hooks).
+async fn pair(sender: impl FnOnce(&mut TransferOptions)) -> Pair {
     let server = TestServer::start().await;
     let admin = TestClient::admin(&server).await;
     let mut options = fast();
-    options.transfer.fault = sender_fault;
+    sender(&mut options.transfer);
     let sender = TestClient::member_with(&admin, "sender", options).await;
     let receiver = TestClient::member(&admin, "receiver").await;
     Pair { _server: server, _admin: admin, sender, receiver }
@@ -141,7 +142,7 @@ async fn send_and_accept(pair: &Pair, paths: Vec<PathBuf>) -> (String, std::sync
 async fn a_gigabyte_arrives_with_the_right_hash() {
     let size: u64 =
         std::env::var("HEARTH_TRANSFER_TEST_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024) << 20;
-    let pair = pair(None).await;
+    let pair = pair(|_| ()).await;
     let source = temp_dir("source");
     let path = source.path().join("big.bin");
     let hash = make_file(&path, size);
@@ -167,8 +168,10 @@ async fn a_gigabyte_arrives_with_the_right_hash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_receiver_stopped_mid_transfer_finishes_from_its_record_after_a_restart() {
-    let size: u64 = 96 << 20;
-    let pair = pair(None).await;
+    // Paced so that it cannot finish before the receiver is stopped, however fast the machine:
+    // 512 chunks at 15 ms or more each.
+    let size: u64 = 32 << 20;
+    let pair = pair(|o| o.pace = Some(Duration::from_millis(15))).await;
     let source = temp_dir("source");
     let path = source.path().join("video.mp4");
     let hash = make_file(&path, size);
@@ -206,7 +209,7 @@ async fn a_receiver_stopped_mid_transfer_finishes_from_its_record_after_a_restar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flipped_byte_is_caught_and_the_chunk_fetched_again() {
-    let pair = pair(Some(Fault { file: 0, index: 3 })).await;
+    let pair = pair(|o| o.fault = Some(Fault { file: 0, index: 3 })).await;
     let source = temp_dir("source");
     let path = source.path().join("photo.raw");
     let hash = make_file(&path, 1 << 20);
@@ -220,7 +223,7 @@ async fn a_flipped_byte_is_caught_and_the_chunk_fetched_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_names_land_safely_inside_the_folder() {
-    let pair = pair(None).await;
+    let pair = pair(|_| ()).await;
     let source = temp_dir("source");
     let root = source.path().join("pack");
     std::fs::create_dir_all(root.join("sub")).expect("mkdir");
@@ -261,7 +264,7 @@ async fn hostile_names_land_safely_inside_the_folder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_declined_transfer_leaves_nothing_behind() {
-    let pair = pair(None).await;
+    let pair = pair(|_| ()).await;
     let source = temp_dir("source");
     let path = source.path().join("secret.pdf");
     make_file(&path, 3 << 20);

@@ -121,6 +121,7 @@ pub fn start_reader(
     out: mpsc::Sender<bytes::BytesMut>,
     notes: mpsc::UnboundedSender<ReaderNote>,
     mut fault: Option<Fault>,
+    pace: Option<std::time::Duration>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("hearth-transfer-read".into()).spawn(move || {
         let mut open: Option<(u32, File)> = None;
@@ -133,6 +134,9 @@ pub fn start_reader(
                     continue;
                 };
                 for index in range.first..range.end.min(entry.chunks()) {
+                    if let Some(pace) = pace {
+                        std::thread::sleep(pace);
+                    }
                     if open.as_ref().is_none_or(|(f, _)| *f != range.file) {
                         match File::open(source) {
                             Ok(f) => open = Some((range.file, f)),

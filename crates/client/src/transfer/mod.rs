@@ -47,6 +47,9 @@ pub struct TransferOptions {
     pub link: LinkConfig,
     /// Test hook: damage one chunk once on its way out (see [`Fault`]).
     pub fault: Option<Fault>,
+    /// Test hook: the sender waits this long before each chunk (a slow link that a test can
+    /// stop partway, however fast the machine).
+    pub pace: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]

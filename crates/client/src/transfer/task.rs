@@ -434,6 +434,7 @@ impl Worker {
             out,
             self.reader_notes_tx.clone(),
             self.shared.options.fault,
+            self.shared.options.pace,
         ) {
             Ok(_detached) => link.ranges = Some(ranges_tx),
             Err(e) => {

@@ -241,6 +241,7 @@ pub fn fast() -> EngineOptions {
                 ..Default::default()
             },
             fault: None,
+            pace: None,
         },
     }
 }
