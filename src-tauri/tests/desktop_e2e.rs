@@ -149,6 +149,9 @@ async fn desktop_app_end_to_end() {
     let window = display.app_window().await;
     display.set_geometry(&window, moved);
     display.wait_geometry(&window, moved, "the moved and resized window").await;
+    // The app writes it once the window has settled, whether or not it later exits cleanly
+    // (tauri-driver ends it with a kill).
+    wait_saved_geometry(&env.home.join(".config/org.hearth.desktop/.window-state.json"), moved).await;
     ui.close().await;
     bob.send_message(general, "Written while you were away", None).await.expect("bob sends");
     wait_message(&mut bob_events, "Written while you were away").await;
@@ -253,6 +256,29 @@ async fn autostart_step(driver: &TauriDriver, app: &Path, ui: WebDriverSession, 
     assert!(!entry_path.exists(), "the autostart entry is removed");
     assert_eq!(ui.invoke("autostart_get", json!({})).await, Ok(json!(false)));
     ui.close().await;
+}
+
+/// Waits until the window-state file (tauri-plugin-window-state's) holds `want` for the main
+/// window.
+async fn wait_saved_geometry(path: &Path, want: Geometry) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let saved = std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        let main = saved.as_ref().map(|s| &s["main"]);
+        let geometry = main.and_then(|m| {
+            Some(Geometry {
+                x: i32::try_from(m["x"].as_i64()?).ok()?,
+                y: i32::try_from(m["y"].as_i64()?).ok()?,
+                width: u32::try_from(m["width"].as_u64()?).ok()?,
+                height: u32::try_from(m["height"].as_u64()?).ok()?,
+            })
+        });
+        if geometry == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the window's geometry {want:?} was not written to {}: {saved:?}", path.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Bob waits in a voice channel, speaking; alice joins from the UI, sees the call connected
