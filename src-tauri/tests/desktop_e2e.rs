@@ -29,6 +29,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::TempDir;
 use hearth_client::call::CallConfig;
 use hearth_client::{Engine, SessionEvent, VoiceEvent, VoiceSettings};
 use hearth_protocol::gateway::Event;
@@ -39,7 +40,6 @@ use hearth_voice::{PcmSink, PcmSource, synth};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use common::TempDir;
 
 const PASSWORD: &str = "correct horse battery";
 /// How long a step may take; the first start of a debug WebKit build is slow on 2 cores.
@@ -190,11 +190,61 @@ async fn desktop_app_end_to_end() {
     )
     .await;
 
+    drop_step(&ui, &bob_engine, &mut bob_events, general, &env.home).await;
+
     voice_step(&ui, &bob_engine, alice).await;
 
     ui.close().await;
     bob.shutdown();
     server.stop().await;
+}
+
+/// A 20 MiB file dropped onto the composer goes to the shell in raw pieces (not a JSON array),
+/// is uploaded and sent; bob receives it byte for byte, and nothing staged is left behind.
+async fn drop_step(
+    ui: &WebDriverSession,
+    bob_engine: &Engine,
+    bob_events: &mut broadcast::Receiver<SessionEvent>,
+    general: ChannelId,
+    home: &Path,
+) {
+    const SIZE: usize = (20 << 20) + 3;
+    let expected: Vec<u8> = (0..SIZE).map(|i| ((i * 7 + (i >> 13)) & 255) as u8).collect();
+    ui.js(&format!(
+        "const size = {SIZE}; const bytes = new Uint8Array(size); \
+         for (let i = 0; i < size; i++) bytes[i] = (i * 7 + (i >> 13)) & 255; \
+         const dt = new DataTransfer(); \
+         dt.items.add(new File([bytes], 'clip.bin', {{ type: 'application/octet-stream' }})); \
+         document.querySelector('[data-testid=composer-area]') \
+           .dispatchEvent(new DragEvent('drop', {{ dataTransfer: dt, bubbles: true, cancelable: true }})); \
+         return true;"
+    ))
+    .await;
+    ui.wait_js(
+        "return document.querySelector('[data-testid=upload][data-done=true]') !== null",
+        "the dropped file to be uploaded",
+    )
+    .await;
+    ui.type_into("[data-testid=composer]", "the clip\u{E007}").await;
+    let message = wait_message(bob_events, "the clip").await;
+    assert_eq!(message.channel_id, general);
+    let [attachment] = message.attachments.as_slice() else {
+        panic!("one attachment with the message: {message:?}")
+    };
+    assert_eq!((attachment.name.as_str(), attachment.size), ("clip.bin", SIZE as u64));
+    let got = bob_engine.attachment_bytes(attachment.id, SIZE as u64).await.expect("bob downloads the clip");
+    assert!(got == expected, "the clip arrives byte for byte ({} bytes)", got.len());
+    fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() { files_under(&path, out) } else { out.push(path) }
+        }
+    }
+    let mut files = Vec::new();
+    files_under(home, &mut files);
+    let staged: Vec<_> =
+        files.iter().filter(|p| p.components().any(|c| c.as_os_str() == "upload-tmp")).collect();
+    assert!(staged.is_empty(), "nothing staged is left: {staged:?}");
 }
 
 /// Bob waits in a voice channel, speaking; alice joins from the UI, sees the call connected
