@@ -63,8 +63,11 @@ async fn desktop_app_end_to_end() {
     let root = TempDir::new("e2e");
     let artifacts = artifacts_dir();
 
-    // A new server, with no account yet.
+    // A new server, with no account yet. (The engine's HTTP client also sets up the process's
+    // TLS provider, which the WebDriver client below needs.)
     let server = Server::start(&root.0.join("server")).await;
+    let info = hearth_client::api::Api::new(&server.url()).expect("an HTTP client").server_info().await;
+    assert!(info.expect("server info").needs_setup, "the server waits for its first account");
 
     // The app, in its own X display with its own home directory.
     let display = Xvfb::start();
@@ -103,6 +106,7 @@ async fn desktop_app_end_to_end() {
     ui.click("[data-testid=guide-invite]").await;
     let invite = create_and_copy_invite(&ui).await;
     let link = hearth_client::invite::parse(&invite).expect("the copied invite link parses");
+    close_server_settings(&ui).await;
 
     // Bob joins with the copied link.
     let bob_engine = Engine::open(root.0.join("bob")).expect("bob's engine");
@@ -200,11 +204,8 @@ async fn desktop_app_end_to_end() {
              .find(m => m.textContent.includes('this is the engine speaking'))?.dataset.messageId ?? null")
         .await;
     let target = target.as_str().expect("bob's message in the pane").to_string();
-    // The message's actions show on hover; WebDriver clicks what it can see.
-    ui.js(&format!(
-        "document.querySelector('[data-message-id=\"{target}\"] .message-actions').style.opacity = '1'; return true"
-    ))
-    .await;
+    // The message's actions show while the pointer is over it.
+    ui.hover(&format!("[data-message-id=\"{target}\"]")).await;
     ui.click(&format!("[data-message-id=\"{target}\"] [data-testid=copy-message-link]")).await;
     ui.wait_js(
         "return document.querySelector('[role=status]')?.textContent === 'Link to the message copied.'",
@@ -250,7 +251,7 @@ async fn desktop_app_end_to_end() {
     ui.click("[data-testid=server-settings]").await;
     ui.click("button[data-tab=invites]").await;
     let second_invite = create_and_copy_invite(&ui).await;
-    ui.click("[role=dialog] .dialog-header button.icon-button").await;
+    close_server_settings(&ui).await;
     let mut second = Command::new(&app);
     env.apply(&mut second);
     let status =
@@ -316,6 +317,11 @@ async fn create_and_copy_invite(ui: &WebDriverSession) -> String {
     let link = link.as_str().expect("the invite link").to_string();
     assert!(link.starts_with("hearth://join?"), "an app link: {link}");
     link
+}
+
+async fn close_server_settings(ui: &WebDriverSession) {
+    ui.click(".server-settings .dialog-header button.icon-button").await;
+    ui.wait_js("return document.querySelector('.server-settings') === null", "the server settings to close").await;
 }
 
 /// Bob waits in a voice channel, speaking; alice joins from the UI, sees the call connected
@@ -775,6 +781,9 @@ async fn response_value(response: reqwest::Response) -> Result<Value, String> {
     if status.is_success() { Ok(body["value"].clone()) } else { Err(format!("WebDriver {status}: {body}")) }
 }
 
+/// The key under which W3C WebDriver names an element reference.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
 /// One W3C WebDriver session: just the commands this test needs.
 struct WebDriverSession {
     base: String,
@@ -828,6 +837,19 @@ impl WebDriverSession {
         self.post(&format!("/element/{id}/click"), json!({}))
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Moves the pointer over the element (`:hover` applies).
+    async fn hover(&self, css: &str) {
+        let id = self.element(css).await;
+        let pointer = json!({
+            "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" },
+            "actions": [{ "type": "pointerMove", "duration": 0, "x": 0, "y": 0,
+                          "origin": { (ELEMENT_KEY): id } }],
+        });
+        self.post("/actions", json!({ "actions": [pointer] }))
+            .await
+            .unwrap_or_else(|e| panic!("hover {css}: {e}"));
     }
 
     /// Types `text` (WebDriver key codes such as U+E007 Enter allowed) into the element.
