@@ -37,6 +37,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::TempDir;
 use hearth_client::call::CallConfig;
 use hearth_client::{Engine, SessionEvent, VoiceEvent, VoiceSettings};
 use hearth_protocol::gateway::Event;
@@ -47,7 +48,6 @@ use hearth_voice::{PcmSink, PcmSource, synth};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use common::TempDir;
 
 const PASSWORD: &str = "correct horse battery";
 /// How long a step may take; the first start of a debug WebKit build is slow on 2 cores.
@@ -130,11 +130,14 @@ async fn desktop_app_end_to_end() {
     ui.fill("input[name=channel-name]", "general").await;
     ui.click(".channel-dialog button[type=submit]").await;
     let general: ChannelId = wait_event(&mut bob_events, |e| match e {
-        SessionEvent::Event(Event::ChannelCreate { channel }) if channel.name == "general" => Some(channel.id),
+        SessionEvent::Event(Event::ChannelCreate { channel }) if channel.name == "general" => {
+            Some(channel.id)
+        }
         _ => None,
     })
     .await;
-    ui.wait_js("return document.querySelector('[data-testid=first-run]') === null", "the guide to give way").await;
+    ui.wait_js("return document.querySelector('[data-testid=first-run]') === null", "the guide to give way")
+        .await;
 
     // --- Send: what alice types reaches bob.
     open_channel(&ui, general, "#general").await;
@@ -217,7 +220,9 @@ async fn desktop_app_end_to_end() {
     // clipboard.
     ui.type_into("[data-testid=composer]", "\u{E009}v\u{E000}\u{E007}").await;
     let pasted = wait_event(&mut bob_events, |e| match e {
-        SessionEvent::Event(Event::MessageCreate { message, .. }) if message.content.starts_with("that one: ") => {
+        SessionEvent::Event(Event::MessageCreate { message, .. })
+            if message.content.starts_with("that one: ") =>
+        {
             Some(message.content.clone())
         }
         _ => None,
@@ -230,7 +235,9 @@ async fn desktop_app_end_to_end() {
     assert_eq!(params.get("server"), Some(&server.url()), "{message_link}");
     assert_eq!(params.get("channel"), Some(&general.to_string()), "{message_link}");
     assert_eq!(params.get("message"), Some(&target), "{message_link}");
-    bob.send_message(dm.id, &format!("the message you meant: {message_link}"), None).await.expect("bob sends");
+    bob.send_message(dm.id, &format!("the message you meant: {message_link}"), None)
+        .await
+        .expect("bob sends");
     open_channel(&ui, dm.id, "bob").await;
     ui.click("[data-testid=message] a.app-link").await;
     ui.wait_js(
@@ -321,7 +328,8 @@ async fn create_and_copy_invite(ui: &WebDriverSession) -> String {
 
 async fn close_server_settings(ui: &WebDriverSession) {
     ui.click(".server-settings .dialog-header button.icon-button").await;
-    ui.wait_js("return document.querySelector('.server-settings') === null", "the server settings to close").await;
+    ui.wait_js("return document.querySelector('.server-settings') === null", "the server settings to close")
+        .await;
 }
 
 /// Bob waits in a voice channel, speaking; alice joins from the UI, sees the call connected
