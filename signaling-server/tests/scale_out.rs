@@ -366,6 +366,6 @@ async fn a_second_server_on_one_sqlite_data_directory_is_refused() {
     assert!(stderr.contains("another hearth-server is running"), "the refusal says why: {stderr}");
     // The first one is unharmed.
     common::http_client(); // installs the TLS provider reqwest needs
-    let (status, _) = (&first).get_text("/healthz").await;
+    let (status, _) = first.get_text("/healthz").await;
     assert!(status.is_success());
 }

@@ -129,7 +129,8 @@ pub fn run() -> anyhow::Result<()> {
             commands::transfer::transfer_resume,
             commands::transfer::transfer_cancel,
             commands::attachment::attachment_upload,
-            commands::attachment::attachment_upload_bytes,
+            commands::attachment::attachment_stage,
+            commands::attachment::attachment_upload_staged,
             commands::attachment::attachment_expand,
             commands::attachment::attachment_download,
             commands::attachment::attachment_cancel,
@@ -199,6 +200,7 @@ fn setup(app: &AppHandle) -> anyhow::Result<()> {
         tray::show_window(&clicked);
         events::emit(&clicked, NOTIFICATION_OPEN, OpenChannel { channel_id });
     }));
+    commands::attachment::clear_staged(engine.data_dir());
     app.manage(VoiceLine::new(engine.data_dir()));
     app.manage(Shell::new(engine, notifier));
     app.manage(commands::attachment::AttachmentJobs::default());

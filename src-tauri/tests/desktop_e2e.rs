@@ -10,7 +10,7 @@
 //! let bob write meanwhile, start the app again and find the whole history (the session is
 //! remembered); a link to a message: "Copy link" on bob's message, pasted (Ctrl+V) into the
 //! composer and sent, bob passes it on in their DM, alice clicks it and lands on the message;
-//! voice: bob (engine, synthetic mouth and ear) waits in a voice
+//! a 20 MiB file dropped on the composer reaches bob byte for byte; voice: bob (engine, synthetic mouth and ear) waits in a voice
 //! channel, alice clicks it (the app runs with `HEARTH_AUDIO=synthetic`: a synthetic voice
 //! for a microphone), the panel shows the call connected and bob's link, bob's speaking ring
 //! lights up in the app, bob hears alice speak; push-to-talk (an unparsable key refused with
@@ -250,6 +250,8 @@ async fn desktop_app_end_to_end() {
     .await;
     ui.screenshot(&artifacts.join("desktop-message-link.png")).await;
 
+    drop_step(&ui, &bob_engine, &mut bob_events, general, &env.home).await;
+
     voice_step(&ui, &bob_engine, alice).await;
 
     // --- The main flow's second half: another invite from the app, its link copied, handed to
@@ -330,6 +332,54 @@ async fn close_server_settings(ui: &WebDriverSession) {
     ui.click(".server-settings .dialog-header button.icon-button").await;
     ui.wait_js("return document.querySelector('.server-settings') === null", "the server settings to close")
         .await;
+}
+
+/// A 20 MiB file dropped onto the composer goes to the shell in raw pieces (not a JSON array),
+/// is uploaded and sent; bob receives it byte for byte, and nothing staged is left behind.
+async fn drop_step(
+    ui: &WebDriverSession,
+    bob_engine: &Engine,
+    bob_events: &mut broadcast::Receiver<SessionEvent>,
+    general: ChannelId,
+    home: &Path,
+) {
+    const SIZE: usize = (20 << 20) + 3;
+    let expected: Vec<u8> = (0..SIZE).map(|i| ((i * 7 + (i >> 13)) & 255) as u8).collect();
+    ui.js(&format!(
+        "const size = {SIZE}; const bytes = new Uint8Array(size); \
+         for (let i = 0; i < size; i++) bytes[i] = (i * 7 + (i >> 13)) & 255; \
+         const dt = new DataTransfer(); \
+         dt.items.add(new File([bytes], 'clip.bin', {{ type: 'application/octet-stream' }})); \
+         document.querySelector('[data-testid=composer-area]') \
+           .dispatchEvent(new DragEvent('drop', {{ dataTransfer: dt, bubbles: true, cancelable: true }})); \
+         return true;"
+    ))
+    .await;
+    ui.wait_js(
+        "return document.querySelector('[data-testid=upload][data-done=true]') !== null",
+        "the dropped file to be uploaded",
+    )
+    .await;
+    ui.type_into("[data-testid=composer]", "the clip\u{E007}").await;
+    let message = wait_message(bob_events, "the clip").await;
+    assert_eq!(message.channel_id, general);
+    let [attachment] = message.attachments.as_slice() else {
+        panic!("one attachment with the message: {message:?}")
+    };
+    assert_eq!((attachment.name.as_str(), attachment.size), ("clip.bin", SIZE as u64));
+    let got = bob_engine.attachment_bytes(attachment.id, SIZE as u64).await.expect("bob downloads the clip");
+    assert!(got == expected, "the clip arrives byte for byte ({} bytes)", got.len());
+    fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() { files_under(&path, out) } else { out.push(path) }
+        }
+    }
+    let mut files = Vec::new();
+    files_under(home, &mut files);
+    let staged: Vec<_> =
+        files.iter().filter(|p| p.components().any(|c| c.as_os_str() == "upload-tmp")).collect();
+    assert!(staged.is_empty(), "nothing staged is left: {staged:?}");
 }
 
 /// Bob waits in a voice channel, speaking; alice joins from the UI, sees the call connected

@@ -325,8 +325,8 @@ export interface Backend {
   attachmentExpand(paths: string[]): Promise<string[]>;
   /** Uploads a local file under the UI's job id (progress through `onAttachmentProgress`). */
   attachmentUpload(job: string, path: string): Promise<Attachment>;
-  /** Uploads bytes the window holds (a pasted or dropped file) named `name`. */
-  attachmentUploadBytes(job: string, name: string, bytes: Uint8Array): Promise<Attachment>;
+  /** Uploads a file the window holds (pasted or dropped) named `name`, read in pieces. */
+  attachmentUploadBlob(job: string, name: string, file: Blob): Promise<Attachment>;
   /** Asks where to save, then downloads; the path written, or null when the dialog was cancelled. */
   attachmentDownload(job: string, attachment: Attachment): Promise<string | null>;
   /** Stops an upload or download; false when it is not running. */
@@ -383,4 +383,14 @@ export function isExternalUrl(url: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The bytes of a blob (FileReader: every webview and jsdom have it, `Blob.arrayBuffer` not all). */
+export function bytesOf(blob: Blob): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(new Uint8Array(reader.result as ArrayBuffer));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsArrayBuffer(blob);
+  });
 }

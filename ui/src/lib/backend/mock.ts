@@ -31,6 +31,7 @@ import type {
 } from '../protocol/generated';
 import { PROTOCOL_VERSION } from '../protocol/generated';
 import {
+  bytesOf,
   type Account,
   type AttachmentProgress,
   type AroundPage,
@@ -953,8 +954,8 @@ export class MockBackend implements Backend {
   attachmentUpload(job: string, path: string) {
     return this.attachments.uploadPath(job, path);
   }
-  attachmentUploadBytes(job: string, name: string, bytes: Uint8Array) {
-    return this.attachments.upload(job, name, bytes);
+  async attachmentUploadBlob(job: string, name: string, file: Blob) {
+    return this.attachments.upload(job, name, await bytesOf(file));
   }
   attachmentDownload(job: string, attachment: Attachment) {
     return this.attachments.download(job, attachment);

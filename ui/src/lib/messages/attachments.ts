@@ -77,13 +77,3 @@ export async function filesOf(data: DataTransfer): Promise<File[]> {
   for (const e of entries) await walk(e, out);
   return out;
 }
-
-/** The bytes of a dropped or pasted file (FileReader: every webview has it). */
-export function bytesOf(file: Blob): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(new Uint8Array(reader.result as ArrayBuffer));
-    reader.onerror = () => reject(reader.error);
-    reader.readAsArrayBuffer(file);
-  });
-}
