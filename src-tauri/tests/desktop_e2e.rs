@@ -9,7 +9,8 @@
 //! focus, a recorded one for a mention and a DM once another window has taken the focus; quit,
 //! let bob write meanwhile, start the app again and find the whole history (the session is
 //! remembered); a link to a message: "Copy link" on bob's message, pasted (Ctrl+V) into the
-//! composer and sent, bob passes it on in their DM, alice clicks it and lands on the message;
+//! composer and sent, bob passes it on in their DM, alice clicks it and lands on the message,
+//! and again when a second start of the app hands the link over;
 //! a 20 MiB file dropped on the composer reaches bob byte for byte; voice: bob (engine, synthetic mouth and ear) waits in a voice
 //! channel, alice clicks it (the app runs with `HEARTH_AUDIO=synthetic`: a synthetic voice
 //! for a microphone), the panel shows the call connected and bob's link, bob's speaking ring
@@ -249,6 +250,17 @@ async fn desktop_app_end_to_end() {
     )
     .await;
     ui.screenshot(&artifacts.join("desktop-message-link.png")).await;
+    // The same link opened from outside the app (a second start hands it over).
+    open_channel(&ui, dm.id, "bob").await;
+    hand_over_link(&app, &env, &message_link).await;
+    ui.wait_js(
+        &format!(
+            "return document.querySelector('[data-testid=channel-title]')?.textContent.includes('#general') \
+             && document.querySelector('[data-message-id=\"{target}\"]')?.classList.contains('highlight') === true"
+        ),
+        "the jump to the message linked from outside",
+    )
+    .await;
 
     drop_step(&ui, &bob_engine, &mut bob_events, general, &env.home).await;
 
@@ -261,14 +273,7 @@ async fn desktop_app_end_to_end() {
     ui.click("button[data-tab=invites]").await;
     let second_invite = create_and_copy_invite(&ui).await;
     close_server_settings(&ui).await;
-    let mut second = Command::new(&app);
-    env.apply(&mut second);
-    let status =
-        tokio::time::timeout(WAIT, tokio::process::Command::from(second).arg(&second_invite).status())
-            .await
-            .expect("the second start exits promptly")
-            .expect("the second start runs");
-    assert!(status.success(), "the second start handed over and exited cleanly: {status}");
+    hand_over_link(&app, &env, &second_invite).await;
     ui.wait_js(
         "return document.querySelector('input[name=invite]')?.value?.length > 0",
         "the running app to open the join link",
@@ -326,6 +331,18 @@ async fn create_and_copy_invite(ui: &WebDriverSession) -> String {
     let link = link.as_str().expect("the invite link").to_string();
     assert!(link.starts_with("hearth://join?"), "an app link: {link}");
     link
+}
+
+/// Starts the app a second time with `link`, as the system does when a `hearth://` link is
+/// opened: it hands the link to the running app and exits.
+async fn hand_over_link(app: &Path, env: &AppEnv, link: &str) {
+    let mut second = Command::new(app);
+    env.apply(&mut second);
+    let status = tokio::time::timeout(WAIT, tokio::process::Command::from(second).arg(link).status())
+        .await
+        .expect("the second start exits promptly")
+        .expect("the second start runs");
+    assert!(status.success(), "the second start handed over and exited cleanly: {status}");
 }
 
 async fn close_server_settings(ui: &WebDriverSession) {
