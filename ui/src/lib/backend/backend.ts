@@ -211,8 +211,11 @@ export interface Backend {
   onReady(listener: (ready: Ready) => void): Unsubscribe;
   onEvent(listener: (event: Event) => void): Unsubscribe;
   onSendFailed(listener: (failure: SendFailure) => void): Unsubscribe;
-  /** A `hearth://join?...` link opened the app or arrived while it runs (the URL as given). */
-  onJoinLink(listener: (url: string) => void): Unsubscribe;
+  /**
+   * A `hearth://` link (join, setup or message) arrived while the app runs (the URL as given);
+   * the UI parses it.
+   */
+  onLink(listener: (url: string) => void): Unsubscribe;
   /** The user clicked a desktop notification: show this conversation. */
   onOpenChannel(listener: (channelId: ChannelId) => void): Unsubscribe;
 
@@ -257,8 +260,8 @@ export interface Backend {
   /** Opens an http(s) URL in the system browser; anything else is refused. */
   openExternal(url: string): Promise<void>;
   /**
-   * The `hearth://join` link the app was started with, once (then `null`): it arrives before
-   * the window can listen for `onJoinLink`.
+   * The `hearth://` link the app was started with, once (then `null`): it arrives before the
+   * window can listen for `onLink`.
    */
   takeStartupLink(): Promise<string | null>;
   /** Whether Hearth starts when the user logs in to this computer (minimised to the tray). */

@@ -140,7 +140,7 @@ export class MockBackend implements Backend {
   private options: Required<MockOptions>;
   private statusEvents = new Emitter<SessionStatus>();
   private readyEvents = new Emitter<Ready>();
-  private joinLinks = new Emitter<string>();
+  private links = new Emitter<string>();
   private openChannels = new Emitter<ChannelId>();
   private events = new Emitter<Event>();
   private failures = new Emitter<SendFailure>();
@@ -419,15 +419,15 @@ export class MockBackend implements Backend {
   onSendFailed(listener: (failure: SendFailure) => void) {
     return this.failures.on(listener);
   }
-  onJoinLink(listener: (url: string) => void) {
-    return this.joinLinks.on(listener);
+  onLink(listener: (url: string) => void) {
+    return this.links.on(listener);
   }
   onOpenChannel(listener: (channelId: ChannelId) => void) {
     return this.openChannels.on(listener);
   }
-  /** A `hearth://` link is opened while the app runs (the shell's `link://join`). */
-  simulateJoinLink(url: string) {
-    this.joinLinks.emit(url);
+  /** A `hearth://` link is opened while the app runs (the shell's `link://open`). */
+  simulateLink(url: string) {
+    this.links.emit(url);
   }
   /** A desktop notification for `channelId` is clicked. */
   simulateNotificationClick(channelId: ChannelId) {

@@ -60,7 +60,7 @@ export const EVENTS = {
   ready: 'session://ready',
   event: 'session://event',
   sendFailed: 'message://failed',
-  joinLink: 'link://join',
+  link: 'link://open',
   openChannel: 'notification://open',
   voiceState: 'voice://state',
   voiceSpeaking: 'voice://speaking',
@@ -154,8 +154,8 @@ export class TauriBackend implements Backend {
   onSendFailed(listener: (failure: SendFailure) => void) {
     return subscribe(EVENTS.sendFailed, listener);
   }
-  onJoinLink(listener: (url: string) => void) {
-    return subscribe(EVENTS.joinLink, listener);
+  onLink(listener: (url: string) => void) {
+    return subscribe(EVENTS.link, listener);
   }
   onOpenChannel(listener: (channelId: ChannelId) => void) {
     return subscribe<{ channel_id: ChannelId }>(EVENTS.openChannel, (p) => listener(p.channel_id));

@@ -72,7 +72,9 @@ export async function filesOf(data: DataTransfer): Promise<File[]> {
     const entry = (item as DataTransferItem & { webkitGetAsEntry?: () => Entry | null }).webkitGetAsEntry?.();
     if (entry) entries.push(entry);
   }
-  if (!entries.length) return Array.from(data.files ?? []);
+  // Only folders need walking; plain files come from `files` (WebKitGTK's entry of a file made
+  // in the page, not read from disk, never calls back from `file()`).
+  if (!entries.some((e) => e.isDirectory)) return Array.from(data.files ?? []);
   const out: File[] = [];
   for (const e of entries) await walk(e, out);
   return out;
