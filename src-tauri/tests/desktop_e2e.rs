@@ -192,6 +192,7 @@ async fn desktop_app_end_to_end() {
     // (tauri-driver ends it with a kill).
     wait_saved_geometry(&env.home.join(".config/org.hearth.desktop/.window-state.json"), moved).await;
     ui.close().await;
+    wait_app_gone(&env).await;
     bob.send_message(general, "Written while you were away", None).await.expect("bob sends");
     wait_message(&mut bob_events, "Written while you were away").await;
     let ui = driver.open(&app).await;
@@ -354,6 +355,7 @@ async fn autostart_step(driver: &TauriDriver, app: &Path, ui: WebDriverSession, 
     );
     assert_eq!(exec[1..], ["--minimised"], "{entry}");
     ui.close().await;
+    wait_app_gone(env).await;
 
     // The start the login item makes: no window, but the app runs and goes online.
     let ui = driver.open_with_args(app, &exec[1..]).await;
@@ -371,6 +373,26 @@ async fn autostart_step(driver: &TauriDriver, app: &Path, ui: WebDriverSession, 
     assert!(!entry_path.exists(), "the autostart entry is removed");
     assert_eq!(ui.invoke("autostart_get", json!({})).await, Ok(json!(false)));
     ui.close().await;
+}
+
+/// Waits until the app that was quit has let go of its single-instance name on the test's
+/// session bus: a start before that would hand over to it and exit instead of starting.
+async fn wait_app_gone(env: &AppEnv) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = Command::new("dbus-send")
+            .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
+            .arg("org.freedesktop.DBus.ListNames")
+            .env("DBUS_SESSION_BUS_ADDRESS", &env.bus)
+            .output()
+            .expect("dbus-send (Debian package dbus)");
+        let names = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && !names.contains(".SingleInstance") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the app still runs after quitting: {names}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until the window-state file (tauri-plugin-window-state's) holds `want` for the main
