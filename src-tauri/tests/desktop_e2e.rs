@@ -186,6 +186,7 @@ async fn desktop_app_end_to_end() {
     // bob writes meanwhile, and the app comes back logged in with history, where it was left.
     let moved = Geometry { x: 96, y: 64, width: 1010, height: 640 };
     let window = display.app_window().await;
+    let first = display.geometry(&window);
     display.set_geometry(&window, moved);
     display.wait_geometry(&window, moved, "the moved and resized window").await;
     // The app writes it once the window has settled, whether or not it later exits cleanly
@@ -203,6 +204,9 @@ async fn desktop_app_end_to_end() {
     .await;
     let window = display.app_window().await;
     display.wait_geometry(&window, moved, "the window where it was left before the restart").await;
+    // Back to the first geometry: the steps below run in the window they were written for.
+    display.set_geometry(&window, first);
+    display.wait_geometry(&window, first, "the window back at its first geometry").await;
     open_channel(&ui, general, "#general").await;
     for text in [
         "Hello from the desktop app",
