@@ -70,7 +70,9 @@ pub fn run() -> anyhow::Result<()> {
         })
         .on_window_event(|window, event| match event {
             WindowEvent::Focused(focused) => window.state::<Shell>().set_focused(*focused),
-            WindowEvent::Moved(_) | WindowEvent::Resized(_) => launch::save_geometry_soon(window.app_handle()),
+            WindowEvent::Moved(_) | WindowEvent::Resized(_) => {
+                launch::save_geometry_soon(window.app_handle())
+            }
             _ => {}
         })
         .invoke_handler(tauri::generate_handler![

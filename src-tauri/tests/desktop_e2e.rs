@@ -339,7 +339,14 @@ async fn desktop_app_end_to_end() {
 /// tray, its page loaded and its session online) until Hearth is started again, which shows it;
 /// turning it off removes the entry. `me`: the display name of the account in use. Quits the app
 /// at the end.
-async fn autostart_step(driver: &TauriDriver, app: &Path, ui: WebDriverSession, env: &AppEnv, display: &Xvfb, me: &str) {
+async fn autostart_step(
+    driver: &TauriDriver,
+    app: &Path,
+    ui: WebDriverSession,
+    env: &AppEnv,
+    display: &Xvfb,
+    me: &str,
+) {
     let autostart_dir = env.home.join(".config/autostart");
     assert_eq!(ui.invoke("autostart_get", json!({})).await, Ok(json!(false)), "off until turned on");
     ui.invoke("autostart_set", json!({ "enabled": true })).await.expect("turning autostart on");
@@ -417,7 +424,11 @@ async fn wait_saved_geometry(path: &Path, want: Geometry) {
         if geometry == Some(want) {
             return;
         }
-        assert!(Instant::now() < deadline, "the window's geometry {want:?} was not written to {}: {saved:?}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "the window's geometry {want:?} was not written to {}: {saved:?}",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

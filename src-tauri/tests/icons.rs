@@ -91,7 +91,11 @@ fn the_windows_icon_holds_the_source_image_at_every_size() {
     }
     for icon in &images {
         let diff = difference(icon, &scaled(&source, icon.width(), icon.height()));
-        assert!(diff <= SAME_PICTURE, "the {} px image of icon.ico differs (difference {diff:.1})", icon.width());
+        assert!(
+            diff <= SAME_PICTURE,
+            "the {} px image of icon.ico differs (difference {diff:.1})",
+            icon.width()
+        );
     }
 }
 
