@@ -242,10 +242,9 @@ async fn hearth(paths: &Paths, args: &Args) -> Result<HearthOutcome> {
         group.accounts().iter().map(|a| (a.username.clone(), a.password.clone())).collect();
 
     let phase = Arc::new(AtomicU8::new(PHASE_IDLE));
-    let session = gateway::identify(&server.gateway_url(), &group.admin.access_token).await?;
-    let probe_link = Link::hearth(session, group.channel, false);
     let interval = Duration::from_millis(args.probe_interval_ms);
-    let probe = tokio::spawn(probe_heartbeats(probe_link, phase.clone(), interval));
+    let probe = spawn_probe(server.gateway_url(), group.admin.access_token.clone(), group.channel, phase.clone(), interval)
+        .await?;
 
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
 
@@ -303,7 +302,7 @@ async fn hearth(paths: &Paths, args: &Args) -> Result<HearthOutcome> {
     phase.store(PHASE_IDLE, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     phase.store(PHASE_DONE, Ordering::Relaxed);
-    let (idle, storm, probe_timeouts) = probe.await.context("heartbeat probe panicked")??;
+    let (idle, storm, probe_timeouts) = probe.await.context("heartbeat probe thread ended")??;
     server.check_alive()?;
     server.stop().await?;
     Ok(HearthOutcome {
@@ -317,6 +316,50 @@ async fn hearth(paths: &Paths, args: &Args) -> Result<HearthOutcome> {
         storm,
         probe_timeouts,
     })
+}
+
+type ProbeResult = Result<(Latencies, Latencies, u64)>;
+
+/// Starts the heartbeat probe on a thread of its own with its own single-threaded runtime, and
+/// returns once its session is identified. The 16 login clients run on the harness's runtime;
+/// on a shared worker a probe's `HeartbeatAck` could wait behind their HTTP work in the storm
+/// and not when idle, which would charge the load generator's queueing to the server. On its
+/// own thread the probe is measured the same way in both phases.
+async fn spawn_probe(
+    url: String,
+    token: String,
+    channel: hearth_protocol::ChannelId,
+    phase: Arc<AtomicU8>,
+    interval: Duration,
+) -> Result<tokio::sync::oneshot::Receiver<ProbeResult>> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<ProbeResult>();
+    std::thread::Builder::new()
+        .name("heartbeat-probe".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow!("probe runtime: {e}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let session = match gateway::identify(&url, &token).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let link = Link::hearth(session, channel, false);
+                let _ = done_tx.send(probe_heartbeats(link, phase, interval).await);
+            });
+        })
+        .context("starting the heartbeat probe thread")?;
+    ready_rx.await.context("heartbeat probe thread ended")??;
+    Ok(done_rx)
 }
 
 /// Heartbeat → HeartbeatAck round trips, filed under the phase they started in.
