@@ -81,18 +81,18 @@ pub async fn store(path: &Option<PathBuf>, png: &[u8]) -> Result<(), AppError> {
 }
 
 /// Where an avatar with this hash lives; `None` for anything that is not a hash we made.
-pub fn path(data_dir: &Path, hash: &str) -> Option<PathBuf> {
-    stored(data_dir, "avatars", hash)
+pub fn path(files_dir: &Path, hash: &str) -> Option<PathBuf> {
+    stored(files_dir, "avatars", hash)
 }
 
 /// Where a server icon with this hash lives (apart from avatars: icons are public).
-pub fn icon_path(data_dir: &Path, hash: &str) -> Option<PathBuf> {
-    stored(data_dir, "icons", hash)
+pub fn icon_path(files_dir: &Path, hash: &str) -> Option<PathBuf> {
+    stored(files_dir, "icons", hash)
 }
 
-fn stored(data_dir: &Path, dir: &str, hash: &str) -> Option<PathBuf> {
+fn stored(files_dir: &Path, dir: &str, hash: &str) -> Option<PathBuf> {
     (hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| data_dir.join(dir).join(format!("{hash}.png")))
+        .then(|| files_dir.join(dir).join(format!("{hash}.png")))
 }
 
 #[cfg(test)]

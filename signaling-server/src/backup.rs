@@ -4,8 +4,9 @@
 //! consistent SQLite snapshot made with `VACUUM INTO` while the server keeps writing, or
 //! `hearth.pgdump`, `pg_dump`'s custom format), `secrets.json` (the token signing key and TURN
 //! secret: without them every login ends and an external coturn stops accepting credentials)
-//! `avatars/` and `attachments/` (the attachment store: blobs named by their SHA-256 and their
-//! thumbnails; uploads in progress are not kept). The database is copied first and the files
+//! `avatars/`, `icons/` (the server icon) and `attachments/` (the attachment store: blobs named
+//! by their SHA-256 and their thumbnails; uploads in progress are not kept), all taken from the
+//! files directory (`--files-dir`, the data directory unless set apart). The database is copied first and the files
 //! after: an avatar or attachment file is written before the row that names it, so every file
 //! the snapshot references is already there (one freed between the two steps can be missing).
 //!
@@ -24,7 +25,23 @@ const SQLITE_FILE: &str = "hearth.db";
 const PG_FILE: &str = "hearth.pgdump";
 const SECRETS: &str = "secrets.json";
 const AVATARS: &str = "avatars";
+const ICONS: &str = "icons";
 const ATTACHMENTS: &str = "attachments";
+
+/// Where a group's state lives: the data directory (database file, secrets) and the files
+/// directory (attachments, avatars, icons), the same one unless `--files-dir` sets it apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dirs {
+    pub data: PathBuf,
+    pub files: PathBuf,
+}
+
+impl Dirs {
+    /// Both in one directory.
+    pub fn one(dir: &Path) -> Dirs {
+        Dirs { data: dir.to_path_buf(), files: dir.to_path_buf() }
+    }
+}
 const FORMAT: u32 = 1;
 
 /// `manifest.json`.
@@ -53,13 +70,13 @@ pub struct Summary {
     pub bytes: u64,
 }
 
-/// Takes a backup of the group in `data_dir` / `db` into the new directory `dest`.
-pub async fn create(db: &Db, data_dir: &Path, dest: &Path) -> anyhow::Result<Summary> {
+/// Takes a backup of the group in `dirs` / `db` into the new directory `dest`.
+pub async fn create(db: &Db, dirs: &Dirs, dest: &Path) -> anyhow::Result<Summary> {
     if dest.exists() {
         bail!("{} already exists; give a new directory for the backup", dest.display());
     }
     std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
-    let result = fill(db, data_dir, dest).await;
+    let result = fill(db, dirs, dest).await;
     if result.is_err() {
         // A half-written backup must not look like a good one later.
         let _cleanup = std::fs::remove_dir_all(dest);
@@ -67,7 +84,7 @@ pub async fn create(db: &Db, data_dir: &Path, dest: &Path) -> anyhow::Result<Sum
     result
 }
 
-async fn fill(db: &Db, data_dir: &Path, dest: &Path) -> anyhow::Result<Summary> {
+async fn fill(db: &Db, dirs: &Dirs, dest: &Path) -> anyhow::Result<Summary> {
     let schema_version = db.applied_migrations().await?.into_iter().max().unwrap_or(0);
     let database = match db.backend {
         Backend::Sqlite => {
@@ -106,21 +123,22 @@ async fn fill(db: &Db, data_dir: &Path, dest: &Path) -> anyhow::Result<Summary> 
         created_at: crate::db::now_ms(),
         database: database.to_string(),
     };
-    let secrets = data_dir.join(SECRETS);
+    let secrets = dirs.data.join(SECRETS);
     if secrets.exists() {
         copy_private(&secrets, &dest.join(SECRETS))?;
     }
-    let avatars = link_or_copy_dir(&data_dir.join(AVATARS), &dest.join(AVATARS))?;
-    let attachments = link_or_copy_dir(&data_dir.join(ATTACHMENTS), &dest.join(ATTACHMENTS))?;
+    let avatars = link_or_copy_dir(&dirs.files.join(AVATARS), &dest.join(AVATARS))?;
+    link_or_copy_dir(&dirs.files.join(ICONS), &dest.join(ICONS))?;
+    let attachments = link_or_copy_dir(&dirs.files.join(ATTACHMENTS), &dest.join(ATTACHMENTS))?;
     // The manifest last: a directory with one is a complete backup.
     crate::secrets::write_private(&dest.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     Ok(Summary { dir: dest.to_path_buf(), bytes: dir_size(dest), manifest, avatars, attachments })
 }
 
 /// The automatic backup before migrations: `DATA_DIR/backups/before-schema-TO-YYYYmmdd-HHMMSS`.
-pub async fn before_migration(db: &Db, data_dir: &Path, from: i64, to: i64) -> anyhow::Result<PathBuf> {
-    let dir = data_dir.join("backups").join(format!("before-schema-{to}-{}", timestamp(crate::db::now_ms())));
-    let summary = create(db, data_dir, &dir).await?;
+pub async fn before_migration(db: &Db, dirs: &Dirs, from: i64, to: i64) -> anyhow::Result<PathBuf> {
+    let dir = dirs.data.join("backups").join(format!("before-schema-{to}-{}", timestamp(crate::db::now_ms())));
+    let summary = create(db, dirs, &dir).await?;
     tracing::debug!(from, to, bytes = summary.bytes, "pre-migration backup");
     Ok(dir)
 }
@@ -139,10 +157,12 @@ pub fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
     Ok(manifest)
 }
 
-/// Restores the backup `from` into `data_dir` (SQLite) or into the database at `database_url`
-/// (PostgreSQL). The caller holds the data directory lock. Returns where the replaced files
-/// were moved.
-pub async fn restore(from: &Path, data_dir: &Path, database_url: &str) -> anyhow::Result<PathBuf> {
+/// Restores the backup `from` into `dirs` (SQLite) or into the database at `database_url`
+/// (PostgreSQL) and `dirs`. The caller holds the data directory lock. Returns where the
+/// replaced files were moved (the replaced files of a separate files directory go to a
+/// directory of the same name inside it).
+pub async fn restore(from: &Path, dirs: &Dirs, database_url: &str) -> anyhow::Result<PathBuf> {
+    let data_dir = dirs.data.as_path();
     let manifest = read_manifest(from)?;
     let backend = if database_url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
     if manifest.backend != backend_name(backend) {
@@ -167,7 +187,8 @@ pub async fn restore(from: &Path, data_dir: &Path, database_url: &str) -> anyhow
         bail!("{} is missing from the backup", source_db.display());
     }
     std::fs::create_dir_all(data_dir)?;
-    let aside = data_dir.join(format!("before-restore-{}", timestamp(crate::db::now_ms())));
+    let aside_name = format!("before-restore-{}", timestamp(crate::db::now_ms()));
+    let aside = data_dir.join(&aside_name);
     std::fs::create_dir_all(&aside)?;
     let owner = owner_of(data_dir);
 
@@ -216,13 +237,18 @@ pub async fn restore(from: &Path, data_dir: &Path, database_url: &str) -> anyhow
         copy_private(&from.join(SECRETS), &secrets)?;
         chown_like(&secrets, owner)?;
     }
-    for dir in [AVATARS, ATTACHMENTS] {
-        let files = data_dir.join(dir);
+    let files_aside = dirs.files.join(&aside_name);
+    for dir in [AVATARS, ICONS, ATTACHMENTS] {
+        let files = dirs.files.join(dir);
         if files.exists() {
-            std::fs::rename(&files, aside.join(dir))?;
+            std::fs::create_dir_all(&files_aside)?;
+            std::fs::rename(&files, files_aside.join(dir))?;
         }
         link_or_copy_dir(&from.join(dir), &files)?;
         chown_tree(&files, owner)?;
+    }
+    if files_aside != aside && files_aside.exists() {
+        chown_tree(&files_aside, owner)?;
     }
     // A setup token from before no longer matches the restored group; the server makes a new
     // one at start if the restored group has no members.

@@ -24,6 +24,12 @@ pub struct Options {
     #[arg(long, env = "HEARTH_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
 
+    /// Directory for the files members send: attachments, uploads under way, avatars and the
+    /// server icon [default: DATA_DIR]. Several server processes on one PostgreSQL point it at
+    /// one shared directory, so each serves what another stored.
+    #[arg(long, env = "HEARTH_FILES_DIR", global = true)]
+    pub files_dir: Option<PathBuf>,
+
     /// Address to listen on for HTTP and the gateway [default: 0.0.0.0:8080]. Port 0 picks a free
     /// port; the bound address is written to DATA_DIR/server.addr.
     #[arg(long, env = "HEARTH_LISTEN")]
@@ -211,6 +217,7 @@ impl Options {
         }
         pick!(
             data_dir,
+            files_dir,
             listen,
             public_url,
             server_name,
@@ -297,6 +304,8 @@ pub struct TurnListener {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// Attachments, uploads, avatars and icons (DATA_DIR unless set apart).
+    pub files_dir: PathBuf,
     pub listen: SocketAddr,
     pub public_url: String,
     pub server_name: String,
@@ -335,10 +344,15 @@ impl Config {
     /// What to do before migrating this configuration's database.
     pub fn before_migrating(&self) -> crate::db::BeforeMigrating {
         if self.backup_before_migrating {
-            crate::db::BeforeMigrating::Backup { data_dir: self.data_dir.clone() }
+            crate::db::BeforeMigrating::Backup { dirs: self.dirs() }
         } else {
             crate::db::BeforeMigrating::Nothing
         }
+    }
+
+    /// Where the group's state lives on disk, for backups.
+    pub fn dirs(&self) -> crate::backup::Dirs {
+        crate::backup::Dirs { data: self.data_dir.clone(), files: self.files_dir.clone() }
     }
 
     /// Completes the command line's options (environment included) with the config file
@@ -431,6 +445,7 @@ impl Config {
             None
         };
         Ok(Config {
+            files_dir: o.files_dir.unwrap_or_else(|| data_dir.clone()),
             data_dir,
             listen,
             public_url,

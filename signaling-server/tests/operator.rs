@@ -203,6 +203,14 @@ async fn backup_while_clients_write_then_restore(backend: Backend) {
         assert!(response.status().is_success());
         response.json::<Value>().await.unwrap()["avatar"].as_str().unwrap().to_string()
     };
+    let icon = {
+        let img = image::RgbImage::from_fn(48, 48, |x, y| image::Rgb([90, x as u8 * 4, y as u8 * 4]));
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        let (status, body) = owner.send_bytes(reqwest::Method::PUT, "/server/icon", png).await;
+        assert!(status.is_success(), "{body}");
+        body["icon"].as_str().expect("the icon's hash").to_string()
+    };
 
     // The writer: sends without pause, records each acknowledgement (its own MessageCreate).
     let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<MessageId>();
@@ -251,6 +259,7 @@ async fn backup_while_clients_write_then_restore(backend: Backend) {
     writer.await.unwrap();
     assert!(dest.join("manifest.json").exists() && dest.join("secrets.json").exists());
     assert!(dest.join("avatars").join(format!("{avatar}.png")).exists());
+    assert!(dest.join("icons").join(format!("{icon}.png")).exists(), "the server icon is in the backup");
 
     // Restore refuses to run under a live server.
     let out = cli(&server, &["restore", dest.to_str().unwrap()]).await;
@@ -293,6 +302,8 @@ async fn backup_while_clients_write_then_restore(backend: Backend) {
     assert!(missing.is_empty(), "acknowledged before the backup, missing after restore: {missing:?}");
     let (status, _) = owner.get(&format!("/avatars/{avatar}.png")).await;
     assert_eq!(status, StatusCode::OK, "the avatar came back");
+    let (status, _, _) = owner.get_bytes(&format!("/server/icon/{icon}.png")).await;
+    assert_eq!(status, StatusCode::OK, "the server icon came back");
     let _ = std::fs::remove_dir_all(&dest);
 }
 

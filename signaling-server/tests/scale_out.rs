@@ -10,12 +10,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::files::{append, fetch, files_in, header, send, upload};
 use common::{Backend, Client, Gateway, PASSWORD, TestServer, UNLIMITED, WAIT, say};
 use hearth_client::backoff::BackoffConfig;
 use hearth_client::{Engine, EngineOptions, SessionEvent, SessionHandle};
 use hearth_protocol::gateway::{ClientMsg, Event, close};
-use hearth_protocol::model::{Signal, Status};
+use hearth_protocol::api::UploadStatus;
+use hearth_protocol::model::{Attachment, Signal, Status};
 use hearth_protocol::{ChannelId, MessageId, UserId};
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -143,6 +146,76 @@ async fn members_on_two_processes_chat_see_each_other_call_and_are_kicked_everyw
     let history = bob.whole_history(general).await;
     let ids: Vec<MessageId> = history.iter().map(|m| m.id).collect();
     assert_eq!(ids, [first, second]);
+}
+
+/// Processes that share a files directory (`--files-dir`) serve what another stored: an upload
+/// begun on one and resumed on the other, its thumbnail, an avatar; a message deleted on one
+/// frees the shared file. Each keeps its own data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_sharing_a_files_directory_serve_each_others_files() {
+    let Some(backend) = common::postgres().await else { return };
+    let files = tempdir::new("files");
+    let files_dir = files.0.to_str().expect("a UTF-8 temp path").to_string();
+    let mut shared = args();
+    shared.extend(["--files-dir", files_dir.as_str()]);
+    let a = TestServer::start_with(backend, &shared).await;
+    let admin = a.admin().await;
+    let general = admin.text_channel("general").await.id;
+    let bob = a.member(&admin, "bob").await;
+    let b = TestServer::start_with(a.backend.clone(), &shared).await;
+    let (admin_b, bob) = (admin.at(&b), bob.at(&b));
+
+    // Begun on a, resumed and finished on b.
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let status: UploadStatus = admin
+        .ok(Method::POST, "/uploads", Some(json!({"name": "notes.bin", "size": bytes.len()})), StatusCode::CREATED)
+        .await;
+    let id = status.id.to_string();
+    assert_eq!(append(&admin, &id, 0, bytes[..100_000].to_vec()).await.0, StatusCode::NO_CONTENT);
+    let (code, headers) = append(&admin_b, &id, 100_000, bytes[100_000..].to_vec()).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(header(&headers, "upload-offset"), bytes.len().to_string());
+    let attachment: Attachment =
+        admin_b.ok(Method::POST, &format!("/uploads/{id}/finish"), None, StatusCode::CREATED).await;
+    let photo = upload(&admin, "photo.png", &common_png(), 1).await;
+    assert!(photo.thumbnail, "a PNG gets a thumbnail");
+    let message = send(&admin, general, "files", &[&attachment, &photo]).await;
+
+    // Bob, on b, gets both and the thumbnail made on a.
+    let (status, _, got) = fetch(&bob, &format!("/attachments/{}", attachment.id), None).await;
+    assert_eq!((status, got == bytes), (StatusCode::OK, true));
+    let (status, _, _) = fetch(&bob, &format!("/attachments/{}/thumbnail", photo.id), None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // An avatar set on a is served by b.
+    let (status, body) = admin.send_bytes(Method::PUT, "/users/@me/avatar", common_png()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let hash = body["avatar"].as_str().expect("avatar hash").to_string();
+    let (status, kind, _) = bob.get_bytes(&format!("/avatars/{hash}.png")).await;
+    assert_eq!((status, kind.as_deref()), (StatusCode::OK, Some("image/png")));
+
+    // Deleted on b: the shared store lets the files go.
+    let blobs = files.0.join("attachments");
+    assert_eq!(files_in(&blobs).len(), 3, "two blobs and a thumbnail: {:?}", files_in(&blobs));
+    let mut gw = b.gateway(&admin_b).await;
+    gw.send(&ClientMsg::DeleteMessage { channel_id: general, message_id: message.id }).await;
+    gw.event(|e| matches!(e, Event::MessageDelete { message_id, .. } if *message_id == message.id).then_some(()))
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !files_in(&blobs).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "still stored: {:?}", files_in(&blobs));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A small PNG (a checkerboard).
+fn common_png() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb(if (x / 8 + y / 8) % 2 == 0 { [200, 40, 40] } else { [40, 40, 200] })
+    });
+    let mut out = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).expect("encoding a PNG");
+    out
 }
 
 /// A TCP forwarder standing in for a load balancer: new connections go to the current
@@ -366,6 +439,6 @@ async fn a_second_server_on_one_sqlite_data_directory_is_refused() {
     assert!(stderr.contains("another hearth-server is running"), "the refusal says why: {stderr}");
     // The first one is unharmed.
     common::http_client(); // installs the TLS provider reqwest needs
-    let (status, _) = (&first).get_text("/healthz").await;
+    let (status, _) = first.get_text("/healthz").await;
     assert!(status.is_success());
 }

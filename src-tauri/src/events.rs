@@ -23,8 +23,8 @@ pub const TRANSFER: &str = "transfer://changed";
 pub const SEND_FAILED: &str = "message://failed";
 /// Upload or download progress of an attachment job (`commands::attachment`).
 pub const ATTACHMENT_PROGRESS: &str = "attachment://progress";
-/// A `hearth://join...` deep link, payload: the URL as a string.
-pub const LINK_JOIN: &str = "link://join";
+/// A `hearth://join|setup|message...` deep link, payload: the URL as a string.
+pub const LINK_OPEN: &str = "link://open";
 /// The user clicked a notification; payload: `{ channel_id }`.
 pub const NOTIFICATION_OPEN: &str = "notification://open";
 

@@ -41,7 +41,7 @@ use anyhow::Context;
 use tauri::{AppHandle, Manager, RunEvent, WindowEvent};
 use tauri_plugin_deep_link::DeepLinkExt;
 
-use crate::events::{LINK_JOIN, NOTIFICATION_OPEN, OpenChannel};
+use crate::events::{LINK_OPEN, NOTIFICATION_OPEN, OpenChannel};
 use crate::shell::Shell;
 use crate::voice::VoiceLine;
 
@@ -129,7 +129,8 @@ pub fn run() -> anyhow::Result<()> {
             commands::transfer::transfer_resume,
             commands::transfer::transfer_cancel,
             commands::attachment::attachment_upload,
-            commands::attachment::attachment_upload_bytes,
+            commands::attachment::attachment_stage,
+            commands::attachment::attachment_upload_staged,
             commands::attachment::attachment_expand,
             commands::attachment::attachment_download,
             commands::attachment::attachment_cancel,
@@ -199,6 +200,7 @@ fn setup(app: &AppHandle) -> anyhow::Result<()> {
         tray::show_window(&clicked);
         events::emit(&clicked, NOTIFICATION_OPEN, OpenChannel { channel_id });
     }));
+    commands::attachment::clear_staged(engine.data_dir());
     app.manage(VoiceLine::new(engine.data_dir()));
     app.manage(Shell::new(engine, notifier));
     app.manage(commands::attachment::AttachmentJobs::default());
@@ -227,8 +229,8 @@ fn setup(app: &AppHandle) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Passes `hearth://join...` links to the UI (as `link://join` with the URL), whether they
-/// started the app or arrived while it runs.
+/// Passes `hearth://join|setup|message...` links to the UI (as `link://open` with the URL),
+/// whether they started the app or arrived while it runs.
 fn setup_deep_links(app: &AppHandle) {
     // Installed builds register the scheme through their desktop entry / installer; a
     // development build registers itself so that links can be tried.
@@ -245,7 +247,7 @@ fn setup_deep_links(app: &AppHandle) {
     match app.deep_link().get_current() {
         // The window cannot listen yet: the UI asks for this one when it starts.
         Ok(Some(urls)) => {
-            if let Some(url) = urls.iter().find(|url| links::is_join_link(url)) {
+            if let Some(url) = urls.iter().find(|url| links::is_app_link(url)) {
                 app.state::<Shell>().set_startup_link(url.to_string());
             }
         }
@@ -255,10 +257,10 @@ fn setup_deep_links(app: &AppHandle) {
 }
 
 fn forward_link(app: &AppHandle, url: &url::Url) {
-    if links::is_join_link(url) {
+    if links::is_app_link(url) {
         tray::show_window(app);
-        events::emit(app, LINK_JOIN, url.as_str());
+        events::emit(app, LINK_OPEN, url.as_str());
     } else {
-        tracing::info!("ignoring a deep link that is not a join link");
+        tracing::info!("ignoring a deep link that is neither a join nor a message link");
     }
 }

@@ -1,7 +1,8 @@
 //! Links that leave or enter the app: `link_open` hands only http(s) URLs to the system browser,
-//! and `hearth://join?...` (an invite) and `hearth://setup?...` (a new server's one-time setup
-//! link, whose token is the owner's invite) deep links are passed to the UI, which parses and
-//! confirms them.
+//! and `hearth://join?...` (an invite), `hearth://setup?...` (a new server's one-time setup
+//! link, whose token is the owner's invite) and `hearth://message?...` (a message, made by the
+//! message's "Copy link") deep links are passed to the UI, which parses them: it confirms a
+//! join before joining and jumps to a message.
 
 use url::Url;
 
@@ -15,10 +16,11 @@ pub fn external_url(text: &str) -> Option<Url> {
     }
 }
 
-/// Whether a deep link is a `hearth://join...` or `hearth://setup...` link worth passing to the
-/// UI (both open its registration screen).
-pub fn is_join_link(url: &Url) -> bool {
-    url.scheme() == "hearth" && matches!(url.host_str(), Some("join" | "setup"))
+/// Whether a deep link is one the UI opens: `hearth://join...` or `hearth://setup...` (its
+/// registration screen) or `hearth://message...` (a jump to the message). The UI checks the
+/// parameters; anything else is not passed on.
+pub fn is_app_link(url: &Url) -> bool {
+    url.scheme() == "hearth" && matches!(url.host_str(), Some("join" | "setup" | "message"))
 }
 
 #[cfg(test)]
@@ -48,12 +50,16 @@ mod tests {
     }
 
     #[test]
-    fn join_links_are_recognized() {
-        assert!(is_join_link(&Url::parse("hearth://join?server=https%3A%2F%2Fa.org&code=x").unwrap()));
-        assert!(is_join_link(
+    fn join_and_message_links_are_recognized() {
+        assert!(is_app_link(&Url::parse("hearth://join?server=https%3A%2F%2Fa.org&code=x").unwrap()));
+        assert!(is_app_link(
             &Url::parse("hearth://setup?server=http%3A%2F%2F127.0.0.1%3A8080&token=x").unwrap()
         ));
-        assert!(!is_join_link(&Url::parse("hearth://other").unwrap()));
-        assert!(!is_join_link(&Url::parse("https://join").unwrap()));
+        assert!(is_app_link(
+            &Url::parse("hearth://message?server=https%3A%2F%2Fa.org&channel=12&message=34").unwrap()
+        ));
+        assert!(!is_app_link(&Url::parse("hearth://other").unwrap()));
+        assert!(!is_app_link(&Url::parse("https://join").unwrap()));
+        assert!(!is_app_link(&Url::parse("https://message").unwrap()));
     }
 }

@@ -28,8 +28,8 @@ pub struct Shell {
     focused: AtomicBool,
     /// The task forwarding the running session's events to the window.
     forwarder: Mutex<Option<JoinHandle<()>>>,
-    /// The join link the app was started with, until the UI takes it (`link_take_startup`):
-    /// it exists before the window can listen for `link://join`.
+    /// The link the app was started with, until the UI takes it (`link_take_startup`): it
+    /// exists before the window can listen for `link://open`.
     startup_link: Mutex<Option<String>>,
     /// Set when the server removed this account from the group (closed 4014/4015): the
     /// session stops and the window says why, until another session starts.

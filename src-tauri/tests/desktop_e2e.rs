@@ -1,17 +1,26 @@
 //! The desktop app end to end: the real `hearth` binary (built with the embedded UI) in a real
 //! window under Xvfb, driven through tauri-driver + WebKitWebDriver, against the real server on
-//! loopback, with a second participant ("bob", the server's admin) played by the engine.
+//! loopback, with a second participant ("bob") played by the engine.
 //!
-//! Steps: register through an invite link in the app; send a message and see it arrive at bob;
-//! receive bob's message; no notification while the window has focus, a recorded one for a
-//! mention and a DM once another window has taken the focus; quit, let bob write meanwhile,
-//! start the app again and find the whole history (the session is remembered); a join link
-//! opened while the app runs; voice: bob (engine, synthetic mouth and ear) waits in a voice
+//! Steps: the main flow's first half: the owner ("alice") registers in the app with the new
+//! server's setup link, and the first-run guide takes her to create an invite (its link copied
+//! from the app) and the first channel; bob joins with the copied link. Then: send a message
+//! and see it arrive at bob; receive bob's message; no notification while the window has
+//! focus, a recorded one for a mention and a DM once another window has taken the focus; quit,
+//! let bob write meanwhile, start the app again and find the whole history (the session is
+//! remembered); a link to a message: "Copy link" on bob's message, pasted (Ctrl+V) into the
+//! composer and sent, bob passes it on in their DM, alice clicks it and lands on the message,
+//! and again when a second start of the app hands the link over;
+//! a 20 MiB file dropped on the composer reaches bob byte for byte; voice: bob (engine, synthetic mouth and ear) waits in a voice
 //! channel, alice clicks it (the app runs with `HEARTH_AUDIO=synthetic`: a synthetic voice
 //! for a microphone), the panel shows the call connected and bob's link, bob's speaking ring
 //! lights up in the app, bob hears alice speak; push-to-talk (an unparsable key refused with
 //! `invalid_shortcut`; Control+Shift+V registered with the X server and pressed with XTEST)
-//! gates her voice; alice hangs up.
+//! gates her voice; alice hangs up. Last, the main flow's second half: alice creates another
+//! invite in the server settings and copies its link; a second start of the app with that link
+//! (the way the system hands `hearth://` links over) opens the join form in the running window,
+//! where "carol" registers; carol sees the group's history and members, and her message
+//! reaches bob.
 //! A screenshot of the main window is kept in `target/e2e-artifacts/` (or
 //! `$HEARTH_E2E_ARTIFACTS`).
 //!
@@ -29,6 +38,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::TempDir;
 use hearth_client::call::CallConfig;
 use hearth_client::{Engine, SessionEvent, VoiceEvent, VoiceSettings};
 use hearth_protocol::gateway::Event;
@@ -39,7 +49,6 @@ use hearth_voice::{PcmSink, PcmSource, synth};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use common::TempDir;
 
 const PASSWORD: &str = "correct horse battery";
 /// How long a step may take; the first start of a debug WebKit build is slow on 2 cores.
@@ -55,18 +64,11 @@ async fn desktop_app_end_to_end() {
     let root = TempDir::new("e2e");
     let artifacts = artifacts_dir();
 
-    // The server and bob.
+    // A new server, with no account yet. (The engine's HTTP client also sets up the process's
+    // TLS provider, which the WebDriver client below needs.)
     let server = Server::start(&root.0.join("server")).await;
-    let bob_engine = Engine::open(root.0.join("bob")).expect("bob's engine");
-    let bob_account = bob_engine
-        .register(&server.url(), &server.setup_token(), "bob", PASSWORD)
-        .await
-        .expect("bob registers with the setup token");
-    let bob = bob_engine.activate(&bob_account.id).await.expect("bob online");
-    let mut bob_events = bob.subscribe();
-    tokio::time::timeout(WAIT, bob.connected()).await.expect("bob connects in time").expect("bob connected");
-    let general = bob_engine.create_channel("general", ChannelKind::Text).await.expect("create #general").id;
-    let (_, invite) = bob_engine.create_invite(Some(1), None).await.expect("invite");
+    let info = hearth_client::api::Api::new(&server.url()).expect("an HTTP client").server_info().await;
+    assert!(info.expect("server info").needs_setup, "the server waits for its first account");
 
     // The app, in its own X display with its own home directory.
     let display = Xvfb::start();
@@ -76,16 +78,18 @@ async fn desktop_app_end_to_end() {
     let env = AppEnv { display: display.name.clone(), bus: bus.address.clone(), home, notes: notes.clone() };
     let driver = TauriDriver::start(&env);
 
-    // --- First run: register through the invite link.
+    // --- First run: the owner registers with the server's setup link (as the server prints it).
     let ui = driver.open(&app).await;
-    ui.fill("input[name=server]", &invite).await;
-    ui.click("form button[type=submit]").await;
-    ui.wait_js("return document.querySelector('input[name=username]') !== null", "the register form").await;
-    let prefilled = ui.js("return document.querySelector('input[name=invite]').value").await;
-    assert!(
-        prefilled.as_str().is_some_and(|code| !code.is_empty() && invite.contains(code)),
-        "the invite code is taken from the link, got {prefilled}"
+    let setup_link = format!(
+        "hearth://setup?server={}&token={}",
+        url::form_urlencoded::byte_serialize(server.url().as_bytes()).collect::<String>(),
+        server.setup_token()
     );
+    ui.fill("input[name=server]", &setup_link).await;
+    ui.click("form button[type=submit]").await;
+    ui.wait_js("return document.querySelector('.setup-note') !== null", "the owner's register form").await;
+    let prefilled = ui.js("return document.querySelector('input[name=invite]').value").await;
+    assert_eq!(prefilled, json!(server.setup_token()), "the setup token is taken from the link");
     ui.fill("input[name=username]", "alice").await;
     ui.fill("input[name=display-name]", "Alice").await;
     ui.fill("input[name=password]", PASSWORD).await;
@@ -95,11 +99,46 @@ async fn desktop_app_end_to_end() {
         "the main view",
     )
     .await;
-    let alice = wait_event(&mut bob_events, |e| match e {
-        SessionEvent::Event(Event::MemberAdd { user }) if user.username == "alice" => Some(user.id),
+    let snapshot = ui.invoke("session_snapshot", json!({})).await.expect("the app's snapshot");
+    let alice: UserId = serde_json::from_value(snapshot["user"]["id"].clone()).expect("alice's id");
+    assert_eq!(snapshot["user"]["role"], json!("owner"), "the setup link made alice the owner");
+
+    // The first-run guide: invite people (the link copied from the app), then a first channel.
+    ui.click("[data-testid=guide-invite]").await;
+    let invite = create_and_copy_invite(&ui).await;
+    let link = hearth_client::invite::parse(&invite).expect("the copied invite link parses");
+    close_server_settings(&ui).await;
+
+    // Bob joins with the copied link.
+    let bob_engine = Engine::open(root.0.join("bob")).expect("bob's engine");
+    let bob_account = bob_engine
+        .register(link.server(), link.code().expect("an invite code"), "bob", PASSWORD)
+        .await
+        .expect("bob registers with the invite alice copied");
+    let bob = bob_engine.activate(&bob_account.id).await.expect("bob online");
+    let mut bob_events = bob.subscribe();
+    tokio::time::timeout(WAIT, bob.connected()).await.expect("bob connects in time").expect("bob connected");
+    let bob_id = bob_engine.session().expect("bob's session").user().expect("bob's user").id;
+    ui.wait_js(
+        &format!("return document.querySelector('.member[data-user-id=\"{bob_id}\"]') !== null"),
+        "bob in alice's member list",
+    )
+    .await;
+    // Bob runs the voice channel later: the owner makes him an admin.
+    ui.invoke("member_set_role", json!({ "userId": bob_id, "role": "admin" })).await.expect("bob made admin");
+
+    ui.click("[data-testid=guide-create-channel]").await;
+    ui.fill("input[name=channel-name]", "general").await;
+    ui.click(".channel-dialog button[type=submit]").await;
+    let general: ChannelId = wait_event(&mut bob_events, |e| match e {
+        SessionEvent::Event(Event::ChannelCreate { channel }) if channel.name == "general" => {
+            Some(channel.id)
+        }
         _ => None,
     })
     .await;
+    ui.wait_js("return document.querySelector('[data-testid=first-run]') === null", "the guide to give way")
+        .await;
 
     // --- Send: what alice types reaches bob.
     open_channel(&ui, general, "#general").await;
@@ -162,17 +201,79 @@ async fn desktop_app_end_to_end() {
     }
     ui.screenshot(&artifacts.join("desktop-after-restart.png")).await;
 
-    // --- A join link opened while the app runs: the second start hands it over and exits, and
-    // the running window offers to join (over the group, with Cancel).
-    let (_, second_invite) = bob_engine.create_invite(Some(1), None).await.expect("another invite");
-    let mut second = Command::new(&app);
-    env.apply(&mut second);
-    let status =
-        tokio::time::timeout(WAIT, tokio::process::Command::from(second).arg(&second_invite).status())
-            .await
-            .expect("the second start exits promptly")
-            .expect("the second start runs");
-    assert!(status.success(), "the second start handed over and exited cleanly: {status}");
+    // --- A link to a message: copied from bob's message, pasted into the composer and sent;
+    // bob passes it on in their DM; clicked there, it opens #general at the message.
+    let target = ui
+        .js("return [...document.querySelectorAll('[data-testid=message]')]\
+             .find(m => m.textContent.includes('this is the engine speaking'))?.dataset.messageId ?? null")
+        .await;
+    let target = target.as_str().expect("bob's message in the pane").to_string();
+    // The message's actions show while the pointer is over it.
+    ui.hover(&format!("[data-message-id=\"{target}\"]")).await;
+    ui.click(&format!("[data-message-id=\"{target}\"] [data-testid=copy-message-link]")).await;
+    ui.wait_js(
+        "return document.querySelector('[role=status]')?.textContent === 'Link to the message copied.'",
+        "the link to be copied",
+    )
+    .await;
+    ui.type_into("[data-testid=composer]", "that one: ").await;
+    // Ctrl+V (WebDriver's Control key, v, then all keys up) pastes what Copy link put on the
+    // clipboard.
+    ui.type_into("[data-testid=composer]", "\u{E009}v\u{E000}\u{E007}").await;
+    let pasted = wait_event(&mut bob_events, |e| match e {
+        SessionEvent::Event(Event::MessageCreate { message, .. })
+            if message.content.starts_with("that one: ") =>
+        {
+            Some(message.content.clone())
+        }
+        _ => None,
+    })
+    .await;
+    let message_link = pasted.trim_start_matches("that one: ").to_string();
+    let parsed = url::Url::parse(&message_link).expect("the pasted link is a URL");
+    let params: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+    assert_eq!((parsed.scheme(), parsed.host_str()), ("hearth", Some("message")), "{message_link}");
+    assert_eq!(params.get("server"), Some(&server.url()), "{message_link}");
+    assert_eq!(params.get("channel"), Some(&general.to_string()), "{message_link}");
+    assert_eq!(params.get("message"), Some(&target), "{message_link}");
+    bob.send_message(dm.id, &format!("the message you meant: {message_link}"), None)
+        .await
+        .expect("bob sends");
+    open_channel(&ui, dm.id, "bob").await;
+    ui.click("[data-testid=message] a.app-link").await;
+    ui.wait_js(
+        &format!(
+            "return document.querySelector('[data-testid=channel-title]')?.textContent.includes('#general') \
+             && document.querySelector('[data-message-id=\"{target}\"]')?.classList.contains('highlight') === true"
+        ),
+        "the jump to the linked message",
+    )
+    .await;
+    ui.screenshot(&artifacts.join("desktop-message-link.png")).await;
+    // The same link opened from outside the app (a second start hands it over).
+    open_channel(&ui, dm.id, "bob").await;
+    hand_over_link(&app, &env, &message_link).await;
+    ui.wait_js(
+        &format!(
+            "return document.querySelector('[data-testid=channel-title]')?.textContent.includes('#general') \
+             && document.querySelector('[data-message-id=\"{target}\"]')?.classList.contains('highlight') === true"
+        ),
+        "the jump to the message linked from outside",
+    )
+    .await;
+
+    drop_step(&ui, &bob_engine, &mut bob_events, general, &env.home).await;
+
+    voice_step(&ui, &bob_engine, alice).await;
+
+    // --- The main flow's second half: another invite from the app, its link copied, handed to
+    // the running app by a second start (as the system does with a clicked link), and a new
+    // member registers in the same window.
+    ui.click("[data-testid=server-settings]").await;
+    ui.click("button[data-tab=invites]").await;
+    let second_invite = create_and_copy_invite(&ui).await;
+    close_server_settings(&ui).await;
+    hand_over_link(&app, &env, &second_invite).await;
     ui.wait_js(
         "return document.querySelector('input[name=invite]')?.value?.length > 0",
         "the running app to open the join link",
@@ -183,18 +284,122 @@ async fn desktop_app_end_to_end() {
         code.as_str().is_some_and(|c| second_invite.ends_with(&format!("code={c}"))),
         "the link's invite code is filled in: {code}"
     );
-    ui.click("button.cancel").await;
+    ui.fill("input[name=username]", "carol").await;
+    ui.fill("input[name=display-name]", "Carol").await;
+    ui.fill("input[name=password]", PASSWORD).await;
+    ui.click("form button[type=submit]").await;
     ui.wait_js(
-        "return document.querySelector('[data-testid=me-name]')?.textContent === 'Alice'",
-        "the group again",
+        "return document.querySelector('[data-testid=me-name]')?.textContent === 'Carol'",
+        "carol's main view",
     )
     .await;
-
-    voice_step(&ui, &bob_engine, alice).await;
+    let carol = wait_event(&mut bob_events, |e| match e {
+        SessionEvent::Event(Event::MemberAdd { user }) if user.username == "carol" => Some(user.id),
+        _ => None,
+    })
+    .await;
+    open_channel(&ui, general, "#general").await;
+    wait_text(&ui, "Hello from the desktop app").await;
+    for who in [alice, bob_id] {
+        ui.wait_js(
+            &format!("return document.querySelector('.member[data-user-id=\"{who}\"]') !== null"),
+            "alice and bob in carol's member list",
+        )
+        .await;
+    }
+    ui.type_into("[data-testid=composer]", "Carol here, thanks for the invite\u{E007}").await;
+    let hello = wait_message(&mut bob_events, "Carol here, thanks for the invite").await;
+    assert_eq!(hello.author_id, carol, "the message arrives as carol's");
+    ui.screenshot(&artifacts.join("desktop-joined.png")).await;
 
     ui.close().await;
     bob.shutdown();
     server.stop().await;
+}
+
+/// In the server settings' Invites tab (open): creates an invite, presses its Copy button and
+/// returns the app link the dialog shows.
+async fn create_and_copy_invite(ui: &WebDriverSession) -> String {
+    ui.click("form.invite-form button[type=submit]").await;
+    ui.click("[data-testid=copy-invite-app-link]").await;
+    ui.wait_js(
+        "return document.querySelector('[data-testid=copy-invite-app-link]')?.textContent.trim() === 'Copied'",
+        "the invite link to be copied",
+    )
+    .await;
+    let link = ui.js("return document.querySelector('[data-testid=invite-app-link]').value").await;
+    let link = link.as_str().expect("the invite link").to_string();
+    assert!(link.starts_with("hearth://join?"), "an app link: {link}");
+    link
+}
+
+/// Starts the app a second time with `link`, as the system does when a `hearth://` link is
+/// opened: it hands the link to the running app and exits.
+async fn hand_over_link(app: &Path, env: &AppEnv, link: &str) {
+    let mut second = Command::new(app);
+    env.apply(&mut second);
+    let status = tokio::time::timeout(WAIT, tokio::process::Command::from(second).arg(link).status())
+        .await
+        .expect("the second start exits promptly")
+        .expect("the second start runs");
+    assert!(status.success(), "the second start handed over and exited cleanly: {status}");
+}
+
+async fn close_server_settings(ui: &WebDriverSession) {
+    ui.click(".server-settings .dialog-header button.icon-button").await;
+    ui.wait_js("return document.querySelector('.server-settings') === null", "the server settings to close")
+        .await;
+}
+
+/// A 20 MiB file dropped onto the composer goes to the shell in raw pieces (not a JSON array),
+/// is uploaded and sent; bob receives it byte for byte, and nothing staged is left behind.
+async fn drop_step(
+    ui: &WebDriverSession,
+    bob_engine: &Engine,
+    bob_events: &mut broadcast::Receiver<SessionEvent>,
+    general: ChannelId,
+    home: &Path,
+) {
+    const SIZE: usize = (20 << 20) + 3;
+    let expected: Vec<u8> = (0..SIZE).map(|i| ((i * 7 + (i >> 13)) & 255) as u8).collect();
+    let accepted = ui.js(&format!(
+        "const size = {SIZE}; const bytes = new Uint8Array(size); \
+         for (let i = 0; i < size; i++) bytes[i] = (i * 7 + (i >> 13)) & 255; \
+         const file = new File([bytes], 'clip.bin', {{ type: 'application/octet-stream' }}); \
+         const drop = new Event('drop', {{ bubbles: true, cancelable: true }}); \
+         Object.defineProperty(drop, 'dataTransfer', {{ value: {{ types: ['Files'], items: [], files: [file] }} }}); \
+         document.querySelector('[data-testid=composer-area]').dispatchEvent(drop); \
+         return drop.defaultPrevented;"
+    ))
+    .await;
+    // (A synthetic drop: WebKitGTK's DataTransfer cannot be filled from a script; the page's
+    // handler reads `types` and `files` as it does from a real one.)
+    assert_eq!(accepted, json!(true), "the composer takes the dropped file");
+    ui.wait_js(
+        "return document.querySelector('[data-testid=upload][data-done=true]') !== null",
+        "the dropped file to be uploaded",
+    )
+    .await;
+    ui.type_into("[data-testid=composer]", "the clip\u{E007}").await;
+    let message = wait_message(bob_events, "the clip").await;
+    assert_eq!(message.channel_id, general);
+    let [attachment] = message.attachments.as_slice() else {
+        panic!("one attachment with the message: {message:?}")
+    };
+    assert_eq!((attachment.name.as_str(), attachment.size), ("clip.bin", SIZE as u64));
+    let got = bob_engine.attachment_bytes(attachment.id, SIZE as u64).await.expect("bob downloads the clip");
+    assert!(got == expected, "the clip arrives byte for byte ({} bytes)", got.len());
+    fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() { files_under(&path, out) } else { out.push(path) }
+        }
+    }
+    let mut files = Vec::new();
+    files_under(home, &mut files);
+    let staged: Vec<_> =
+        files.iter().filter(|p| p.components().any(|c| c.as_os_str() == "upload-tmp")).collect();
+    assert!(staged.is_empty(), "nothing staged is left: {staged:?}");
 }
 
 /// Bob waits in a voice channel, speaking; alice joins from the UI, sees the call connected
@@ -654,6 +859,9 @@ async fn response_value(response: reqwest::Response) -> Result<Value, String> {
     if status.is_success() { Ok(body["value"].clone()) } else { Err(format!("WebDriver {status}: {body}")) }
 }
 
+/// The key under which W3C WebDriver names an element reference.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
 /// One W3C WebDriver session: just the commands this test needs.
 struct WebDriverSession {
     base: String,
@@ -707,6 +915,19 @@ impl WebDriverSession {
         self.post(&format!("/element/{id}/click"), json!({}))
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Moves the pointer over the element (`:hover` applies).
+    async fn hover(&self, css: &str) {
+        let id = self.element(css).await;
+        let pointer = json!({
+            "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" },
+            "actions": [{ "type": "pointerMove", "duration": 0, "x": 0, "y": 0,
+                          "origin": { (ELEMENT_KEY): id } }],
+        });
+        self.post("/actions", json!({ "actions": [pointer] }))
+            .await
+            .unwrap_or_else(|e| panic!("hover {css}: {e}"));
     }
 
     /// Types `text` (WebDriver key codes such as U+E007 Enter allowed) into the element.

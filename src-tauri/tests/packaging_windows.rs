@@ -108,7 +108,10 @@ fn the_exe_is_a_gui_pe32_plus_with_version_icon_and_windows_imports() {
     // (libgcc_s_seh-1, libwinpthread-1, libstdc++-6) is linked statically or not at all.
     for dll in &dlls {
         assert!(
-            !dll.starts_with("lib") && !dll.contains("mingw") && !(dll.starts_with("msvcr") && dll != "msvcrt.dll") && !dll.starts_with("vcruntime"),
+            !(dll.starts_with("lib")
+                || dll.contains("mingw")
+                || dll.starts_with("vcruntime")
+                || (dll.starts_with("msvcr") && dll != "msvcrt.dll")),
             "hearth.exe imports {dll}, which Windows does not ship"
         );
     }
@@ -186,13 +189,12 @@ impl Wine {
 
     fn user_dir(&self) -> PathBuf {
         let users = self.prefix().join("drive_c/users");
-        let user = std::fs::read_dir(&users)
+        std::fs::read_dir(&users)
             .expect("drive_c/users")
             .flatten()
             .map(|e| e.path())
             .find(|p| p.file_name().is_some_and(|n| n != "Public"))
-            .expect("the wine user's profile");
-        user
+            .expect("the wine user's profile")
     }
 
     fn local_app_data(&self) -> PathBuf {

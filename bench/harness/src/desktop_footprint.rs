@@ -233,7 +233,7 @@ pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
 
 /// "10k" for 10 000, else the plain number.
 fn short_count(n: usize) -> String {
-    if n % 1000 == 0 { format!("{}k", n / 1000) } else { n.to_string() }
+    if n.is_multiple_of(1000) { format!("{}k", n / 1000) } else { n.to_string() }
 }
 
 fn absolute(path: PathBuf) -> Result<PathBuf> {

@@ -358,13 +358,13 @@ impl DelayProxy {
             loop {
                 let Ok((n, client)) = front.recv_from(&mut buf).await else { return };
                 let now = tokio::time::Instant::now();
-                if !upstream.contains_key(&client) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = upstream.entry(client) {
                     let Ok(socket) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else { continue };
                     if socket.connect(target).await.is_err() {
                         continue;
                     }
                     let socket = Arc::new(socket);
-                    upstream.insert(client, delayed_sender(socket.clone(), delay));
+                    slot.insert(delayed_sender(socket.clone(), delay));
                     let back = back_to_clients.clone();
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 65536];

@@ -112,14 +112,20 @@ impl AttachmentStore {
         if candidates.is_some_and(|c| c.is_empty()) {
             return Ok(0);
         }
+        // This process's turn first, then the other processes' (so that waiting holds at most
+        // one database connection per process).
         let _held = self.lock.lock().await;
-        let freed = db.unreferenced_blobs(candidates).await?;
-        for hash in &freed {
-            for path in [self.blob_path(hash), self.thumbnail_path(hash)].into_iter().flatten() {
-                remove_quietly(&path).await;
+        let shared = db.store_lock().await?;
+        let freed = db.unreferenced_blobs(candidates).await;
+        if let Ok(freed) = &freed {
+            for hash in freed {
+                for path in [self.blob_path(hash), self.thumbnail_path(hash)].into_iter().flatten() {
+                    remove_quietly(&path).await;
+                }
             }
         }
-        Ok(freed.len())
+        shared.release().await;
+        Ok(freed?.len())
     }
 }
 
@@ -181,7 +187,7 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
 /// Refuses `more` bytes when they would leave less than the configured reserve free.
 pub fn check_disk(state: &AppState, more: u64) -> AppResult<()> {
     let reserve = state.config.uploads.disk_reserve_bytes;
-    let free = free_bytes(&state.config.data_dir).map_err(|e| AppError::Internal(e.into()))?;
+    let free = free_bytes(&state.config.files_dir).map_err(|e| AppError::Internal(e.into()))?;
     if free.saturating_sub(more) < reserve {
         return Err(AppError::new(
             ErrorCode::InsufficientStorage,
@@ -314,11 +320,32 @@ pub async fn finish(state: &AppState, upload: &Upload) -> AppResult<Attachment> 
         }
     };
     let id = AttachmentId(state.ids.next());
-    let internal = |e: std::io::Error| AppError::Internal(e.into());
     let _held = store.lock.lock().await;
-    let blob = match state.db.blob(&hashed.hash).await? {
+    let shared = state.db.store_lock().await?;
+    // The attachment row is written under the locks too: a blob found here must not be freed
+    // before a row names it.
+    let done = async {
+        let blob = store_blob(state, &part, blob, thumb).await?;
+        Ok(state.db.finish_upload(upload, id, &blob).await?)
+    }
+    .await;
+    shared.release().await;
+    done
+}
+
+/// Puts a finished upload's bytes in the store as `blob`, unless a blob with its hash is there
+/// already (the upload's file is then dropped). Runs under the store's locks.
+async fn store_blob(
+    state: &AppState,
+    part: &Path,
+    blob: Blob,
+    thumb: Option<Thumbnail>,
+) -> AppResult<Blob> {
+    let store = &state.attachments;
+    let internal = |e: std::io::Error| AppError::Internal(e.into());
+    Ok(match state.db.blob(&blob.hash).await? {
         Some(existing) => {
-            remove_quietly(&part).await;
+            remove_quietly(part).await;
             existing
         }
         None => {
@@ -337,11 +364,10 @@ pub async fn finish(state: &AppState, upload: &Upload) -> AppResult<Attachment> 
                 }
                 None => {}
             }
-            tokio::fs::rename(&part, &target).await.map_err(internal)?;
+            tokio::fs::rename(part, &target).await.map_err(internal)?;
             blob
         }
-    };
-    Ok(state.db.finish_upload(upload, id, &blob).await?)
+    })
 }
 
 /// Drops an upload: its row and its bytes.

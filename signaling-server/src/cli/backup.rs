@@ -30,7 +30,7 @@ pub async fn backup(args: BackupArgs, config: &Config) -> anyhow::Result<ExitCod
     }
     // No migrations: a backup takes the database as it is, whichever version wrote it.
     let db = Db::connect_only(&config.database_url).await?;
-    let summary = crate::backup::create(&db, &config.data_dir, &super::absolute(args.dest)).await;
+    let summary = crate::backup::create(&db, &config.dirs(), &super::absolute(args.dest)).await;
     db.close().await;
     let summary = summary?;
     println!(
@@ -58,7 +58,7 @@ pub async fn restore(args: RestoreArgs, config: &Config) -> anyhow::Result<ExitC
             e
         }
     })?;
-    let aside = crate::backup::restore(&from, &config.data_dir, &config.database_url)
+    let aside = crate::backup::restore(&from, &config.dirs(), &config.database_url)
         .await
         .with_context(|| format!("restoring {}", from.display()))?;
     let manifest = crate::backup::read_manifest(&from)?;

@@ -68,6 +68,7 @@ pub struct Envelope {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[expect(clippy::large_enum_variant, reason = "one short-lived value per notification; boxing would only add an allocation")]
 pub enum Body {
     Note(Note),
     /// The note is in `bus_spill` under this id.

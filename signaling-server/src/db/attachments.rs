@@ -11,7 +11,27 @@ use hearth_protocol::{AttachmentId, ChannelId, MessageId, UploadId, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Db, now_ms};
+use super::{Backend, Db, now_ms};
+
+/// Serializes changes to which blobs exist across server processes sharing one files directory
+/// (any constant: this one spells "hearth-b").
+const STORE_LOCK: i64 = 0x6865_6172_7468_2d62;
+
+/// Held while the attachment store adds or frees blobs. On PostgreSQL an advisory lock taken
+/// in a transaction kept open on one connection, so server processes sharing a files directory
+/// take turns; on SQLite (one process) nothing beyond the store's own mutex. Ended with
+/// [`StoreLock::release`]; dropped, the transaction rolls back and the lock goes with it.
+pub struct StoreLock(Option<sqlx::Transaction<'static, sqlx::Any>>);
+
+impl StoreLock {
+    pub async fn release(self) {
+        if let Some(tx) = self.0
+            && let Err(e) = tx.commit().await
+        {
+            tracing::warn!(error = %e, "releasing the attachment store's lock");
+        }
+    }
+}
 
 /// What the server learned about a blob's bytes when it stored them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +190,16 @@ pub(super) async fn unbind(conn: &mut AnyConnection, messages: &[i64]) -> sqlx::
 }
 
 impl Db {
+    /// The attachment store's lock across processes (see [`StoreLock`]).
+    pub async fn store_lock(&self) -> sqlx::Result<StoreLock> {
+        if self.backend == Backend::Sqlite {
+            return Ok(StoreLock(None));
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(STORE_LOCK).execute(&mut *tx).await?;
+        Ok(StoreLock(Some(tx)))
+    }
+
     pub async fn create_upload(&self, upload: &Upload) -> sqlx::Result<()> {
         let now = now_ms();
         sqlx::query(

@@ -16,7 +16,7 @@ use crate::ids::WORKERS;
 const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 /// Serializes leases (any constant: this one spells "hearth-n").
-const LEASE_LOCK: i64 = 0x6865_6172_7468_6e;
+const LEASE_LOCK: i64 = 0x0068_6561_7274_686e;
 
 /// Every worker id is held by a live process, or was given up too recently to reuse.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ pub mod settings;
 pub mod tokens;
 pub mod users;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ pub enum BeforeMigrating {
     /// Nothing (tests, benches, a fresh database).
     Nothing,
     /// Take a full backup under `DATA_DIR/backups/` first (the server and the admin tools).
-    Backup { data_dir: PathBuf },
+    Backup { dirs: crate::backup::Dirs },
 }
 
 /// The database was last used by a newer `hearth-server`: its schema has migrations this one
@@ -165,9 +165,9 @@ impl Db {
         if known.iter().all(|(v, _)| done.contains(v)) {
             return Ok(());
         }
-        if let (false, BeforeMigrating::Backup { data_dir }) = (done.is_empty(), &before) {
+        if let (false, BeforeMigrating::Backup { dirs }) = (done.is_empty(), &before) {
             let from = done.iter().max().copied().unwrap_or(0);
-            let dir = crate::backup::before_migration(self, data_dir, from, latest)
+            let dir = crate::backup::before_migration(self, dirs, from, latest)
                 .await
                 .context("taking a backup before upgrading the database (nothing was changed)")?;
             tracing::info!(backup = %dir.display(), from, to = latest, "backup taken before upgrading the database");

@@ -109,7 +109,7 @@ pub async fn put_icon(
 ) -> AppResult<Json<ServerSettings>> {
     user.require(&state, Permission::ManageServer)?;
     let (hash, png) = avatar::receive(&state, body).await?;
-    avatar::store(&avatar::icon_path(&state.config.data_dir, &hash), &png).await?;
+    avatar::store(&avatar::icon_path(&state.config.files_dir, &hash), &png).await?;
     set_icon(&state, &user, Some(hash)).await.map(Json)
 }
 
@@ -136,7 +136,7 @@ async fn set_icon(state: &AppState, user: &AuthUser, icon: Option<String>) -> Ap
 /// the invite page can show it.
 pub async fn icon(State(state): State<AppState>, Path(file): Path<String>) -> AppResult<impl IntoResponse> {
     let hash = file.strip_suffix(".png").unwrap_or(&file);
-    let path = avatar::icon_path(&state.config.data_dir, hash).ok_or_else(|| AppError::not_found("icon"))?;
+    let path = avatar::icon_path(&state.config.files_dir, hash).ok_or_else(|| AppError::not_found("icon"))?;
     let bytes = tokio::fs::read(&path).await.map_err(|_| AppError::not_found("icon"))?;
     Ok((
         [

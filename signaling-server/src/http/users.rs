@@ -45,7 +45,7 @@ pub async fn update_me(
 /// The body is the image file itself (PNG, JPEG, GIF or WebP).
 pub async fn put_avatar(State(state): State<AppState>, user: AuthUser, body: Body) -> AppResult<Json<User>> {
     let (hash, png) = avatar::receive(&state, body).await?;
-    avatar::store(&avatar::path(&state.config.data_dir, &hash), &png).await?;
+    avatar::store(&avatar::path(&state.config.files_dir, &hash), &png).await?;
     state.db.set_avatar(user.id, Some(&hash)).await?;
     let mut profile = current(&state, &user)?;
     profile.avatar = Some(hash);
@@ -68,7 +68,7 @@ pub async fn avatar(
     Path(file): Path<String>,
 ) -> AppResult<impl IntoResponse> {
     let hash = file.strip_suffix(".png").unwrap_or(&file);
-    let path = avatar::path(&state.config.data_dir, hash).ok_or_else(|| AppError::not_found("avatar"))?;
+    let path = avatar::path(&state.config.files_dir, hash).ok_or_else(|| AppError::not_found("avatar"))?;
     let bytes = tokio::fs::read(&path).await.map_err(|_| AppError::not_found("avatar"))?;
     Ok((
         [

@@ -3,6 +3,8 @@
 //! client that speak the protocol crate's types.
 #![allow(dead_code)]
 
+pub mod files;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;

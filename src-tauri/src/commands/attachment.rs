@@ -1,4 +1,5 @@
-//! `attachment_*`: files stored by the server. Upload a local file (or pasted bytes) with
+//! `attachment_*`: files stored by the server. Upload a local file (or a pasted or dropped one,
+//! staged in pieces) with
 //! progress and cancel, list the files inside dropped folders, download an attachment to a
 //! path chosen with the native save dialog with progress, and fetch an image (its thumbnail or
 //! the whole picture) as a `data:` URL for the message pane and the viewer (the window's CSP
@@ -109,32 +110,112 @@ pub async fn attachment_upload(
     Ok(shell.engine.upload_attachment(&path, &name, &cancel, reporter(&app, &job)).await?)
 }
 
-/// Uploads bytes the window holds (a pasted image, a file dropped into the page) under `name`:
-/// they are written to a temporary file under the data dir first, so the upload can resume.
+/// Largest piece of a staged file one `attachment_stage` call carries.
+pub const STAGE_CHUNK_MAX: usize = 16 << 20;
+
+/// Where the bytes of a pasted or dropped file wait, under the data dir, until they are uploaded.
+fn staged_path(data_dir: &Path, job: &str) -> PathBuf {
+    // The job id is the UI's; only its printable ASCII letters and digits name the file.
+    let name: String = job.chars().filter(char::is_ascii_alphanumeric).collect();
+    data_dir.join("upload-tmp").join(format!("{name}.bin"))
+}
+
+/// Writes `bytes` at `offset` of the staged file: offset 0 starts it afresh; any other offset
+/// must be where it ends (pieces come in order, none skipped or sent twice). Returns its length.
+pub fn stage_append(path: &Path, offset: u64, bytes: &[u8]) -> std::io::Result<u64> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = if offset == 0 {
+        std::fs::File::create(path)?
+    } else {
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        let len = file.metadata()?.len();
+        if len != offset {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("offset {offset} is not the end of the staged file ({len} bytes)"),
+            ));
+        }
+        file
+    };
+    file.write_all(bytes)?;
+    Ok(offset + bytes.len() as u64)
+}
+
+/// Stages a piece of a file the window holds (a pasted image, a file dropped into the page):
+/// the body is the raw bytes (not JSON), the headers `x-hearth-job` and `x-hearth-offset` say
+/// whose and where. The window sends a file in pieces of at most [`STAGE_CHUNK_MAX`] read with
+/// `Blob.slice`, so neither side ever holds a big file whole; `attachment_upload_staged` then
+/// uploads it. Returns the staged length.
 #[tauri::command]
-pub async fn attachment_upload_bytes(
+pub async fn attachment_stage(
+    request: tauri::ipc::Request<'_>,
+    shell: State<'_, Shell>,
+) -> CommandResult<u64> {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let job = header("x-hearth-job").ok_or_else(|| CommandError::invalid_field("x-hearth-job: missing"))?;
+    check_job(&job)?;
+    let offset: u64 = header("x-hearth-offset")
+        .and_then(|o| o.parse().ok())
+        .ok_or_else(|| CommandError::invalid_field("x-hearth-offset: a byte offset"))?;
+    // The raw body; a webview that fell back to JSON IPC sends the bytes as a number array.
+    let bytes: Vec<u8> = match request.body() {
+        tauri::ipc::InvokeBody::Raw(bytes) => bytes.clone(),
+        tauri::ipc::InvokeBody::Json(value) => serde_json::from_value(value.clone())
+            .map_err(|_| CommandError::invalid_field("body: the file's bytes"))?,
+    };
+    if bytes.len() > STAGE_CHUNK_MAX {
+        return Err(CommandError::invalid_field("body: at most 16 MiB a piece"));
+    }
+    let path = staged_path(shell.engine.data_dir(), &job);
+    tokio::task::spawn_blocking(move || stage_append(&path, offset, &bytes))
+        .await
+        .map_err(|e| CommandError::internal("stage", e))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::NotFound => {
+                CommandError::invalid_field(format!("x-hearth-offset: {e}"))
+            }
+            _ => CommandError::internal("stage", e),
+        })
+}
+
+/// Uploads the file staged for `job` (which must hold `size` bytes) under `name`, then removes
+/// the staged copy, whatever the outcome.
+#[tauri::command]
+pub async fn attachment_upload_staged(
     app: AppHandle,
     shell: State<'_, Shell>,
     jobs: State<'_, AttachmentJobs>,
     job: String,
     name: String,
-    bytes: Vec<u8>,
+    size: u64,
 ) -> CommandResult<Attachment> {
     let name = name.trim().to_string();
     if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
         return Err(CommandError::invalid_field("name: 1 to 255 printable characters"));
     }
     let (cancel, _guard) = jobs.start(&job)?;
-    let dir = shell.engine.data_dir().join("upload-tmp");
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| CommandError::internal("upload dir", e))?;
-    // The job id is the UI's; only its printable characters name the temporary file.
-    let tmp =
-        dir.join(format!("{}.bin", job.chars().filter(char::is_ascii_alphanumeric).collect::<String>()));
-    tokio::fs::write(&tmp, &bytes).await.map_err(|e| CommandError::internal("upload file", e))?;
-    drop(bytes);
-    let result = shell.engine.upload_attachment(&tmp, &name, &cancel, reporter(&app, &job)).await;
-    let _ = tokio::fs::remove_file(&tmp).await;
-    Ok(result?)
+    let staged = staged_path(shell.engine.data_dir(), &job);
+    let result = match tokio::fs::metadata(&staged).await {
+        Ok(meta) if meta.len() == size => shell
+            .engine
+            .upload_attachment(&staged, &name, &cancel, reporter(&app, &job))
+            .await
+            .map_err(Into::into),
+        Ok(meta) => {
+            Err(CommandError::invalid_field(format!("size: {size} bytes announced, {} staged", meta.len())))
+        }
+        Err(_) => Err(CommandError::invalid_field("job: nothing staged")),
+    };
+    let _ = tokio::fs::remove_file(&staged).await;
+    result
+}
+
+/// Removes whatever was staged and never uploaded (an app stopped mid-paste).
+pub fn clear_staged(data_dir: &Path) {
+    let _ = std::fs::remove_dir_all(data_dir.join("upload-tmp"));
 }
 
 /// The files in `paths`, folders replaced by the files inside them (recursively, sorted),
@@ -196,15 +277,21 @@ pub async fn attachment_download(
     Ok(Some(dest.to_string_lossy().into_owned()))
 }
 
-/// Stops upload or download `job`; false when it is not running.
+/// Stops upload or download `job` (and drops what was staged for it); false when it is not
+/// running.
 #[tauri::command]
-pub fn attachment_cancel(jobs: State<'_, AttachmentJobs>, job: String) -> bool {
+pub fn attachment_cancel(shell: State<'_, Shell>, jobs: State<'_, AttachmentJobs>, job: String) -> bool {
     match lock(&jobs.0).get(&job) {
         Some(token) => {
             token.cancel();
             true
         }
-        None => false,
+        None => {
+            if check_job(&job).is_ok() {
+                let _ = std::fs::remove_file(staged_path(shell.engine.data_dir(), &job));
+            }
+            false
+        }
     }
 }
 
@@ -243,6 +330,29 @@ pub fn image_mime(bytes: &[u8]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_are_staged_in_order_and_a_gap_or_a_repeat_is_refused() {
+        let dir = std::env::temp_dir().join(format!("hearth-stage-{}", std::process::id()));
+        let path = staged_path(&dir, "job-1/../x");
+        assert_eq!(path, dir.join("upload-tmp").join("job1x.bin"), "the job id cannot name another place");
+        assert_eq!(stage_append(&path, 0, b"hello ").unwrap(), 6);
+        assert_eq!(stage_append(&path, 6, b"world").unwrap(), 11);
+        for bad in [6, 12, 3] {
+            let e = stage_append(&path, bad, b"!").unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "offset {bad}");
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello world", "a refused piece changes nothing");
+        // Offset 0 starts over.
+        assert_eq!(stage_append(&path, 0, b"again").unwrap(), 5);
+        assert_eq!(std::fs::read(&path).unwrap(), b"again");
+        // Nothing staged for a job: a later piece is refused.
+        let other = staged_path(&dir, "other");
+        assert_eq!(stage_append(&other, 5, b"x").unwrap_err().kind(), std::io::ErrorKind::NotFound);
+        clear_staged(&dir);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn only_raster_images_get_a_data_url_type() {

@@ -32,7 +32,7 @@ pub fn link_open(app: AppHandle, url: String) -> CommandResult<()> {
     app.opener().open_url(url.as_str(), None::<&str>).map_err(|e| CommandError::internal("opening a link", e))
 }
 
-/// The `hearth://join` link the app was started with, once.
+/// The `hearth://` link (join, setup or message) the app was started with, once.
 #[tauri::command]
 pub fn link_take_startup(shell: State<'_, Shell>) -> Option<String> {
     shell.take_startup_link()

@@ -1,6 +1,7 @@
-import { screen, waitFor } from '@testing-library/svelte';
+import { screen, waitFor, within } from '@testing-library/svelte';
 import { tick } from 'svelte';
 import { describe, expect, it } from 'vitest';
+import { messageLink, parseMessageLink } from '../messages/links';
 import { renderApp } from './testing';
 
 describe('app', () => {
@@ -57,7 +58,7 @@ describe('app', () => {
 
   it('opens a join link that arrives while signed in over the group, and Cancel goes back', async () => {
     const { backend, user } = await renderApp();
-    backend.simulateJoinLink('hearth://join?server=https%3A%2F%2Fhearth.example&code=FAMILY');
+    backend.simulateLink('hearth://join?server=https%3A%2F%2Fhearth.example&code=FAMILY');
     await screen.findByText('Create your account on The Hearth');
     expect((screen.getByLabelText('Invite code') as HTMLInputElement).value).toBe('FAMILY');
     await user.click(screen.getByText('Cancel'));
@@ -114,6 +115,63 @@ describe('app', () => {
     expect(backend.opened).toEqual(['https://example.com/page']);
     await user.click(screen.getByText(/\[bad\]/));
     expect(backend.opened).toEqual(['https://example.com/page']);
+  });
+
+  it('Copy link copies a message link that, sent in another channel and clicked, jumps back to the message', async () => {
+    const { backend, hearth, user } = await renderApp();
+    const original = (await screen.findByText('Who is bringing snacks on Saturday?', { selector: '.markdown p' })).closest('article')!;
+    await user.click(within(original as HTMLElement).getByTestId('copy-message-link'));
+    expect(await screen.findByText('Link to the message copied.')).toBeTruthy();
+    const link = await navigator.clipboard.readText();
+    const target = backend.messageWith('c1', 'Who is bringing snacks on Saturday?')!;
+    expect(parseMessageLink(link)).toEqual({ serverUrl: 'https://hearth.example', channelId: 'c1', messageId: target.id });
+
+    await hearth.openChannel('c2');
+    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#random'));
+    backend.simulateIncoming('c2', 'u2', `the plan is here: ${link}`);
+    await user.click(await screen.findByRole('link', { name: link }));
+    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
+    const shown = (await screen.findByText('Who is bringing snacks on Saturday?', { selector: '.markdown p' })).closest('article')!;
+    expect(shown.classList.contains('highlight')).toBe(true);
+    expect(backend.opened).toEqual([]);
+  });
+
+  it('a message link from outside jumps; one to a hidden channel, a gone message or an unknown server says so', async () => {
+    const { backend } = await renderApp();
+    const target = backend.messageWith('c1', 'Welcome to **Hearth**, everyone!')!;
+    backend.simulateLink(messageLink('https://hearth.example/', 'c1', target.id));
+    const shown = (await screen.findByText('Hearth', { selector: 'strong' })).closest('article')!;
+    await waitFor(() => expect(shown.classList.contains('highlight')).toBe(true));
+
+    backend.simulateLink(messageLink('https://hearth.example', 'c999', target.id));
+    expect(await screen.findByText('You cannot see that conversation.')).toBeTruthy();
+    backend.simulateLink(messageLink('https://hearth.example', 'c1', '999999999'));
+    expect(await screen.findByText('That message no longer exists.')).toBeTruthy();
+    backend.simulateLink(messageLink('https://elsewhere.example', 'c1', target.id));
+    expect(await screen.findByText('That link is for a server you have not joined in this app.')).toBeTruthy();
+    // The pane is whole: the channel still shows its messages.
+    expect(screen.getByTestId('channel-title').textContent).toBe('#general');
+    expect(screen.queryByText(/Here is the list/)).not.toBeNull();
+  });
+
+  it('a link to a message on another server the app knows switches to that account first', async () => {
+    const { user, backend } = await renderApp();
+    await user.click(screen.getByRole('button', { name: 'User settings' }));
+    await user.click(screen.getByText('Add a server'));
+    await user.type(
+      await screen.findByLabelText('Invite link or server address'),
+      'hearth://join?server=https%3A%2F%2Fcousins.example&code=WELCOME{Enter}',
+    );
+    await user.type(await screen.findByLabelText('Username'), 'zoe2');
+    await user.type(screen.getByLabelText('Password'), 'correct horse{Enter}');
+    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
+    expect((await backend.activeAccount())?.server_url).toBe('https://cousins.example');
+
+    const target = backend.messageWith('c1', 'Who is bringing snacks on Saturday?')!;
+    backend.simulateLink(messageLink('https://hearth.example', 'c1', target.id));
+    await waitFor(async () => expect((await backend.activeAccount())?.server_url).toBe('https://hearth.example'));
+    const shown = (await screen.findByText('Who is bringing snacks on Saturday?', { selector: '.markdown p' })).closest('article')!;
+    await waitFor(() => expect(shown.classList.contains('highlight')).toBe(true));
   });
 
   it('changes theme and language from settings, and Esc closes them', async () => {

@@ -9,6 +9,7 @@ import { MembersState } from '../members/members.svelte';
 import { MessagesState } from '../messages/messages.svelte';
 import type { ChannelId, Event, MessageId, Ready, UserId } from '../protocol/generated';
 import { errorKey, SessionState } from '../session/session.svelte';
+import { type MessageLink, parseMessageLink, sameServer } from '../messages/links';
 import { SearchState } from '../search/search.svelte';
 import { SettingsState } from '../settings/settings.svelte';
 import { AudioSettingsState } from '../voice/audio.svelte';
@@ -32,6 +33,8 @@ export class Hearth {
   readonly ui = new UiState();
 
   private subscriptions: Unsubscribe[] = [];
+  /** A message link waiting for the snapshot of its account (whose user is `userId`). */
+  private pendingJump: { link: MessageLink; userId: UserId } | null = null;
   /** Whether the window has focus: a message in the open channel is read only if it is seen. */
   focused = $state(true);
 
@@ -69,7 +72,7 @@ export class Hearth {
       this.backend.onQuality((q) => this.call.applyQuality(q)),
       this.backend.onMicLevel((l) => this.audio.applyLevel(l)),
       this.backend.onVoiceDeviceError(() => this.ui.notify(this.i18n.t('error.audio_device'))),
-      this.backend.onJoinLink((url) => this.session.openJoinLink(url)),
+      this.backend.onLink((url) => void this.openLink(url)),
       this.backend.onOpenChannel((id) => this.showChannel(id)),
       this.backend.onTransfer((x) => this.transfers.apply(x)),
     );
@@ -77,7 +80,7 @@ export class Hearth {
     const snapshot = await this.backend.snapshot();
     if (snapshot) this.applyReady(snapshot);
     const link = await this.backend.takeStartupLink();
-    if (link) this.session.openJoinLink(link);
+    if (link) void this.openLink(link);
     await this.call.load();
     await this.transfers.load();
   }
@@ -130,6 +133,50 @@ export class Hearth {
     if (!this.messages.timeline(channelId).hasNewer) this.markSeen(channelId);
   }
 
+  /**
+   * A `hearth://` link, from outside (the scheme) or clicked in a message: a message link jumps
+   * to its message; anything else goes to the sign-in screen, which parses join and setup links.
+   */
+  async openLink(url: string) {
+    const target = parseMessageLink(url);
+    if (target) await this.openMessageLink(target);
+    else this.session.openJoinLink(url);
+  }
+
+  /**
+   * Jumps to a linked message: in the active account when it is on the link's server, else
+   * after switching to this app's account there (the jump waits for its snapshot). A server the
+   * app has no account on, a channel this member cannot read, a message that is gone: a notice.
+   */
+  async openMessageLink(link: MessageLink) {
+    const active = this.session.active;
+    const onServer = active && sameServer(active.server_url, link.serverUrl) ? active : null;
+    const account = onServer ?? this.session.accounts.find((a) => sameServer(a.server_url, link.serverUrl));
+    if (!account) {
+      this.ui.notify(this.i18n.t('link.unknownServer'));
+      return;
+    }
+    this.session.cancelAdding();
+    this.ui.overlay = null;
+    if (account.id !== active?.id) {
+      const pending = (this.pendingJump = { link, userId: account.user.id });
+      try {
+        await this.session.switchTo(account.id);
+      } catch (err) {
+        this.pendingJump = null;
+        this.notifyError(err);
+        return;
+      }
+      // The new account's Ready may have come before the switch returned.
+      if (this.pendingJump !== pending || !this.session.hasSnapshot) return;
+    } else if (!this.session.hasSnapshot) {
+      this.pendingJump = { link, userId: account.user.id };
+      return;
+    }
+    this.pendingJump = null;
+    await this.jumpToMessage(link.channelId, link.messageId);
+  }
+
   /** Marks the open channel read up to its newest message, if there is anything unread. */
   markSeen(id: ChannelId | null = this.channels.selectedId) {
     if (!id || !this.focused) return;
@@ -150,7 +197,11 @@ export class Hearth {
     const open = this.channels.selectedId;
     this.messages.reset(open);
     this.session.hasSnapshot = true;
-    if (open) void this.messages.reload(open).then(() => this.markSeen(open));
+    const jump = this.pendingJump;
+    if (jump && jump.userId === ready.user.id) {
+      this.pendingJump = null;
+      void this.jumpToMessage(jump.link.channelId, jump.link.messageId);
+    } else if (open) void this.messages.reload(open).then(() => this.markSeen(open));
   }
 
   private applyEvent(event: Event) {

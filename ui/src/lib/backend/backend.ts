@@ -211,8 +211,11 @@ export interface Backend {
   onReady(listener: (ready: Ready) => void): Unsubscribe;
   onEvent(listener: (event: Event) => void): Unsubscribe;
   onSendFailed(listener: (failure: SendFailure) => void): Unsubscribe;
-  /** A `hearth://join?...` link opened the app or arrived while it runs (the URL as given). */
-  onJoinLink(listener: (url: string) => void): Unsubscribe;
+  /**
+   * A `hearth://` link (join, setup or message) arrived while the app runs (the URL as given);
+   * the UI parses it.
+   */
+  onLink(listener: (url: string) => void): Unsubscribe;
   /** The user clicked a desktop notification: show this conversation. */
   onOpenChannel(listener: (channelId: ChannelId) => void): Unsubscribe;
 
@@ -257,8 +260,8 @@ export interface Backend {
   /** Opens an http(s) URL in the system browser; anything else is refused. */
   openExternal(url: string): Promise<void>;
   /**
-   * The `hearth://join` link the app was started with, once (then `null`): it arrives before
-   * the window can listen for `onJoinLink`.
+   * The `hearth://` link the app was started with, once (then `null`): it arrives before the
+   * window can listen for `onLink`.
    */
   takeStartupLink(): Promise<string | null>;
   /** Whether Hearth starts when the user logs in to this computer (minimised to the tray). */
@@ -322,8 +325,8 @@ export interface Backend {
   attachmentExpand(paths: string[]): Promise<string[]>;
   /** Uploads a local file under the UI's job id (progress through `onAttachmentProgress`). */
   attachmentUpload(job: string, path: string): Promise<Attachment>;
-  /** Uploads bytes the window holds (a pasted or dropped file) named `name`. */
-  attachmentUploadBytes(job: string, name: string, bytes: Uint8Array): Promise<Attachment>;
+  /** Uploads a file the window holds (pasted or dropped) named `name`, read in pieces. */
+  attachmentUploadBlob(job: string, name: string, file: Blob): Promise<Attachment>;
   /** Asks where to save, then downloads; the path written, or null when the dialog was cancelled. */
   attachmentDownload(job: string, attachment: Attachment): Promise<string | null>;
   /** Stops an upload or download; false when it is not running. */
@@ -380,4 +383,14 @@ export function isExternalUrl(url: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The bytes of a blob (FileReader: every webview and jsdom have it, `Blob.arrayBuffer` not all). */
+export function bytesOf(blob: Blob): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(new Uint8Array(reader.result as ArrayBuffer));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsArrayBuffer(blob);
+  });
 }

@@ -31,6 +31,7 @@ import type {
 } from '../protocol/generated';
 import { PROTOCOL_VERSION } from '../protocol/generated';
 import {
+  bytesOf,
   type Account,
   type AttachmentProgress,
   type AroundPage,
@@ -139,7 +140,7 @@ export class MockBackend implements Backend {
   private options: Required<MockOptions>;
   private statusEvents = new Emitter<SessionStatus>();
   private readyEvents = new Emitter<Ready>();
-  private joinLinks = new Emitter<string>();
+  private links = new Emitter<string>();
   private openChannels = new Emitter<ChannelId>();
   private events = new Emitter<Event>();
   private failures = new Emitter<SendFailure>();
@@ -418,15 +419,15 @@ export class MockBackend implements Backend {
   onSendFailed(listener: (failure: SendFailure) => void) {
     return this.failures.on(listener);
   }
-  onJoinLink(listener: (url: string) => void) {
-    return this.joinLinks.on(listener);
+  onLink(listener: (url: string) => void) {
+    return this.links.on(listener);
   }
   onOpenChannel(listener: (channelId: ChannelId) => void) {
     return this.openChannels.on(listener);
   }
-  /** A `hearth://` link is opened while the app runs (the shell's `link://join`). */
-  simulateJoinLink(url: string) {
-    this.joinLinks.emit(url);
+  /** A `hearth://` link is opened while the app runs (the shell's `link://open`). */
+  simulateLink(url: string) {
+    this.links.emit(url);
   }
   /** A desktop notification for `channelId` is clicked. */
   simulateNotificationClick(channelId: ChannelId) {
@@ -953,8 +954,8 @@ export class MockBackend implements Backend {
   attachmentUpload(job: string, path: string) {
     return this.attachments.uploadPath(job, path);
   }
-  attachmentUploadBytes(job: string, name: string, bytes: Uint8Array) {
-    return this.attachments.upload(job, name, bytes);
+  async attachmentUploadBlob(job: string, name: string, file: Blob) {
+    return this.attachments.upload(job, name, await bytesOf(file));
   }
   attachmentDownload(job: string, attachment: Attachment) {
     return this.attachments.download(job, attachment);

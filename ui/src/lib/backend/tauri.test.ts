@@ -52,11 +52,6 @@ describe('TauriBackend', () => {
       [() => b.attachmentExpand(['/d']), 'attachment_expand', { paths: ['/d'] }],
       [() => b.attachmentUpload('j', '/d/a.png'), 'attachment_upload', { job: 'j', path: '/d/a.png' }],
       [
-        () => b.attachmentUploadBytes('j', 'p.png', new Uint8Array([1, 2])),
-        'attachment_upload_bytes',
-        { job: 'j', name: 'p.png', bytes: [1, 2] },
-      ],
-      [
         () =>
           b.attachmentDownload('j', {
             id: 'a1',
@@ -113,6 +108,48 @@ describe('TauriBackend', () => {
     }
   });
 
+  it('stages a dropped file in raw pieces from offset 0, then uploads it by size', async () => {
+    const b = new TauriBackend();
+    const { STAGE_PIECE } = await import('./tauri');
+    const size = STAGE_PIECE * 2 + 5;
+    const bytes = new Uint8Array(size).map((_, i) => i % 251);
+    const staged = new Uint8Array(size);
+    let length = 0;
+    invoke.mockImplementation(async (cmd: string, args: unknown, options?: { headers: Record<string, string> }) => {
+      if (cmd === 'attachment_stage') {
+        expect(args).toBeInstanceOf(Uint8Array);
+        const piece = args as Uint8Array;
+        const offset = Number(options?.headers['x-hearth-offset']);
+        expect(options?.headers['x-hearth-job']).toBe('j');
+        expect(offset).toBe(length);
+        staged.set(piece, offset);
+        length += piece.length;
+        return length;
+      }
+      if (cmd === 'attachment_upload_staged') return { id: 'a1', size: (args as { size: number }).size };
+      return null;
+    });
+    const done = await b.attachmentUploadBlob('j', 'video.mp4', new Blob([bytes]));
+    const stages = invoke.mock.calls.filter((c) => c[0] === 'attachment_stage');
+    expect(stages.map((c) => (c[1] as Uint8Array).length)).toEqual([STAGE_PIECE, STAGE_PIECE, 5]);
+    expect(length).toBe(size);
+    expect(staged.every((v, i) => v === bytes[i])).toBe(true);
+    expect(invoke.mock.calls.at(-1)?.slice(0, 2)).toEqual(['attachment_upload_staged', { job: 'j', name: 'video.mp4', size }]);
+    expect(done).toEqual({ id: 'a1', size });
+
+    // An empty file is one empty piece; a cancel while staging stops before the upload.
+    invoke.mockReset().mockResolvedValue(null);
+    await b.attachmentUploadBlob('e', 'empty.txt', new Blob([]));
+    expect(invoke.mock.calls.map((c) => c[0])).toEqual(['attachment_stage', 'attachment_upload_staged']);
+    invoke.mockClear();
+    invoke.mockImplementation(async (cmd: string) => {
+      if (cmd === 'attachment_stage') await b.attachmentCancel('c');
+      return null;
+    });
+    await expect(b.attachmentUploadBlob('c', 'big.bin', new Blob([bytes]))).rejects.toMatchObject({ code: 'cancelled' });
+    expect(invoke.mock.calls.map((c) => c[0])).toEqual(['attachment_stage', 'attachment_cancel']);
+  });
+
   it('refuses non-http links before asking the shell', async () => {
     const b = new TauriBackend();
     await expect(b.openExternal('file:///etc/passwd')).rejects.toMatchObject({ code: 'invalid_url' });
@@ -140,7 +177,7 @@ describe('TauriBackend', () => {
       b.onQuality(() => {}),
       b.onMicLevel(() => {}),
       b.onVoiceDeviceError(() => {}),
-      b.onJoinLink(() => {}),
+      b.onLink(() => {}),
       b.onOpenChannel(() => {}),
       b.onTransfer(() => {}),
       b.onAttachmentProgress(() => {}),
@@ -155,7 +192,7 @@ describe('TauriBackend', () => {
       'voice://quality',
       'voice://level',
       'voice://device_error',
-      'link://join',
+      'link://open',
       'notification://open',
       'transfer://changed',
       'attachment://progress',

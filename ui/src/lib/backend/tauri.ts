@@ -35,6 +35,7 @@ import {
   type AudioDevices,
   type Backend,
   BackendError,
+  bytesOf,
   type AroundPage,
   type HistoryPage,
   isExternalUrl,
@@ -59,7 +60,7 @@ export const EVENTS = {
   ready: 'session://ready',
   event: 'session://event',
   sendFailed: 'message://failed',
-  joinLink: 'link://join',
+  link: 'link://open',
   openChannel: 'notification://open',
   voiceState: 'voice://state',
   voiceSpeaking: 'voice://speaking',
@@ -78,6 +79,18 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
     throw BackendError.from(err);
   }
 }
+
+/** A command whose argument is raw bytes (an IPC body that is not JSON), with headers. */
+async function callRaw<T>(command: string, body: Uint8Array, headers: Record<string, string>): Promise<T> {
+  try {
+    return await invoke<T>(command, body, { headers });
+  } catch (err) {
+    throw BackendError.from(err);
+  }
+}
+
+/** Bytes of a pasted or dropped file per `attachment_stage` call (the shell takes up to 16 MiB). */
+export const STAGE_PIECE = 8 << 20;
 
 /** `listen` is async; this returns a synchronous unsubscribe that also works before it resolves. */
 function subscribe<T>(name: string, listener: (payload: T) => void): Unsubscribe {
@@ -98,6 +111,8 @@ function subscribe<T>(name: string, listener: (payload: T) => void): Unsubscribe
 
 export class TauriBackend implements Backend {
   private avatarCache = new Map<string, Promise<string | null>>();
+  /** Jobs cancelled while their file was still being staged. */
+  private stagingCancelled = new Set<string>();
 
   listAccounts() {
     return call<Account[]>('account_list');
@@ -139,8 +154,8 @@ export class TauriBackend implements Backend {
   onSendFailed(listener: (failure: SendFailure) => void) {
     return subscribe(EVENTS.sendFailed, listener);
   }
-  onJoinLink(listener: (url: string) => void) {
-    return subscribe(EVENTS.joinLink, listener);
+  onLink(listener: (url: string) => void) {
+    return subscribe(EVENTS.link, listener);
   }
   onOpenChannel(listener: (channelId: ChannelId) => void) {
     return subscribe<{ channel_id: ChannelId }>(EVENTS.openChannel, (p) => listener(p.channel_id));
@@ -335,8 +350,20 @@ export class TauriBackend implements Backend {
   attachmentUpload(job: string, path: string) {
     return call<Attachment>('attachment_upload', { job, path });
   }
-  attachmentUploadBytes(job: string, name: string, bytes: Uint8Array) {
-    return call<Attachment>('attachment_upload_bytes', { job, name, bytes: Array.from(bytes) });
+  async attachmentUploadBlob(job: string, name: string, file: Blob) {
+    // Staged in pieces as raw IPC bodies (never a JSON number array, never the file whole).
+    this.stagingCancelled.delete(job);
+    try {
+      for (let offset = 0; offset === 0 || offset < file.size; offset += STAGE_PIECE) {
+        if (this.stagingCancelled.has(job)) throw new BackendError('cancelled', 'cancelled');
+        const piece = await bytesOf(file.slice(offset, offset + STAGE_PIECE));
+        await callRaw<number>('attachment_stage', piece, { 'x-hearth-job': job, 'x-hearth-offset': String(offset) });
+      }
+      if (this.stagingCancelled.has(job)) throw new BackendError('cancelled', 'cancelled');
+      return await call<Attachment>('attachment_upload_staged', { job, name, size: file.size });
+    } finally {
+      this.stagingCancelled.delete(job);
+    }
   }
   attachmentDownload(job: string, attachment: Attachment) {
     return call<string | null>('attachment_download', {
@@ -347,6 +374,7 @@ export class TauriBackend implements Backend {
     });
   }
   attachmentCancel(job: string) {
+    this.stagingCancelled.add(job);
     return call<boolean>('attachment_cancel', { job });
   }
   attachmentImage(id: AttachmentId, full: boolean) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { plainText, renderMarkdown } from './markdown';
+import { isAppLink, plainText, renderMarkdown } from './markdown';
 
 const env = { nameOf: (id: string) => (id === '42' ? 'Zoë <b>' : 'someone'), me: '42' };
 
@@ -37,6 +37,31 @@ describe('renderMarkdown', () => {
         expect(a.getAttribute('href') ?? '', src).not.toMatch(/^(javascript|data):/i);
       }
       expect(d.innerHTML, src).not.toMatch(/href="(javascript|data):/i);
+    }
+  });
+
+  it('links hearth message and join links for the app, and nothing else of the scheme', () => {
+    const link = 'hearth://message?server=https%3A%2F%2Fhearth.example&channel=c1&message=42';
+    const d = dom(renderMarkdown(`look: ${link}. and [the plan](${link})`, env));
+    const anchors = [...d.querySelectorAll('a')];
+    expect(anchors.map((a) => a.getAttribute('href'))).toEqual([link, link]);
+    expect(anchors.every((a) => a.classList.contains('app-link'))).toBe(true);
+    expect(anchors[0].textContent).toBe(link);
+    expect(anchors[1].textContent).toBe('the plan');
+    expect(isAppLink(link)).toBe(true);
+
+    const join = dom(renderMarkdown('join us: hearth://join?server=https%3A%2F%2Fhearth.example&code=WELCOME', env));
+    expect(join.querySelector('a.app-link')?.getAttribute('href')).toBe('hearth://join?server=https%3A%2F%2Fhearth.example&code=WELCOME');
+
+    for (const src of [
+      '[x](hearth://message?server=https%3A%2F%2Fa.org&channel=1)',
+      '[x](hearth://evil?server=https%3A%2F%2Fa.org)',
+      '[x](hearth://message?server=javascript%3Aalert(1)&channel=1&message=2)',
+      'hearth://other?x=1',
+    ]) {
+      const bad = dom(renderMarkdown(src, env));
+      for (const a of bad.querySelectorAll('a')) expect(a.getAttribute('href'), src).toBeNull();
+      expect(bad.innerHTML, src).not.toMatch(/href="hearth:/i);
     }
   });
 

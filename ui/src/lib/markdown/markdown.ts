@@ -4,10 +4,15 @@
 //! One message can never change how another renders: each render gets its own markdown-it
 //! `env` (a reference definition such as `[docs]: http://…` lives in it). Quotes nested deeper
 //! than markdown-it's nesting limit would lose their text, so they are flattened first.
+//! Links keep an href only when it is http(s) or mailto (opened in the system browser) or a
+//! well-formed `hearth://message` or `hearth://join|setup` link (opened in the app; bare ones
+//! in the text are linked too, so a pasted message link becomes clickable).
 
 import DOMPurify from 'dompurify';
 import MarkdownIt from 'markdown-it';
 import type { UserId } from '../protocol/generated';
+import { parseMessageLink } from '../messages/links';
+import { parseServerTarget } from '../session/invite';
 
 export interface RenderEnv {
   /** Display name for a mentioned user id. */
@@ -23,9 +28,23 @@ const ALLOWED_TAGS = [
 const ALLOWED_ATTR = ['href', 'class', 'data-user-id', 'title', 'rel', 'start'];
 const SAFE_HREF = /^(https?:|mailto:)/i;
 
+/** Whether `href` is a link the app opens itself: a message link, or a join or setup link. */
+export function isAppLink(href: string): boolean {
+  if (!/^hearth:/i.test(href.trim())) return false;
+  return parseMessageLink(href) !== null || parseServerTarget(href) !== null;
+}
+
 const md = new MarkdownIt({ html: false, linkify: true, breaks: true, typographer: false });
 // Tables and images are not part of chat markdown: an image would load a remote URL unasked.
 md.disable(['table', 'image']);
+// Bare `hearth://message?…` (and join/setup) links in the text become links; a sentence's
+// closing punctuation is left out of them.
+md.linkify.add('hearth:', {
+  validate: (text, pos) => {
+    const match = /^\/\/(?:message|join|setup)\?[^\s<>"'`]+/i.exec(text.slice(pos));
+    return match ? match[0].replace(/[.,;:!?)\]]+$/, '').length : 0;
+  },
+});
 
 const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -53,7 +72,8 @@ const purifier = DOMPurify;
 purifier.addHook('afterSanitizeAttributes', (node) => {
   if (node.tagName === 'A') {
     const href = node.getAttribute('href') ?? '';
-    if (!SAFE_HREF.test(href)) node.removeAttribute('href');
+    if (isAppLink(href)) node.setAttribute('class', 'app-link');
+    else if (!SAFE_HREF.test(href)) node.removeAttribute('href');
     node.setAttribute('rel', 'noopener noreferrer');
   }
 });
@@ -86,7 +106,7 @@ export function renderMarkdown(content: string, env: RenderEnv): string {
     ALLOWED_TAGS,
     ALLOWED_ATTR,
     ALLOW_DATA_ATTR: false,
-    ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i,
+    ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|hearth:)/i,
   });
 }
 

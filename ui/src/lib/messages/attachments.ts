@@ -72,18 +72,10 @@ export async function filesOf(data: DataTransfer): Promise<File[]> {
     const entry = (item as DataTransferItem & { webkitGetAsEntry?: () => Entry | null }).webkitGetAsEntry?.();
     if (entry) entries.push(entry);
   }
-  if (!entries.length) return Array.from(data.files ?? []);
+  // Only folders need walking; plain files come from `files` (WebKitGTK's entry of a file made
+  // in the page, not read from disk, never calls back from `file()`).
+  if (!entries.some((e) => e.isDirectory)) return Array.from(data.files ?? []);
   const out: File[] = [];
   for (const e of entries) await walk(e, out);
   return out;
-}
-
-/** The bytes of a dropped or pasted file (FileReader: every webview has it). */
-export function bytesOf(file: Blob): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(new Uint8Array(reader.result as ArrayBuffer));
-    reader.onerror = () => reject(reader.error);
-    reader.readAsArrayBuffer(file);
-  });
 }
