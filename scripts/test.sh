@@ -81,7 +81,7 @@ fi
 export HEARTH_HADOLINT="$hadolint_venv/bin/hadolint"
 
 # --- Rust tests ---------------------------------------------------------------------------
-cargo test --workspace --all-targets "$@" || status=$?
+cargo test --workspace --all-targets --no-fail-fast "$@" || status=$?
 
 # --- UI / npm tests -----------------------------------------------------------------------
 # npm workspaces (ui, bench peers) from the root lock file; then the UI's unit/component tests

@@ -16,5 +16,8 @@ export default defineConfig(({ mode }) => ({
     environment: 'jsdom',
     include: ['src/**/*.test.ts'],
     setupFiles: ['src/test-setup.ts'],
+    // Component tests drive the whole app through user events; on a loaded 2-core machine
+    // a few take longer than the default 5 s without anything being wrong.
+    testTimeout: 20_000,
   },
 }));

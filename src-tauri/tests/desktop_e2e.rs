@@ -1036,7 +1036,16 @@ impl TauriDriver {
         let deadline = Instant::now() + WAIT;
         let value = loop {
             match self.http.post(format!("{}/session", self.url)).json(&capabilities).send().await {
-                Ok(response) => break response_value(response).await.expect("a new WebDriver session"),
+                Ok(response) => match response_value(response).await {
+                    Ok(value) => break value,
+                    // WebKitWebDriver not ready yet (or its port taken a moment by another
+                    // process on a busy machine): the session is asked for again.
+                    Err(e) if Instant::now() < deadline => {
+                        eprintln!("a new WebDriver session was refused, trying again: {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => panic!("a new WebDriver session: {e}"),
+                },
                 // tauri-driver is still starting.
                 Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
                 Err(e) => panic!("tauri-driver: {e}"),

@@ -160,12 +160,34 @@ struct Tally {
     lost: AtomicU64,
 }
 
+/// Descriptors a process needs besides one per connection: the sender's socket, listeners,
+/// database files, the runtime's epoll and pipes, logs.
+const FD_HEADROOM: u64 = 100;
+
 pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
     if let Some(unknown) = args.only.iter().find(|o| !SERVERS.contains(&o.as_str())) {
         bail!("--only takes hearth, floor and socketio, not {unknown:?}");
     }
     let runs = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
-    let mut plans: Vec<Plan> = args.sizes.iter().map(|&n| Plan::new(n, args)).collect();
+    // Each process here (the harness with its N clients, the server with their N sockets)
+    // needs N descriptors and a few more. Where the hard open-file limit cannot be raised (a
+    // container without CAP_SYS_RESOURCE: 20,000 on the development machine), a size above it
+    // runs at the most that fits, and its lines say how many connections were measured.
+    let most = crate::process::raise_nofile_limit()
+        .map(|limit| usize::try_from(limit.saturating_sub(FD_HEADROOM)).unwrap_or(usize::MAX))
+        .unwrap_or(usize::MAX);
+    let mut plans: Vec<Plan> = args
+        .sizes
+        .iter()
+        .map(|&n| {
+            if n > most {
+                println!(
+                    "note: N={n} needs more open files than this process may have; measuring N={most} instead"
+                );
+            }
+            Plan::new(n.min(most), args)
+        })
+        .collect();
     if args.busy_connections > 0 {
         plans.push(Plan::busy(args));
     }

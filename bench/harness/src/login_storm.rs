@@ -243,8 +243,14 @@ async fn hearth(paths: &Paths, args: &Args) -> Result<HearthOutcome> {
 
     let phase = Arc::new(AtomicU8::new(PHASE_IDLE));
     let interval = Duration::from_millis(args.probe_interval_ms);
-    let probe = spawn_probe(server.gateway_url(), group.admin.access_token.clone(), group.channel, phase.clone(), interval)
-        .await?;
+    let probe = spawn_probe(
+        server.gateway_url(),
+        group.admin.access_token.clone(),
+        group.channel,
+        phase.clone(),
+        interval,
+    )
+    .await?;
 
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
 

@@ -149,6 +149,8 @@ describe('app', () => {
     expect(await screen.findByText('That message no longer exists.')).toBeTruthy();
     backend.simulateLink(messageLink('https://elsewhere.example', 'c1', target.id));
     expect(await screen.findByText('That link is for a server you have not joined in this app.')).toBeTruthy();
+    backend.simulateLink('hearth://message?server=https%3A%2F%2Fhearth.example&channel=c1');
+    expect(await screen.findByText('That link to a message is incomplete or damaged.')).toBeTruthy();
     // The pane is whole: the channel still shows its messages.
     expect(screen.getByTestId('channel-title').textContent).toBe('#general');
     expect(screen.queryByText(/Here is the list/)).not.toBeNull();

@@ -9,7 +9,7 @@ import { MembersState } from '../members/members.svelte';
 import { MessagesState } from '../messages/messages.svelte';
 import type { ChannelId, Event, MessageId, Ready, UserId } from '../protocol/generated';
 import { errorKey, SessionState } from '../session/session.svelte';
-import { type MessageLink, parseMessageLink, sameServer } from '../messages/links';
+import { isMessageLinkLike, type MessageLink, parseMessageLink, sameServer } from '../messages/links';
 import { SearchState } from '../search/search.svelte';
 import { SettingsState } from '../settings/settings.svelte';
 import { AudioSettingsState } from '../voice/audio.svelte';
@@ -140,6 +140,7 @@ export class Hearth {
   async openLink(url: string) {
     const target = parseMessageLink(url);
     if (target) await this.openMessageLink(target);
+    else if (isMessageLinkLike(url)) this.ui.notify(this.i18n.t('link.invalid'));
     else this.session.openJoinLink(url);
   }
 

@@ -149,6 +149,7 @@ export const en = {
   'header.members': 'Toggle member list',
   'emoji.title': 'Pick an emoji',
   'link.blocked': 'Only web links can be opened.',
+  'link.invalid': 'That link to a message is incomplete or damaged.',
   'link.unknownServer': 'That link is for a server you have not joined in this app.',
   'error.audio_device': 'The audio device could not be opened. Check that it is plugged in and not used by another app.',
   'error.invalid_shortcut': 'That shortcut cannot be used; another app may have taken it.',

@@ -150,6 +150,7 @@ export const fr: Record<MessageKey, string> = {
   'header.members': 'Afficher ou masquer les membres',
   'emoji.title': 'Choisir un émoji',
   'link.blocked': 'Seuls les liens web peuvent être ouverts.',
+  'link.invalid': 'Ce lien vers un message est incomplet ou abîmé.',
   'link.unknownServer': 'Ce lien mène à un serveur que vous n’avez pas rejoint dans cette application.',
   'error.audio_device': 'Impossible d’ouvrir le périphérique audio. Vérifiez qu’il est branché et qu’aucune autre application ne l’utilise.',
   'error.invalid_shortcut': 'Ce raccourci ne peut pas être utilisé ; une autre application l’a peut-être pris.',

@@ -150,6 +150,7 @@ export const zhTW: Record<MessageKey, string> = {
   'header.members': '顯示或隱藏成員列表',
   'emoji.title': '選擇表情符號',
   'link.blocked': '只能開啟網頁連結。',
+  'link.invalid': '這個訊息連結不完整或已損毀。',
   'link.unknownServer': '這個連結屬於你尚未在此應用程式中加入的伺服器。',
   'error.audio_device': '無法開啟音訊裝置。請確認裝置已連接，且沒有被其他應用程式占用。',
   'error.invalid_shortcut': '無法使用這個快捷鍵，可能已被其他應用程式占用。',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { messageLink, parseMessageLink, sameServer, serverKey } from './links';
+import { isMessageLinkLike, messageLink, parseMessageLink, sameServer, serverKey } from './links';
 
 describe('message links', () => {
   it('round-trip: the link names its server, channel and message', () => {
@@ -38,5 +38,7 @@ describe('message links', () => {
     ]) {
       expect(parseMessageLink(bad), bad).toBeNull();
     }
+    expect(isMessageLinkLike('hearth://message?channel=1')).toBe(true);
+    expect(isMessageLinkLike('hearth://join?server=x')).toBe(false);
   });
 });

@@ -44,6 +44,11 @@ export function messageLink(serverUrl: string, channelId: ChannelId, messageId: 
   return `hearth://message?${params}`;
 }
 
+/** Whether `text` is meant as a message link (`hearth://message…`), well-formed or not. */
+export function isMessageLinkLike(text: string): boolean {
+  return /^hearth:\/\/\/?message\b/i.test(text.trim());
+}
+
 /** The message a `hearth://message?...` link names, or `null` for any other text. */
 export function parseMessageLink(text: string): MessageLink | null {
   let url: URL;
