@@ -57,6 +57,14 @@ async fn a_healthy_server_passes_every_network_check() {
     line(&text, "[ ok ]", "WebSocket (gateway): the upgrade passes and the server's Hello arrives");
     line(&text, "[ ok ]", "answers STUN");
     line(&text, "[ ok ]", "TURN relay: relays are announced at 127.0.0.1, the public address");
+    // The machine's own checks: this machine's clock may or may not be synchronized, and the
+    // disk's free space is what it is, but both are reported, the disk for the data directory.
+    let clock =
+        text.lines().find(|l| l.contains("] clock: ")).unwrap_or_else(|| panic!("no clock line:\n{text}"));
+    assert!(clock.starts_with("[ ok ]") || clock.starts_with("[warn]"), "{clock}");
+    let disk = format!("] disk ({}): ", server.data_dir.display());
+    let disk = text.lines().find(|l| l.contains(&disk)).unwrap_or_else(|| panic!("no {disk} line:\n{text}"));
+    assert!(disk.contains(" MiB free of "), "{disk}");
     assert!(!text.contains("[FAIL]"), "{text}");
     assert!(out.status.success());
 }

@@ -177,6 +177,22 @@ async fn search_never_shows_what_the_member_cannot_read(backend: Backend) {
     f.dad.no_content(Method::PUT, &format!("/users/@me/blocks/{}", f.kid.id()), None).await;
     assert_eq!(contents(&search(&f.dad, "birthday").await), ["the birthday cake is in the garage"]);
     assert_eq!(search(&f.mum, "birthday").await.total, 3);
+    // Several blocked authors, with a date bound and a channel filter beside them.
+    post(&f.mum, f.kitchen.id, "birthday party on saturday").await;
+    assert_eq!(
+        contents(&search(&f.dad, "birthday after:2024-01-01").await),
+        ["birthday party on saturday", "the birthday cake is in the garage"]
+    );
+    f.dad.no_content(Method::PUT, &format!("/users/@me/blocks/{}", f.mum.id()), None).await;
+    assert_eq!(
+        contents(&search(&f.dad, "birthday after:2024-01-01").await),
+        ["the birthday cake is in the garage"]
+    );
+    assert_eq!(search(&f.dad, "birthday in:kitchen").await.total, 0);
+    assert_eq!(
+        contents(&search(&f.kid, "birthday in:kitchen").await),
+        ["birthday birthday birthday", "birthday party on saturday"]
+    );
 }
 
 async fn edits_and_deletes_keep_the_index_in_step(backend: Backend) {

@@ -68,10 +68,12 @@ pub fn run() -> anyhow::Result<()> {
             setup(app.handle())?;
             Ok(())
         })
-        .on_window_event(|window, event| {
-            if let WindowEvent::Focused(focused) = event {
-                window.state::<Shell>().set_focused(*focused);
+        .on_window_event(|window, event| match event {
+            WindowEvent::Focused(focused) => window.state::<Shell>().set_focused(*focused),
+            WindowEvent::Moved(_) | WindowEvent::Resized(_) => {
+                launch::save_geometry_soon(window.app_handle())
             }
+            _ => {}
         })
         .invoke_handler(tauri::generate_handler![
             commands::account::account_list,
@@ -204,6 +206,7 @@ fn setup(app: &AppHandle) -> anyhow::Result<()> {
     app.manage(VoiceLine::new(engine.data_dir()));
     app.manage(Shell::new(engine, notifier));
     app.manage(commands::attachment::AttachmentJobs::default());
+    app.manage(launch::GeometryChanges::default());
     app.state::<VoiceLine>().register_saved_shortcut(app, &app.state::<Shell>().engine);
 
     let has_tray = match tray::build(app) {

@@ -6,9 +6,10 @@
 //! server's setup link, and the first-run guide takes her to create an invite (its link copied
 //! from the app) and the first channel; bob joins with the copied link. Then: send a message
 //! and see it arrive at bob; receive bob's message; no notification while the window has
-//! focus, a recorded one for a mention and a DM once another window has taken the focus; quit,
-//! let bob write meanwhile, start the app again and find the whole history (the session is
-//! remembered); a link to a message: "Copy link" on bob's message, pasted (Ctrl+V) into the
+//! focus, a recorded one for a mention and a DM once another window has taken the focus; move
+//! and resize the window (with xdotool, as a window manager would), quit, let bob write
+//! meanwhile, start the app again and find the whole history (the session is remembered) and
+//! the window where it was left; a link to a message: "Copy link" on bob's message, pasted (Ctrl+V) into the
 //! composer and sent, bob passes it on in their DM, alice clicks it and lands on the message,
 //! and again when a second start of the app hands the link over;
 //! a 20 MiB file dropped on the composer reaches bob byte for byte; voice: bob (engine, synthetic mouth and ear) waits in a voice
@@ -20,7 +21,8 @@
 //! invite in the server settings and copies its link; a second start of the app with that link
 //! (the way the system hands `hearth://` links over) opens the join form in the running window,
 //! where "carol" registers; carol sees the group's history and members, and her message
-//! reaches bob.
+//! reaches bob. Then "start with the system" writes the login item, a start through it stays in
+//! the tray until Hearth is started again, and turning it off removes it.
 //! A screenshot of the main window is kept in `target/e2e-artifacts/` (or
 //! `$HEARTH_E2E_ARTIFACTS`).
 //!
@@ -180,8 +182,18 @@ async fn desktop_app_end_to_end() {
     );
     drop(_other_window);
 
-    // --- Restart: quit the app, bob writes meanwhile, the app comes back logged in with history.
+    // --- Restart: the window is moved and resized (as a window manager does), the app quits,
+    // bob writes meanwhile, and the app comes back logged in with history, where it was left.
+    let moved = Geometry { x: 96, y: 64, width: 1010, height: 640 };
+    let window = display.app_window().await;
+    let first = display.geometry(&window);
+    display.set_geometry(&window, moved);
+    display.wait_geometry(&window, moved, "the moved and resized window").await;
+    // The app writes it once the window has settled, whether or not it later exits cleanly
+    // (tauri-driver ends it with a kill).
+    wait_saved_geometry(&env.home.join(".config/org.hearth.desktop/.window-state.json"), moved).await;
     ui.close().await;
+    wait_app_gone(&env).await;
     bob.send_message(general, "Written while you were away", None).await.expect("bob sends");
     wait_message(&mut bob_events, "Written while you were away").await;
     let ui = driver.open(&app).await;
@@ -190,6 +202,11 @@ async fn desktop_app_end_to_end() {
         "the saved session after a restart",
     )
     .await;
+    let window = display.app_window().await;
+    display.wait_geometry(&window, moved, "the window where it was left before the restart").await;
+    // Back to the first geometry: the steps below run in the window they were written for.
+    display.set_geometry(&window, first);
+    display.wait_geometry(&window, first, "the window back at its first geometry").await;
     open_channel(&ui, general, "#general").await;
     for text in [
         "Hello from the desktop app",
@@ -312,9 +329,108 @@ async fn desktop_app_end_to_end() {
     assert_eq!(hello.author_id, carol, "the message arrives as carol's");
     ui.screenshot(&artifacts.join("desktop-joined.png")).await;
 
-    ui.close().await;
+    autostart_step(&driver, &app, ui, &env, &display, "Carol").await;
     bob.shutdown();
     server.stop().await;
+}
+
+/// "Start with the system": turning it on writes the login item, an XDG autostart entry that
+/// starts Hearth with `--minimised`; started that way the app opens no window (it waits in the
+/// tray, its page loaded and its session online) until Hearth is started again, which shows it;
+/// turning it off removes the entry. `me`: the display name of the account in use. Quits the app
+/// at the end.
+async fn autostart_step(
+    driver: &TauriDriver,
+    app: &Path,
+    ui: WebDriverSession,
+    env: &AppEnv,
+    display: &Xvfb,
+    me: &str,
+) {
+    let autostart_dir = env.home.join(".config/autostart");
+    assert_eq!(ui.invoke("autostart_get", json!({})).await, Ok(json!(false)), "off until turned on");
+    ui.invoke("autostart_set", json!({ "enabled": true })).await.expect("turning autostart on");
+    assert_eq!(ui.invoke("autostart_get", json!({})).await, Ok(json!(true)));
+    let entries: Vec<PathBuf> = std::fs::read_dir(&autostart_dir)
+        .expect("the XDG autostart directory")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    let [entry_path] = entries.as_slice() else { panic!("one autostart entry, found {entries:?}") };
+    let entry = std::fs::read_to_string(entry_path).expect("the autostart entry");
+    let exec = entry.lines().find_map(|l| l.strip_prefix("Exec=")).expect("an Exec line");
+    let exec: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(
+        exec.first().map(|program| Path::new(program).canonicalize().expect("the entry's program")),
+        Some(app.canonicalize().expect("the app")),
+        "the entry starts this app: {entry}"
+    );
+    assert_eq!(exec[1..], ["--minimised"], "{entry}");
+    ui.close().await;
+    wait_app_gone(env).await;
+
+    // The start the login item makes: no window, but the app runs and goes online.
+    let ui = driver.open_with_args(app, &exec[1..]).await;
+    ui.wait_js(
+        &format!("return document.querySelector('[data-testid=me-name]')?.textContent === {}", json!(me)),
+        "the saved session in the minimised app",
+    )
+    .await;
+    assert_eq!(display.visible_app_windows(), Vec::<String>::new(), "started minimised: no window");
+    // Starting Hearth again (from the menu, or the tray's "Show Hearth") brings the window up.
+    start_again(app, env, &[]).await;
+    display.app_window().await;
+
+    ui.invoke("autostart_set", json!({ "enabled": false })).await.expect("turning autostart off");
+    assert!(!entry_path.exists(), "the autostart entry is removed");
+    assert_eq!(ui.invoke("autostart_get", json!({})).await, Ok(json!(false)));
+    ui.close().await;
+}
+
+/// Waits until the app that was quit has let go of its single-instance name on the test's
+/// session bus: a start before that would hand over to it and exit instead of starting.
+async fn wait_app_gone(env: &AppEnv) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = Command::new("dbus-send")
+            .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus"])
+            .arg("org.freedesktop.DBus.ListNames")
+            .env("DBUS_SESSION_BUS_ADDRESS", &env.bus)
+            .output()
+            .expect("dbus-send (Debian package dbus)");
+        let names = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && !names.contains(".SingleInstance") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the app still runs after quitting: {names}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the window-state file (tauri-plugin-window-state's) holds `want` for the main
+/// window.
+async fn wait_saved_geometry(path: &Path, want: Geometry) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let saved = std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        let main = saved.as_ref().map(|s| &s["main"]);
+        let geometry = main.and_then(|m| {
+            Some(Geometry {
+                x: i32::try_from(m["x"].as_i64()?).ok()?,
+                y: i32::try_from(m["y"].as_i64()?).ok()?,
+                width: u32::try_from(m["width"].as_u64()?).ok()?,
+                height: u32::try_from(m["height"].as_u64()?).ok()?,
+            })
+        });
+        if geometry == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the window's geometry {want:?} was not written to {}: {saved:?}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// In the server settings' Invites tab (open): creates an invite, presses its Copy button and
@@ -336,9 +452,15 @@ async fn create_and_copy_invite(ui: &WebDriverSession) -> String {
 /// Starts the app a second time with `link`, as the system does when a `hearth://` link is
 /// opened: it hands the link to the running app and exits.
 async fn hand_over_link(app: &Path, env: &AppEnv, link: &str) {
+    start_again(app, env, &[link]).await;
+}
+
+/// A second start of the app with `args`: it hands over to the running app (single instance)
+/// and exits cleanly.
+async fn start_again(app: &Path, env: &AppEnv, args: &[&str]) {
     let mut second = Command::new(app);
     env.apply(&mut second);
-    let status = tokio::time::timeout(WAIT, tokio::process::Command::from(second).arg(link).status())
+    let status = tokio::time::timeout(WAIT, tokio::process::Command::from(second).args(args).status())
         .await
         .expect("the second start exits promptly")
         .expect("the second start runs");
@@ -737,6 +859,84 @@ impl Xvfb {
     }
 }
 
+/// A window's outer position and size on the X display, in pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Geometry {
+    x: i32,
+    y: i32,
+    width: u32,
+    height: u32,
+}
+
+impl Xvfb {
+    /// The X window ids of the app's visible windows (titled "Hearth").
+    fn visible_app_windows(&self) -> Vec<String> {
+        let found = Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Hearth$"])
+            .env("DISPLAY", &self.name)
+            .output()
+            .expect("xdotool (Debian package xdotool)");
+        String::from_utf8_lossy(&found.stdout).split_whitespace().map(str::to_string).collect()
+    }
+
+    /// The X window id of the app's visible main window, waiting for it.
+    async fn app_window(&self) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let ids = self.visible_app_windows();
+            match ids.as_slice() {
+                [id] => return id.clone(),
+                [] if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                _ => panic!("expected one visible window titled Hearth, found {ids:?}"),
+            }
+        }
+    }
+
+    /// Moves and resizes a window from outside, as a window manager does for the user's drag.
+    fn set_geometry(&self, window: &str, to: Geometry) {
+        let status = Command::new("xdotool")
+            .args(["windowmove", "--sync", window, &to.x.to_string(), &to.y.to_string()])
+            .args(["windowsize", "--sync", window, &to.width.to_string(), &to.height.to_string()])
+            .env("DISPLAY", &self.name)
+            .status()
+            .expect("xdotool (Debian package xdotool)");
+        assert!(status.success(), "xdotool could not move and resize window {window}");
+    }
+
+    fn geometry(&self, window: &str) -> Geometry {
+        let out = Command::new("xdotool")
+            .args(["getwindowgeometry", "--shell", window])
+            .env("DISPLAY", &self.name)
+            .output()
+            .expect("xdotool (Debian package xdotool)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let value = |key: &str| -> i64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in xdotool's answer: {text}"))
+        };
+        Geometry {
+            x: value("X") as i32,
+            y: value("Y") as i32,
+            width: value("WIDTH") as u32,
+            height: value("HEIGHT") as u32,
+        }
+    }
+
+    /// Waits until the window has the geometry `want` (the app applies it asynchronously).
+    async fn wait_geometry(&self, window: &str, want: Geometry, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.geometry(window);
+            if now == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: expected {want:?}, the window is at {now:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// A D-Bus session bus of our own: the app finds its running instance on it (single instance).
 struct SessionBus {
     address: String,
@@ -825,8 +1025,13 @@ impl TauriDriver {
 
     /// Starts the app and returns its WebDriver session once the UI has loaded.
     async fn open(&self, app: &Path) -> WebDriverSession {
+        self.open_with_args(app, &[]).await
+    }
+
+    /// Starts the app with command-line arguments.
+    async fn open_with_args(&self, app: &Path, args: &[&str]) -> WebDriverSession {
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
-            "tauri:options": { "application": app }
+            "tauri:options": { "application": app, "args": args }
         }}});
         let deadline = Instant::now() + WAIT;
         let value = loop {

@@ -111,6 +111,21 @@ pub async fn append(
     headers: HeaderMap,
     body: Body,
 ) -> AppResult<Response> {
+    // In a task of its own: when the client goes away mid-body the server may drop this
+    // request's future, and what had arrived (still in the write buffer) would be lost with
+    // it. The task reads on to the body's end or error and keeps every byte that came.
+    tokio::spawn(append_to_file(state, user, id, headers, body))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+}
+
+async fn append_to_file(
+    state: AppState,
+    user: AuthUser,
+    id: UploadId,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Response> {
     let upload = own(&state, &user, id).await?;
     let claimed: u64 = headers
         .get(UPLOAD_OFFSET)

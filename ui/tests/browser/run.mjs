@@ -67,8 +67,16 @@ process.exitCode = await run('main flow', async ({ url, browser, errors, at, set
     page.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
     const mock = (fn, ...args) => page.evaluate(([src, a]) => new Function('m', 'args', src)(window.__hearthMock, a), [fn, args]);
 
-    at('register via invite');
+    at('the welcome screen shows the app icon');
     await page.goto(url);
+    // The icon itself (src-tauri/icons/128x128@2x.png, generated from icons/hearth.png), not an
+    // emoji that is a blank box where no emoji font is installed.
+    const logo = page.locator('.auth-logo img');
+    await logo.waitFor();
+    const drawn = await logo.evaluate((img) => img.decode().then(() => [img.naturalWidth, img.naturalHeight]));
+    check(drawn[0] === 256 && drawn[1] === 256, `the logo is the 256 px app icon, got ${drawn}`);
+
+    at('register via invite');
     await page.getByLabel('Invite link or server address').fill('hearth://join?server=https%3A%2F%2Fhearth.example&code=WELCOME');
     await page.keyboard.press('Enter');
     await page.getByText('Create your account on The Hearth').waitFor();

@@ -467,9 +467,14 @@ async fn allocate(server: SocketAddr, secret: &str) -> anyhow::Result<SocketAddr
 }
 
 fn check_clock(out: &mut Vec<Finding>) {
-    match clock_synchronized() {
-        Some(true) => out.push(finding(Level::Ok, "clock", "synchronized (NTP)", None)),
-        Some(false) => out.push(finding(
+    out.push(clock_finding(clock_synchronized()));
+}
+
+/// What the kernel's time-sync state (None: unknown here) means for the group.
+fn clock_finding(synchronized: Option<bool>) -> Finding {
+    match synchronized {
+        Some(true) => finding(Level::Ok, "clock", "synchronized (NTP)", None),
+        Some(false) => finding(
             Level::Warn,
             "clock",
             "not synchronized with a time server",
@@ -478,8 +483,8 @@ fn check_clock(out: &mut Vec<Finding>) {
                  away makes them fail early or late. Enable time sync: timedatectl set-ntp true (or \
                  install chrony or systemd-timesyncd).",
             ),
-        )),
-        None => out.push(finding(Level::Warn, "clock", "cannot tell whether it is synchronized here", None)),
+        ),
+        None => finding(Level::Warn, "clock", "cannot tell whether it is synchronized here", None),
     }
 }
 
@@ -500,15 +505,20 @@ fn clock_synchronized() -> Option<bool> {
 }
 
 fn check_disk(out: &mut Vec<Finding>, data_dir: &Path) {
-    let Some((free, total)) = free_space(data_dir) else {
-        out.push(finding(
+    match free_space(data_dir) {
+        Some((free, total)) => out.push(disk_finding(data_dir, free, total)),
+        None => out.push(finding(
             Level::Warn,
             "disk",
             format!("cannot read the free space of {}", data_dir.display()),
             None,
-        ));
-        return;
-    };
+        )),
+    }
+}
+
+/// The data directory's free space (bytes): a failure under 256 MiB, a warning under 2 GiB or
+/// under 5 % of the disk.
+fn disk_finding(data_dir: &Path, free: u64, total: u64) -> Finding {
     const MIB: u64 = 1024 * 1024;
     let what = format!("disk ({})", data_dir.display());
     let detail = format!("{} MiB free of {} MiB", free / MIB, total / MIB);
@@ -516,11 +526,11 @@ fn check_disk(out: &mut Vec<Finding>, data_dir: &Path) {
                acknowledging them. Free space (old backups, logs: journalctl --vacuum-size=200M) or \
                grow the disk.";
     if free < 256 * MIB {
-        out.push(finding(Level::Fail, what, detail, Some(fix)));
+        finding(Level::Fail, what, detail, Some(fix))
     } else if free < 2 * 1024 * MIB || free * 20 < total {
-        out.push(finding(Level::Warn, what, detail, Some(fix)));
+        finding(Level::Warn, what, detail, Some(fix))
     } else {
-        out.push(finding(Level::Ok, what, detail, None));
+        finding(Level::Ok, what, detail, None)
     }
 }
 
@@ -565,4 +575,44 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+    const GIB: u64 = 1024 * MIB;
+
+    #[test]
+    fn a_nearly_full_disk_fails_with_the_fix() {
+        let f = disk_finding(Path::new("/var/lib/hearth"), 100 * MIB, 20 * GIB);
+        assert_eq!(f.level, Level::Fail);
+        assert_eq!(f.what, "disk (/var/lib/hearth)");
+        assert_eq!(f.detail, "100 MiB free of 20480 MiB");
+        assert!(f.fix.as_deref().is_some_and(|fix| fix.contains("stops acknowledging")), "{f:?}");
+    }
+
+    #[test]
+    fn little_free_space_warns_in_absolute_terms_or_as_a_share_of_the_disk() {
+        assert_eq!(disk_finding(Path::new("/d"), GIB, 20 * GIB).level, Level::Warn);
+        // 4 GiB free is plenty on its own, but under 5 % of a 100 GiB disk.
+        assert_eq!(disk_finding(Path::new("/d"), 4 * GIB, 100 * GIB).level, Level::Warn);
+    }
+
+    #[test]
+    fn enough_free_space_passes_without_a_fix() {
+        let f = disk_finding(Path::new("/d"), 10 * GIB, 40 * GIB);
+        assert_eq!(f.level, Level::Ok);
+        assert!(f.fix.is_none());
+    }
+
+    #[test]
+    fn an_unsynchronized_clock_warns_with_how_to_enable_time_sync() {
+        let f = clock_finding(Some(false));
+        assert_eq!(f.level, Level::Warn);
+        assert!(f.fix.as_deref().is_some_and(|fix| fix.contains("timedatectl set-ntp true")), "{f:?}");
+        assert_eq!(clock_finding(Some(true)).level, Level::Ok);
+        assert_eq!(clock_finding(None).level, Level::Warn);
+    }
 }
