@@ -22,6 +22,15 @@ export function check(condition, message) {
  * `at(step)` names the current step, `setPage(page)` the page to screenshot on failure, and
  * `errors` collects page errors (the caller attaches listeners). Returns 0 or 1.
  */
+/** Whether the message `locator` names lies wholly inside the message pane's visible box. */
+export function inPaneView(locator) {
+  return locator.evaluate((el) => {
+    const pane = el.closest('[data-testid=message-pane]').getBoundingClientRect();
+    const box = el.getBoundingClientRect();
+    return box.top >= pane.top && box.bottom <= pane.bottom;
+  });
+}
+
 export async function run(name, body) {
   await mkdir(resultsDir, { recursive: true });
   const server = await preview({

@@ -6,7 +6,7 @@
 // `npm run test:browser` runs it after search.mjs.
 
 import path from 'node:path';
-import { check, resultsDir, run } from './harness.mjs';
+import { check, inPaneView, resultsDir, run } from './harness.mjs';
 
 const TIMEOUT = 15_000;
 
@@ -62,11 +62,7 @@ process.exitCode = await run('links', async ({ url, browser, errors, at: setStep
     setStep('links: click the link, jump to the message with history around it');
     await anchor.click();
     await highlighted.waitFor();
-    const inView = await highlighted.evaluate((el) => {
-      const pane = el.closest('[data-testid=message-pane]').getBoundingClientRect();
-      const box = el.getBoundingClientRect();
-      return box.top >= pane.top && box.bottom <= pane.bottom;
-    });
+    const inView = await inPaneView(highlighted);
     check(inView, 'the linked message is in view');
     await page.getByText(/Older message 41\s*$/).waitFor();
     await page.getByText(/Older message 43\s*$/).waitFor();

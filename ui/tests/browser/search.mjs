@@ -5,7 +5,7 @@
 // and Ctrl+K to a person (their DM opens). `npm run test:browser` runs it after run.mjs.
 
 import path from 'node:path';
-import { check, resultsDir, run } from './harness.mjs';
+import { check, inPaneView, resultsDir, run } from './harness.mjs';
 
 const FILLER = 600;
 
@@ -46,11 +46,7 @@ process.exitCode = await run('search', async ({ url, browser, errors, at: setSte
     // Only 17..67 are loaded around it: no "Older message 42x" to mistake it for.
     const target = page.locator('[data-testid=message].highlight').filter({ hasText: 'Older message 42' });
     await target.waitFor();
-    const inView = await target.evaluate((el) => {
-      const pane = el.closest('[data-testid=message-pane]').getBoundingClientRect();
-      const box = el.getBoundingClientRect();
-      return box.top >= pane.top && box.bottom <= pane.bottom;
-    });
+    const inView = await inPaneView(target);
     check(inView, 'the hit is in view');
     const loaded = Number(await page.getByTestId('message-pane').getAttribute('data-loaded-count'));
     check(loaded === 51, `the window around the hit is loaded (51), got ${loaded}`);

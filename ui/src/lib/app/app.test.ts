@@ -4,6 +4,19 @@ import { describe, expect, it } from 'vitest';
 import { messageLink, parseMessageLink } from '../messages/links';
 import { renderApp } from './testing';
 
+/** Adds a second server (cousins.example) from the user settings and waits to land in it. */
+async function joinCousins(user: Awaited<ReturnType<typeof renderApp>>['user']) {
+  await user.click(screen.getByRole('button', { name: 'User settings' }));
+  await user.click(screen.getByText('Add a server'));
+  await user.type(
+    await screen.findByLabelText('Invite link or server address'),
+    'hearth://join?server=https%3A%2F%2Fcousins.example&code=WELCOME{Enter}',
+  );
+  await user.type(await screen.findByLabelText('Username'), 'zoe2');
+  await user.type(screen.getByLabelText('Password'), 'correct horse{Enter}');
+  await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
+}
+
 describe('app', () => {
   it('registers through an invite link and lands in the group', async () => {
     const { user, backend } = await renderApp({ signedIn: false });
@@ -67,15 +80,7 @@ describe('app', () => {
 
   it('adds a second server from settings and lands in it', async () => {
     const { user, backend } = await renderApp();
-    await user.click(screen.getByRole('button', { name: 'User settings' }));
-    await user.click(screen.getByText('Add a server'));
-    await user.type(
-      await screen.findByLabelText('Invite link or server address'),
-      'hearth://join?server=https%3A%2F%2Fcousins.example&code=WELCOME{Enter}',
-    );
-    await user.type(await screen.findByLabelText('Username'), 'zoe2');
-    await user.type(screen.getByLabelText('Password'), 'correct horse{Enter}');
-    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
+    await joinCousins(user);
     expect((await backend.activeAccount())?.server_url).toBe('https://cousins.example');
     expect((await backend.listAccounts()).length).toBe(2);
   });
@@ -158,15 +163,7 @@ describe('app', () => {
 
   it('a link to a message on another server the app knows switches to that account first', async () => {
     const { user, backend } = await renderApp();
-    await user.click(screen.getByRole('button', { name: 'User settings' }));
-    await user.click(screen.getByText('Add a server'));
-    await user.type(
-      await screen.findByLabelText('Invite link or server address'),
-      'hearth://join?server=https%3A%2F%2Fcousins.example&code=WELCOME{Enter}',
-    );
-    await user.type(await screen.findByLabelText('Username'), 'zoe2');
-    await user.type(screen.getByLabelText('Password'), 'correct horse{Enter}');
-    await waitFor(() => expect(screen.getByTestId('channel-title').textContent).toBe('#general'));
+    await joinCousins(user);
     expect((await backend.activeAccount())?.server_url).toBe('https://cousins.example');
 
     const target = backend.messageWith('c1', 'Who is bringing snacks on Saturday?')!;
