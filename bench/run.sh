@@ -132,6 +132,16 @@ if [[ "${BENCH_NO_BUILD:-0}" != 1 ]]; then
     cargo build --release --quiet "${packages[@]}" >&2
 fi
 
+# server-footprint and footprint measure the server as it ships (the Docker image's
+# release-ship profile: opt-level "s", stripped); the other benches run the release build.
+if [[ $name == server-footprint || $name == footprint ]]; then
+    if [[ "${BENCH_NO_BUILD:-0}" != 1 && "${BENCH_NO_SERVER_BUILD:-0}" != 1 ]]; then
+        echo "== building the server as it ships (release-ship)" >&2
+        cargo build --profile release-ship --quiet -p hearth-server >&2
+    fi
+    export HEARTH_SERVER_BIN=${HEARTH_SERVER_BIN:-${CARGO_TARGET_DIR:-$root/target}/release-ship/hearth-server}
+fi
+
 case "$name" in
     transfer)
         if [[ ! -d "$root/node_modules/node-datachannel" ]]; then

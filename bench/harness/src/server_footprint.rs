@@ -71,7 +71,7 @@ fn show(label: &str, r: &Resident) {
 }
 
 pub async fn run(paths: &Paths, args: &Args) -> Result<Vec<Metric>> {
-    println!("== server-footprint: hearth-server binary and resident memory (release, SQLite)");
+    println!("== server-footprint: hearth-server binary and resident memory (as built for shipping, SQLite)");
     let binary = std::fs::metadata(&paths.server_bin)
         .with_context(|| format!("{}", paths.server_bin.display()))?
         .len() as f64
