@@ -22,6 +22,21 @@ export function check(condition, message) {
  * `at(step)` names the current step, `setPage(page)` the page to screenshot on failure, and
  * `errors` collects page errors (the caller attaches listeners). Returns 0 or 1.
  */
+/**
+ * A page at a laptop's 1366x768 in English whose page errors and console errors are collected
+ * in `errors`, with `mock(src)` to run code against the mock backend (`m` in `src`).
+ */
+export async function openPage(browser, { errors, setPage, timeout, context: options = {} }) {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'en-US', ...options });
+  const page = await context.newPage();
+  setPage(page);
+  page.setDefaultTimeout(timeout);
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
+  const mock = (src) => page.evaluate((s) => new Function('m', s)(window.__hearthMock), src);
+  return { context, page, mock };
+}
+
 /** Whether the message `locator` names lies wholly inside the message pane's visible box. */
 export function inPaneView(locator) {
   return locator.evaluate((el) => {

@@ -6,19 +6,13 @@
 // `npm run test:browser` runs it after search.mjs.
 
 import path from 'node:path';
-import { check, inPaneView, resultsDir, run } from './harness.mjs';
+import { check, inPaneView, openPage, resultsDir, run } from './harness.mjs';
 
 const TIMEOUT = 15_000;
 
 process.exitCode = await run('links', async ({ url, browser, errors, at: setStep, setPage }) => {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'en-US' });
+  const { context, page, mock } = await openPage(browser, { errors, setPage, timeout: TIMEOUT });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(url).origin });
-  const page = await context.newPage();
-  setPage(page);
-  page.setDefaultTimeout(TIMEOUT);
-  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
-  const mock = (src) => page.evaluate((s) => new Function('m', s)(window.__hearthMock), src);
   const highlighted = page.locator('[data-testid=message].highlight').filter({ hasText: /Older message 42\s*$/ });
   try {
     await page.goto(`${url}?filler=600`);

@@ -5,20 +5,14 @@
 // and Ctrl+K to a person (their DM opens). `npm run test:browser` runs it after run.mjs.
 
 import path from 'node:path';
-import { check, inPaneView, resultsDir, run } from './harness.mjs';
+import { check, inPaneView, openPage, resultsDir, run } from './harness.mjs';
 
 const FILLER = 600;
 
 const TIMEOUT = 15_000;
 
 process.exitCode = await run('search', async ({ url, browser, errors, at: setStep, setPage }) => {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, locale: 'en-US' });
-  const page = await context.newPage();
-  setPage(page);
-  page.setDefaultTimeout(TIMEOUT);
-  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => msg.type() === 'error' && errors.push(`console: ${msg.text()}`));
-  const mock = (src) => page.evaluate((s) => new Function('m', s)(window.__hearthMock), src);
+  const { context, page, mock } = await openPage(browser, { errors, setPage, timeout: TIMEOUT });
   try {
     await page.goto(`${url}?filler=${FILLER}`);
     await page.getByText('Here is the list').waitFor();
