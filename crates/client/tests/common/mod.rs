@@ -17,6 +17,12 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+#[path = "../../../../signaling-server/tests/common/backends.rs"]
+mod backends;
+// Not every test binary runs on PostgreSQL.
+#[allow(unused_imports)]
+pub use backends::{Backend, postgres};
+
 pub const PASSWORD: &str = "correct horse battery";
 /// A 2x2 PNG (avatars, the server icon).
 pub const PNG: &[u8] = &[
@@ -150,14 +156,6 @@ impl Drop for TestServer {
     }
 }
 
-/// The database a test server runs on.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    Sqlite,
-    /// The URL of a fresh database made for this test.
-    Postgres(String),
-}
-
 impl TestServer {
     /// Starts on `backend` (SQLite in the data directory, or the given PostgreSQL database).
     pub async fn start_on(backend: Backend) -> TestServer {
@@ -175,54 +173,6 @@ impl TestServer {
         };
         Self::start_with(move || Options { database_url: url.clone(), ..options() }).await
     }
-}
-
-/// A fresh PostgreSQL database for one test, made through `HEARTH_TEST_PG_URL` (an admin URL).
-/// Without it: fails under CI (scripts/test.sh always provides it), skips otherwise.
-pub async fn postgres() -> Option<Backend> {
-    let Ok(admin) = std::env::var("HEARTH_TEST_PG_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "HEARTH_TEST_PG_URL is not set; scripts/test.sh starts PostgreSQL and sets it"
-        );
-        eprintln!("HEARTH_TEST_PG_URL not set: skipping the PostgreSQL run of this test");
-        return None;
-    };
-    sqlx::any::install_default_drivers();
-    let name = format!("hearth_client_test_{:016x}", rand::random::<u64>());
-    let pool = sqlx::AnyPool::connect(&admin).await.expect("connecting to the test PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&pool)
-        .await
-        .expect("creating a test database");
-    pool.close().await;
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).expect("admin URL has a database");
-    Some(Backend::Postgres(format!("{base}/{name}")))
-}
-
-/// Runs an async test body once per database: SQLite always, PostgreSQL when available.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(backend) = $crate::common::postgres().await {
-                        super::$name(backend).await
-                    }
-                }
-            )*
-        }
-    };
 }
 
 /// Quick reconnects so tests do not wait on production backoff.
