@@ -3,7 +3,7 @@
 //! (`cargo test -p hearth-desktop --lib bindings`), never written by hand. The test fails when
 //! the committed file was stale, so CI catches a shell type changed without regenerating.
 
-use ts_rs::{Config, TS};
+use hearth_protocol::typescript;
 
 /// Protocol types the declarations below name; they come from the protocol's generated file.
 const PROTOCOL_IMPORTS: &[&str] = &["ApiError", "ChannelId", "Invite", "Message", "User", "UserId"];
@@ -27,24 +27,13 @@ pub fn declarations() -> String {
     use crate::voice::settings::{InputMode, VoiceSettings};
     use hearth_client::transfer::{Direction, TransferInfo, TransferPath, TransferState};
 
-    // Every 64-bit integer here is a size, a time or a count, far below 2^53.
-    let cfg = Config::new().with_large_int("number");
-    let mut out = String::from(
-        "// Generated from src-tauri by `cargo test -p hearth-desktop --lib bindings`.\n\
-         // Do not edit: change the Rust types and run the test again.\n\n",
-    );
+    let cfg = typescript::config();
+    let mut out = typescript::header("src-tauri", "cargo test -p hearth-desktop --lib bindings");
     out.push_str(&format!(
         "import type {{ {} }} from '../protocol/generated';\n\n",
         PROTOCOL_IMPORTS.join(", ")
     ));
-    macro_rules! declare {
-        ($($t:ty),* $(,)?) => {$(
-            out.push_str("export ");
-            out.push_str(&<$t as TS>::decl(&cfg));
-            out.push_str("\n\n");
-        )*};
-    }
-    declare!(
+    hearth_protocol::declare!(&mut out, &cfg;
         CommandError,
         Account,
         SessionStatus,
@@ -88,16 +77,7 @@ mod tests {
     fn bindings_are_generated_and_current() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/backend/generated.ts");
         let fresh = super::declarations();
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        if committed != fresh {
-            std::fs::write(&path, &fresh).expect("writing generated.ts");
-            // Under CI a stale file is a failure (the change was not committed); locally the
-            // file has just been brought up to date.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "ui/src/lib/backend/generated.ts was stale; regenerated"
-            );
-        }
+        hearth_protocol::typescript::check_generated(&path, &fresh);
         // Every imported protocol type is used (TypeScript would not say so: the imports are
         // type-only), and none is missing (tsc says so, in svelte-check).
         let body = fresh.split_once("from '../protocol/generated';").map_or("", |(_, body)| body);

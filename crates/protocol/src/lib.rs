@@ -15,6 +15,7 @@ pub mod error;
 pub mod gateway;
 pub mod ids;
 pub mod model;
+pub mod typescript;
 
 pub use error::{ApiError, ErrorCode};
 pub use ids::{AttachmentId, AuditEntryId, ChannelId, MessageId, UploadId, UserId};

@@ -5,25 +5,15 @@
 use hearth_protocol::api::*;
 use hearth_protocol::gateway::{ClientMsg, Event, Ready, ServerMsg};
 use hearth_protocol::model::*;
-use hearth_protocol::{ApiError, AttachmentId, AuditEntryId, ChannelId, ErrorCode, MessageId, UploadId, UserId};
-use ts_rs::{Config, TS};
+use hearth_protocol::typescript;
+use hearth_protocol::{
+    ApiError, AttachmentId, AuditEntryId, ChannelId, ErrorCode, MessageId, UploadId, UserId,
+};
 
 fn declarations() -> String {
-    // Every 64-bit integer on the wire is a time in ms, a sequence or a count, all far below
-    // 2^53; ids, the only large ones, travel as strings.
-    let cfg = Config::new().with_large_int("number");
-    let mut out = String::from(
-        "// Generated from crates/protocol by `cargo test -p hearth-protocol --test typescript`.\n\
-         // Do not edit: change the Rust types and run the test again.\n\n",
-    );
-    macro_rules! declare {
-        ($($t:ty),* $(,)?) => {$(
-            out.push_str("export ");
-            out.push_str(&<$t as TS>::decl(&cfg));
-            out.push_str("\n\n");
-        )*};
-    }
-    declare!(
+    let cfg = typescript::config();
+    let mut out = typescript::header("crates/protocol", "cargo test -p hearth-protocol --test typescript");
+    hearth_protocol::declare!(&mut out, &cfg;
         UserId,
         ChannelId,
         MessageId,
@@ -110,15 +100,5 @@ fn declarations() -> String {
 fn typescript_declarations_are_up_to_date() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/lib/protocol/generated.ts");
-    let fresh = declarations();
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    if committed != fresh {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &fresh).unwrap();
-        // Under CI a stale file is a failure; locally the file is now regenerated.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "ui/src/lib/protocol/generated.ts was stale; regenerated it — commit it"
-        );
-    }
+    typescript::check_generated(&path, &declarations());
 }
