@@ -831,6 +831,20 @@ impl Hub {
         expired.len()
     }
 
+    /// Tells every connection whose client sent nothing for `timeout` to close.
+    pub fn check_heartbeats(&self, now: Instant, timeout: Duration) {
+        for session in self.read().sessions.values() {
+            session.check_heartbeat(now, timeout);
+        }
+    }
+
+    /// Wakes every connection, e.g. to see that the server is shutting down.
+    pub fn kick_all(&self) {
+        for session in self.read().sessions.values() {
+            session.kick();
+        }
+    }
+
     /// Every live session, e.g. to close them at shutdown.
     pub fn sessions(&self) -> Vec<Arc<GatewaySession>> {
         self.read().sessions.values().cloned().collect()
@@ -997,17 +1011,13 @@ mod tests {
         }
     }
 
-    /// A session of `user` with a live connection; the receiver gets what is dispatched to it.
-    fn online(
-        hub: &Hub,
-        id: &str,
-        user: i64,
-    ) -> (Arc<GatewaySession>, tokio::sync::mpsc::Receiver<crate::gateway::session::Outbound>) {
+    /// A session of `user` with a live connection, whose id takes what is dispatched to it.
+    fn online(hub: &Hub, id: &str, user: i64) -> (Arc<GatewaySession>, ConnId) {
         let session = Arc::new(GatewaySession::new(id.into(), UserId(user), "f".into(), Status::Online, 16));
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
-        session.attach(ConnId::next(), tx);
+        let conn = ConnId::next();
+        session.attach(conn);
         hub.register(session.clone()).expect("a member");
-        (session, rx)
+        (session, conn)
     }
 
     #[test]
@@ -1018,11 +1028,13 @@ mod tests {
             s.users.insert(UserId(1), member(1));
             s.users.insert(UserId(2), member(2));
         }
-        let (a, _a_rx) = online(&hub, "sa", 1);
-        let (b, mut b_rx) = online(&hub, "sb", 2);
+        let (a, _) = online(&hub, "sa", 1);
+        let (b, b_conn) = online(&hub, "sb", 2);
         let offer = || TransferSignal::Propose { name: "x".into(), size: 1, files: 1 };
         assert_eq!(hub.transfer_signal(&a, UserId(2), None, "t".into(), offer()), Ok(()));
-        assert!(b_rx.try_recv().is_ok(), "delivered while nobody blocks");
+        let mut taken = 0;
+        b.take(b_conn, 16, |_, event| taken += usize::from(event.contains("\"TransferSignal\""))).expect("attached");
+        assert_eq!(taken, 1, "delivered while nobody blocks");
         hub.set_block(UserId(2), UserId(1), true);
         assert_eq!(
             hub.transfer_signal(&a, UserId(2), None, "t".into(), offer()),

@@ -246,13 +246,29 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
 
-/// Ends sessions whose connection has been gone longer than the resume window.
+/// Ends sessions whose connection has been gone longer than the resume window, and closes
+/// connections whose client has sent nothing (not even a heartbeat) for two heartbeat
+/// intervals: one sweep for all, instead of a timer in every connection. At shutdown, wakes
+/// every connection so that it starts draining (they do not each wait on the token).
 async fn reap_sessions(state: AppState) {
+    let silence = state.config.heartbeat_interval * 2;
     let mut tick = tokio::time::interval(
-        Duration::from_secs(5).min(state.config.resume_window.max(Duration::from_millis(100))),
+        Duration::from_secs(5)
+            .min(state.config.resume_window)
+            .min(state.config.heartbeat_interval / 2)
+            .max(Duration::from_millis(50)),
     );
+    let mut kicked = false;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = state.shutdown.cancelled(), if !kicked => {
+                kicked = true;
+                state.hub.kick_all();
+                continue;
+            }
+        }
+        state.hub.check_heartbeats(Instant::now(), silence);
         let dropped = state.hub.reap(state.config.resume_window, Instant::now());
         if dropped > 0 {
             tracing::debug!(dropped, "expired gateway sessions");

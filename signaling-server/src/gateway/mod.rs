@@ -28,14 +28,13 @@ use futures_util::stream::FuturesUnordered;
 use hearth_protocol::gateway::{ClientMsg, Ready, ServerMsg, close};
 use hearth_protocol::model::{ChannelKind, Status};
 use hearth_protocol::{ApiError, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION};
-use tokio::sync::mpsc;
 use tokio::time::timeout_at;
 
 use crate::auth::random_token;
 use crate::error::AppError;
 use crate::ratelimit::TokenBucket;
 use crate::state::AppState;
-use session::{ConnId, GatewaySession, OUTBOUND_QUEUE, Outbound};
+use session::{ConnId, GatewaySession};
 use transport::{Incoming, Message, Socket};
 
 /// Frames above this are refused by the transport itself (close 1009); frames between
@@ -101,15 +100,12 @@ async fn connection(mut socket: Socket, state: AppState) {
         return;
     }
     let conn_id = ConnId::next();
-    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let session = match handshake(&mut socket, &state, conn_id, &tx).await {
+    let session = match handshake(&mut socket, &state, conn_id).await {
         Ok(session) => session,
         Err(end) => return finish(socket, end).await,
     };
-    // From here the session holds the only sender: when it drops it (session ended, resumed
-    // elsewhere, reader too slow) the queue closes and the loop closes the socket.
-    drop(tx);
     let mut conn = Connection {
+        id: conn_id,
         state: state.clone(),
         frames: TokenBucket::new(
             state.config.limits.frames_per_sec * 2,
@@ -119,10 +115,9 @@ async fn connection(mut socket: Socket, state: AppState) {
         session: session.clone(),
         socket,
         pending: FuturesUnordered::new(),
-        last_seen: Instant::now(),
         refused_in_a_row: 0,
     };
-    let end = conn.run(rx).await;
+    let end = conn.run().await;
     // The session may already have let go of this connection (too slow, resumed elsewhere,
     // ended); either way presence and voice state follow what is attached now.
     session.detach(conn_id);
@@ -185,7 +180,6 @@ async fn handshake(
     socket: &mut Socket,
     state: &AppState,
     conn_id: ConnId,
-    tx: &mpsc::Sender<Outbound>,
 ) -> Result<Arc<GatewaySession>, End> {
     let deadline = tokio::time::Instant::now() + state.config.identify_timeout;
     loop {
@@ -244,7 +238,7 @@ async fn handshake(
                     status,
                     state.config.replay_buffer,
                 ));
-                session.attach(conn_id, tx.clone());
+                session.attach(conn_id);
                 let Some(snapshot) = state.hub.register(session.clone()) else {
                     return Err(End::Close(close::AUTHENTICATION_FAILED, "not a member"));
                 };
@@ -279,7 +273,7 @@ async fn handshake(
                     .hub
                     .session(&session_id)
                     .filter(|s| s.user_id == auth.id && s.family == auth.family)
-                    .and_then(|s| s.resume(last_seq, conn_id, tx.clone()).ok().map(|missed| (s, missed)));
+                    .and_then(|s| s.resume(last_seq, conn_id).ok().map(|missed| (s, missed)));
                 let Some((session, missed)) = resumed else {
                     send(socket, &ServerMsg::InvalidSession).await?;
                     continue;
@@ -304,88 +298,80 @@ fn binary_refused() -> ApiError {
 }
 
 struct Connection {
+    id: ConnId,
     state: AppState,
     session: Arc<GatewaySession>,
     socket: Socket,
     frames: TokenBucket,
     pending: FuturesUnordered<OpFuture>,
-    last_seen: Instant,
     /// Frames refused by the rate limit since the last one accepted: a client that goes on
     /// sending a whole burst more after being told to wait is closed (1008).
     refused_in_a_row: u32,
 }
 
+/// Events written per flush at most.
+const BATCH: usize = 64;
+
 impl Connection {
-    async fn run(&mut self, mut rx: mpsc::Receiver<Outbound>) -> End {
-        let shutdown = self.state.shutdown.clone();
-        // Made once, not per loop turn: each turn of a busy fan-out would otherwise register
-        // and drop a waiter on the shutdown token and a timer in the runtime's timer wheel.
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
-        let timeout = self.state.config.heartbeat_interval * 2;
-        let mut heartbeat_check = tokio::time::interval(self.state.config.heartbeat_interval / 2);
-        heartbeat_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// The live loop. Per delivered event it does as little as it can: the session wakes it,
+    /// it takes what is queued, writes it with one flush, and waits again. It waits on
+    /// nothing else than its session, its socket and its own ops: no timer (one sweep over
+    /// all sessions checks heartbeats, `reap_sessions`, and tells a silent client's
+    /// connection through its session) and no shutdown waiter (at shutdown every session is
+    /// kicked, and the loop reads the token when it wakes).
+    async fn run(&mut self) -> End {
         let mut draining = false;
+        let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
+        let (id, session) = (self.id, self.session.clone());
         loop {
-            tokio::select! {
-                biased;
-                _ = &mut cancelled, if !draining => draining = true,
-                Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
-                    if let Some(msg) = reply
-                        && let Err(end) = send(&mut self.socket, &msg).await { return end; }
-                }
-                out = rx.recv() => match out {
-                    Some(first) => {
-                        if let Err(end) = self.write_events(first, &mut rx).await { return end; }
-                    }
-                    None => {
-                        let (code, reason) = if let Some(code) = self.session.ended_with() {
-                            (code, match code {
-                                close::BANNED => "banned from the group",
-                                close::KICKED => "removed from the group",
-                                _ => "session ended",
-                            })
-                        } else if self.session.is_attached() {
-                            (close::SESSION_TAKEN_OVER, "resumed elsewhere")
-                        } else {
-                            (close::TOO_SLOW, "too many unread events; resume")
-                        };
-                        return End::Close(code, reason);
-                    }
-                },
-                frame = self.socket.recv(), if !draining && self.pending.len() < MAX_IN_FLIGHT => {
-                    self.last_seen = Instant::now();
-                    if let Err(end) = self.on_frame(frame).await { return end; }
-                }
-                _ = heartbeat_check.tick(), if !draining => {
-                    if self.last_seen.elapsed() >= timeout {
-                        return End::Close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
-                    }
-                }
+            if !draining && self.state.shutdown.is_cancelled() {
+                draining = true;
             }
             if draining && self.pending.is_empty() {
                 // Every acknowledged op has been dispatched; flush what is queued and go.
-                while let Ok(out) = rx.try_recv() {
-                    if let Err(end) = self.write_events(out, &mut rx).await {
+                loop {
+                    let taken = session.take(id, BATCH, |seq, payload| batch.push(dispatch_frame(seq, payload)));
+                    if taken.is_err() || batch.is_empty() {
+                        break;
+                    }
+                    if let Err(end) = self.write_events(&mut batch).await {
                         return end;
                     }
                 }
                 return End::Close(close::SERVER_RESTART, "server restarting");
             }
+            tokio::select! {
+                biased;
+                Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
+                    if let Some(msg) = reply
+                        && let Err(end) = send(&mut self.socket, &msg).await { return end; }
+                }
+                taken = std::future::poll_fn(|cx| {
+                    session.poll_take(id, cx, BATCH, |seq, payload| batch.push(dispatch_frame(seq, payload)))
+                }) => match taken {
+                    Ok(()) => {
+                        if let Err(end) = self.write_events(&mut batch).await { return end; }
+                    }
+                    Err(stop) => {
+                        let (code, reason) = stop.close();
+                        return End::Close(code, reason);
+                    }
+                },
+                frame = self.socket.recv(), if !draining && self.pending.len() < MAX_IN_FLIGHT => {
+                    self.session.heard_from(id);
+                    if let Err(end) = self.on_frame(frame).await { return end; }
+                }
+            }
         }
     }
 
-    /// Writes `first` and whatever else is queued, then flushes once.
-    async fn write_events(&mut self, first: Outbound, rx: &mut mpsc::Receiver<Outbound>) -> Result<(), End> {
-        let Outbound::Event { seq, payload } = first;
-        self.socket.feed(dispatch_frame(seq, &payload)).await.map_err(End::gone)?;
-        for _ in 0..64 {
-            match rx.try_recv() {
-                Ok(Outbound::Event { seq, payload }) => {
-                    self.socket.feed(dispatch_frame(seq, &payload)).await.map_err(End::gone)?
-                }
-                Err(_) => break,
-            }
+    /// Writes the batch (emptying it), then flushes once.
+    async fn write_events(&mut self, batch: &mut Vec<Message>) -> Result<(), End> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for frame in batch.drain(..) {
+            self.socket.feed(frame).await.map_err(End::gone)?;
         }
         self.socket.flush().await.map_err(End::gone)
     }
