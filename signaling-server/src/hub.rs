@@ -28,7 +28,7 @@ use hearth_protocol::{ChannelId, MessageId, UserId};
 
 use crate::cluster::BusSender;
 use crate::cluster::note::{Audience, NodeId, Note};
-use crate::gateway::session::GatewaySession;
+use crate::gateway::session::{GatewaySession, Payload};
 
 #[derive(Default)]
 pub struct Hub {
@@ -95,9 +95,9 @@ impl Default for GroupState {
 }
 
 /// Serializes an event once for all recipients.
-pub fn payload(event: &Event) -> Arc<str> {
+pub fn payload(event: &Event) -> Arc<Payload> {
     // Serializing our own enum of strings and numbers cannot fail.
-    Arc::from(serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string()))
+    Payload::new(serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string()))
 }
 
 impl GroupState {
@@ -121,7 +121,7 @@ impl GroupState {
         self.users.contains_key(&user) && channel.is_visible_to(user)
     }
 
-    fn send_to_user(&self, user: UserId, payload: &Arc<str>) {
+    fn send_to_user(&self, user: UserId, payload: &Arc<Payload>) {
         if let Some(sessions) = self.by_user.get(&user) {
             for s in sessions {
                 s.dispatch(payload);
@@ -129,13 +129,13 @@ impl GroupState {
         }
     }
 
-    fn send_to_all(&self, payload: &Arc<str>) {
+    fn send_to_all(&self, payload: &Arc<Payload>) {
         for s in self.sessions.values() {
             s.dispatch(payload);
         }
     }
 
-    fn send_to_channel(&self, channel: &Channel, payload: &Arc<str>) {
+    fn send_to_channel(&self, channel: &Channel, payload: &Arc<Payload>) {
         if channel.is_private() {
             for m in &channel.members {
                 self.send_to_user(*m, payload);
@@ -249,7 +249,7 @@ impl GroupState {
         }
     }
 
-    fn deliver(&self, to: &Audience, payload: &Arc<str>) {
+    fn deliver(&self, to: &Audience, payload: &Arc<Payload>) {
         match to {
             Audience::All => self.send_to_all(payload),
             Audience::User(user) => self.send_to_user(*user, payload),

@@ -23,7 +23,28 @@ use hearth_protocol::model::Status;
 pub const OUTBOUND_QUEUE: usize = 1024;
 
 /// Events, with their sequence numbers (what a resume replays).
-pub type Batch = Vec<(u64, Arc<str>)>;
+pub type Batch = Vec<(u64, Arc<Payload>)>;
+
+/// A serialized `Event`, shared by every session it is dispatched to. Its text (pointer and
+/// length) starts on a cache line of its own, apart from the reference counts: a fan-out
+/// changes the counts once per session on the dispatching core while the connections, on
+/// other cores, read the text; sharing one line would move it between the cores each time.
+#[repr(align(64))]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Payload(Box<str>);
+
+impl Payload {
+    pub fn new(text: String) -> Arc<Payload> {
+        Arc::new(Payload(text.into_boxed_str()))
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 #[derive(Debug)]
 pub struct GatewaySession {
@@ -39,7 +60,7 @@ pub struct GatewaySession {
 #[derive(Debug)]
 struct Inner {
     seq: u64,
-    replay: VecDeque<(u64, Arc<str>)>,
+    replay: VecDeque<(u64, Arc<Payload>)>,
     replay_cap: usize,
     /// The attached connection, if any.
     conn: Option<Attached>,
@@ -161,7 +182,7 @@ impl GatewaySession {
 
     /// Numbers the event, keeps it for replay and wakes the attached connection. A connection
     /// too far behind is detached (it closes and the client resumes).
-    pub fn dispatch(&self, payload: &Arc<str>) {
+    pub fn dispatch(&self, payload: &Arc<Payload>) {
         let mut s = self.lock();
         if s.ended.is_some() {
             return;
@@ -375,7 +396,7 @@ mod tests {
         let s = session(16);
         let first = ConnId::next();
         s.attach(first);
-        let ev: Arc<str> = Arc::from("{}");
+        let ev = Payload::new("{}".into());
         for _ in 0..3 {
             s.dispatch(&ev);
         }
@@ -394,7 +415,7 @@ mod tests {
     #[test]
     fn resume_is_refused_when_events_were_dropped_or_seq_is_from_the_future() {
         let s = session(4);
-        let ev: Arc<str> = Arc::from("{}");
+        let ev = Payload::new("{}".into());
         for _ in 0..10 {
             s.dispatch(&ev);
         }
@@ -409,7 +430,7 @@ mod tests {
         let s = session(4096);
         let conn = ConnId::next();
         s.attach(conn);
-        let ev: Arc<str> = Arc::from("{}");
+        let ev = Payload::new("{}".into());
         for _ in 0..OUTBOUND_QUEUE {
             s.dispatch(&ev);
         }
@@ -426,7 +447,7 @@ mod tests {
         let s = session(16);
         let conn = ConnId::next();
         s.attach(conn);
-        let ev: Arc<str> = Arc::from("{}");
+        let ev = Payload::new("{}".into());
         for _ in 0..100 {
             s.dispatch(&ev);
         }
@@ -438,7 +459,7 @@ mod tests {
 
     #[test]
     fn a_waiting_connection_is_woken_by_a_dispatch_and_by_every_reason_to_stop() {
-        let ev: Arc<str> = Arc::from("{}");
+        let ev = Payload::new("{}".into());
         let count = Arc::new(Count(0.into()));
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
