@@ -137,7 +137,8 @@ async fn fill(db: &Db, dirs: &Dirs, dest: &Path) -> anyhow::Result<Summary> {
 
 /// The automatic backup before migrations: `DATA_DIR/backups/before-schema-TO-YYYYmmdd-HHMMSS`.
 pub async fn before_migration(db: &Db, dirs: &Dirs, from: i64, to: i64) -> anyhow::Result<PathBuf> {
-    let dir = dirs.data.join("backups").join(format!("before-schema-{to}-{}", timestamp(crate::db::now_ms())));
+    let dir =
+        dirs.data.join("backups").join(format!("before-schema-{to}-{}", timestamp(crate::db::now_ms())));
     let summary = create(db, dirs, &dir).await?;
     tracing::debug!(from, to, bytes = summary.bytes, "pre-migration backup");
     Ok(dir)

@@ -140,8 +140,12 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         _ => config.turn_urls.clone(),
     };
 
-    let (writer, writer_task) =
-        MessageWriter::start(db.clone(), ids.clone(), member.as_ref().map(|m| m.order.clone()), shutdown.clone());
+    let (writer, writer_task) = MessageWriter::start(
+        db.clone(),
+        ids.clone(),
+        member.as_ref().map(|m| m.order.clone()),
+        shutdown.clone(),
+    );
     let limits = &config.limits;
     let state = AppState::new(Inner {
         passwords: Passwords::new(limits.argon2_concurrency)?,

@@ -9,9 +9,9 @@ use std::io::Cursor;
 
 use common::files::{append, fetch, files_in, header, send, upload};
 use common::{Backend, TestServer};
+use hearth_protocol::ErrorCode;
 use hearth_protocol::api::UploadStatus;
 use hearth_protocol::model::{Attachment, AttachmentKind};
-use hearth_protocol::ErrorCode;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sha2::Digest;
@@ -20,7 +20,9 @@ use tokio::io::AsyncWriteExt;
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 251) as u8, (y % 241) as u8, 90]));
     let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
+        .unwrap();
     out
 }
 
@@ -62,14 +64,17 @@ async fn photo_round_trips_with_a_thumbnail(backend: Backend) {
     assert_eq!(header(&headers, "accept-ranges"), "bytes");
 
     // A download resumes with Range.
-    let (status, headers, tail) = fetch(&admin, &format!("/attachments/{}", attachment.id), Some("bytes=1000-")).await;
+    let (status, headers, tail) =
+        fetch(&admin, &format!("/attachments/{}", attachment.id), Some("bytes=1000-")).await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(tail, photo[1000..]);
     assert_eq!(header(&headers, "content-range"), format!("bytes 1000-{}/{}", photo.len() - 1, photo.len()));
-    let (status, _, _) = fetch(&admin, &format!("/attachments/{}", attachment.id), Some("bytes=999999999-")).await;
+    let (status, _, _) =
+        fetch(&admin, &format!("/attachments/{}", attachment.id), Some("bytes=999999999-")).await;
     assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
 
-    let (status, headers, thumb) = fetch(&admin, &format!("/attachments/{}/thumbnail", attachment.id), None).await;
+    let (status, headers, thumb) =
+        fetch(&admin, &format!("/attachments/{}/thumbnail", attachment.id), None).await;
     assert_eq!(status, StatusCode::OK);
     assert_protected(&headers);
     let thumb = image::load_from_memory(&thumb).expect("the thumbnail is an image");
@@ -96,7 +101,8 @@ async fn files_that_are_not_raster_images_are_downloads_only(backend: Backend) {
     // Named like a photo, starts like a PNG, but is not one.
     let mut liar = b"\x89PNG\r\n\x1a\n".to_vec();
     liar.extend_from_slice(b"<script>alert(1)</script>".repeat(40).as_slice());
-    let svg = b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'><rect width='9' height='9'/></svg>".to_vec();
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'><rect width='9' height='9'/></svg>"
+        .to_vec();
     let html = b"<!doctype html><html><script>alert(1)</script></html>".to_vec();
     for (name, bytes) in [("photo.png", liar), ("drawing.svg", svg), ("page.html", html)] {
         let attachment = upload(&admin, name, &bytes, 1).await;
@@ -129,8 +135,9 @@ async fn oversize_and_over_quota_are_refused_before_anything_is_written(backend:
     assert_eq!(files_in(&uploads), before, "nothing written for a refused upload");
 
     // Within the limit, but more bytes than announced: refused before writing.
-    let status: UploadStatus =
-        admin.ok(Method::POST, "/uploads", Some(json!({"name": "a.bin", "size": 8_000})), StatusCode::CREATED).await;
+    let status: UploadStatus = admin
+        .ok(Method::POST, "/uploads", Some(json!({"name": "a.bin", "size": 8_000})), StatusCode::CREATED)
+        .await;
     let (code, _) = append(&admin, &status.id.to_string(), 0, vec![7u8; 8_001]).await;
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
     let part = uploads.join(format!("{}.part", status.id));
@@ -168,7 +175,8 @@ async fn only_members_download(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Someone else cannot send it either.
     let body = json!({"nonce": "steal", "content": "mine", "attachments": [photo.id.to_string()]});
-    let answer = outsider.post(&format!("/channels/{}/messages", outsider.dm(&[admin.id()]).await.id), body).await;
+    let answer =
+        outsider.post(&format!("/channels/{}/messages", outsider.dm(&[admin.id()]).await.id), body).await;
     common::expect_api_error(&answer, ErrorCode::NotFound);
 
     send(&admin, dm.id, "just for you", &[&photo]).await;
@@ -180,7 +188,9 @@ async fn only_members_download(backend: Backend) {
         assert!(!body.starts_with(&[0xFF, 0xD8]), "no bytes of the file");
     }
     // A private channel the outsider is not in: the same.
-    let (status, value) = admin.patch(&format!("/channels/{}", admin.text_channel("inner").await.id), json!({"private": true})).await;
+    let (status, value) = admin
+        .patch(&format!("/channels/{}", admin.text_channel("inner").await.id), json!({"private": true}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{value}");
     let inner: hearth_protocol::model::Channel = serde_json::from_value(value).unwrap();
     let doc = upload(&admin, "plan.pdf", b"%PDF-1.7 plan", 1).await;
@@ -205,15 +215,25 @@ async fn the_same_file_is_stored_once_and_freed_with_its_last_message(backend: B
     let two = send(&admin, channel.id, "two", &[&second]).await;
     // One attachment cannot go with two messages.
     let body = json!({"nonce": "again", "content": "three", "attachments": [first.id.to_string()]});
-    common::expect_api_error(&admin.post(&format!("/channels/{}/messages", channel.id), body).await, ErrorCode::NotFound);
+    common::expect_api_error(
+        &admin.post(&format!("/channels/{}/messages", channel.id), body).await,
+        ErrorCode::NotFound,
+    );
 
     for (message, left) in [(one.id, 2), (two.id, 0)] {
         gateway
-            .send(&hearth_protocol::gateway::ClientMsg::DeleteMessage { channel_id: channel.id, message_id: message })
+            .send(&hearth_protocol::gateway::ClientMsg::DeleteMessage {
+                channel_id: channel.id,
+                message_id: message,
+            })
             .await;
         gateway
             .event(|e| match e {
-                hearth_protocol::gateway::Event::MessageDelete { message_id, .. } if *message_id == message => Some(()),
+                hearth_protocol::gateway::Event::MessageDelete { message_id, .. }
+                    if *message_id == message =>
+                {
+                    Some(())
+                }
                 _ => None,
             })
             .await;
@@ -233,7 +253,12 @@ async fn a_dropped_upload_resumes_from_the_servers_offset(backend: Backend) {
     let admin = server.admin().await;
     let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let status: UploadStatus = admin
-        .ok(Method::POST, "/uploads", Some(json!({"name": "video.bin", "size": bytes.len()})), StatusCode::CREATED)
+        .ok(
+            Method::POST,
+            "/uploads",
+            Some(json!({"name": "video.bin", "size": bytes.len()})),
+            StatusCode::CREATED,
+        )
         .await;
     // A raw connection announces every byte, sends a million and drops.
     let mut socket = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
@@ -276,7 +301,8 @@ async fn a_dropped_upload_resumes_from_the_servers_offset(backend: Backend) {
     let (code, headers) = append(&admin, &status.id.to_string(), 5, vec![1]).await;
     assert_eq!(code, StatusCode::CONFLICT);
     assert_eq!(header(&headers, "upload-offset"), offset.to_string());
-    let (code, _) = append(&admin, &status.id.to_string(), offset as usize, bytes[offset as usize..].to_vec()).await;
+    let (code, _) =
+        append(&admin, &status.id.to_string(), offset as usize, bytes[offset as usize..].to_vec()).await;
     assert_eq!(code, StatusCode::NO_CONTENT);
     let attachment: Attachment =
         admin.ok(Method::POST, &format!("/uploads/{}/finish", status.id), None, StatusCode::CREATED).await;
@@ -349,8 +375,9 @@ both_backends!(
 async fn stale_uploads_are_swept() {
     let server = TestServer::start_with(Backend::Sqlite, &["--upload-stale-secs", "1"]).await;
     let admin = server.admin().await;
-    let status: UploadStatus =
-        admin.ok(Method::POST, "/uploads", Some(json!({"name": "left.bin", "size": 100})), StatusCode::CREATED).await;
+    let status: UploadStatus = admin
+        .ok(Method::POST, "/uploads", Some(json!({"name": "left.bin", "size": 100})), StatusCode::CREATED)
+        .await;
     let unsent = upload(&admin, "never sent.pdf", b"%PDF-1.4 never sent", 1).await;
     let part = server.data_dir.join("uploads").join(format!("{}.part", status.id));
     assert!(part.exists());
@@ -362,7 +389,10 @@ async fn stale_uploads_are_swept() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(!part.exists(), "the incomplete upload's bytes are gone");
-    assert!(files_in(&server.data_dir.join("attachments")).is_empty(), "the unsent attachment's file is gone");
+    assert!(
+        files_in(&server.data_dir.join("attachments")).is_empty(),
+        "the unsent attachment's file is gone"
+    );
     let (status_code, _) = admin.get(&format!("/uploads/{}", status.id)).await;
     assert_eq!(status_code, StatusCode::NOT_FOUND);
     let (status_code, _, _) = fetch(&admin, &format!("/attachments/{}", unsent.id), None).await;

@@ -195,10 +195,9 @@ fn compose_and_dockerfile_ports_agree_with_the_server() {
     assert_eq!(str_list(&hearth["healthcheck"]["test"]), ["CMD", "hearth-server", "health"]);
     // What the build stage produces is what the image copies.
     assert!(last_stage.contains("/src/target/release-ship/hearth-server /usr/local/bin/hearth-server"));
-    assert!(
-        read("deploy/Dockerfile")
-            .contains("cargo chef cook --profile release-ship --locked --recipe-path recipe.json -p hearth-server")
-    );
+    assert!(read("deploy/Dockerfile").contains(
+        "cargo chef cook --profile release-ship --locked --recipe-path recipe.json -p hearth-server"
+    ));
 }
 
 #[test]

@@ -14,8 +14,8 @@ use common::files::{append, fetch, files_in, header, send, upload};
 use common::{Backend, Client, Gateway, PASSWORD, TestServer, UNLIMITED, WAIT, say};
 use hearth_client::backoff::BackoffConfig;
 use hearth_client::{Engine, EngineOptions, SessionEvent, SessionHandle};
-use hearth_protocol::gateway::{ClientMsg, Event, close};
 use hearth_protocol::api::UploadStatus;
+use hearth_protocol::gateway::{ClientMsg, Event, close};
 use hearth_protocol::model::{Attachment, Signal, Status};
 use hearth_protocol::{ChannelId, MessageId, UserId};
 use reqwest::{Method, StatusCode};
@@ -37,7 +37,9 @@ async fn second_process(first: &TestServer) -> TestServer {
 
 async fn presence(gw: &mut Gateway, user: UserId, status: Status) {
     gw.event(|e| match e {
-        Event::PresenceUpdate { presence } if presence.user_id == user && presence.status == status => Some(()),
+        Event::PresenceUpdate { presence } if presence.user_id == user && presence.status == status => {
+            Some(())
+        }
         _ => None,
     })
     .await;
@@ -91,7 +93,9 @@ async fn members_on_two_processes_chat_see_each_other_call_and_are_kicked_everyw
         .event(|e| matches!(e, Event::MessageUpdate { message, .. } if message.id == first && message.content == "edited").then_some(()))
         .await;
     bob_gw.send(&ClientMsg::AddReaction { channel_id: general, message_id: first, emoji: "👍".into() }).await;
-    admin_gw.event(|e| matches!(e, Event::ReactionAdd { message_id, .. } if *message_id == first).then_some(())).await;
+    admin_gw
+        .event(|e| matches!(e, Event::ReactionAdd { message_id, .. } if *message_id == first).then_some(()))
+        .await;
 
     // A channel made on one process exists on the other at once: a message in it arrives.
     let news = admin.text_channel("news").await.id;
@@ -168,7 +172,12 @@ async fn processes_sharing_a_files_directory_serve_each_others_files() {
     // Begun on a, resumed and finished on b.
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
     let status: UploadStatus = admin
-        .ok(Method::POST, "/uploads", Some(json!({"name": "notes.bin", "size": bytes.len()})), StatusCode::CREATED)
+        .ok(
+            Method::POST,
+            "/uploads",
+            Some(json!({"name": "notes.bin", "size": bytes.len()})),
+            StatusCode::CREATED,
+        )
         .await;
     let id = status.id.to_string();
     assert_eq!(append(&admin, &id, 0, bytes[..100_000].to_vec()).await.0, StatusCode::NO_CONTENT);
@@ -199,8 +208,10 @@ async fn processes_sharing_a_files_directory_serve_each_others_files() {
     assert_eq!(files_in(&blobs).len(), 3, "two blobs and a thumbnail: {:?}", files_in(&blobs));
     let mut gw = b.gateway(&admin_b).await;
     gw.send(&ClientMsg::DeleteMessage { channel_id: general, message_id: message.id }).await;
-    gw.event(|e| matches!(e, Event::MessageDelete { message_id, .. } if *message_id == message.id).then_some(()))
-        .await;
+    gw.event(|e| {
+        matches!(e, Event::MessageDelete { message_id, .. } if *message_id == message.id).then_some(())
+    })
+    .await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while !files_in(&blobs).is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "still stored: {:?}", files_in(&blobs));

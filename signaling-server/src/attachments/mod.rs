@@ -309,8 +309,12 @@ pub async fn finish(state: &AppState, upload: &Upload) -> AppResult<Attachment> 
                 hash: hashed.hash.clone(),
                 size: hashed.size,
                 // An image that did not decode is a file, served as bytes.
-                content_type: if raster && thumb.is_none() { "application/octet-stream" } else { content_type }
-                    .to_string(),
+                content_type: if raster && thumb.is_none() {
+                    "application/octet-stream"
+                } else {
+                    content_type
+                }
+                .to_string(),
                 kind: if thumb.is_some() { AttachmentKind::Image } else { AttachmentKind::File },
                 width: thumb.as_ref().map(|t| t.width),
                 height: thumb.as_ref().map(|t| t.height),
@@ -335,12 +339,7 @@ pub async fn finish(state: &AppState, upload: &Upload) -> AppResult<Attachment> 
 
 /// Puts a finished upload's bytes in the store as `blob`, unless a blob with its hash is there
 /// already (the upload's file is then dropped). Runs under the store's locks.
-async fn store_blob(
-    state: &AppState,
-    part: &Path,
-    blob: Blob,
-    thumb: Option<Thumbnail>,
-) -> AppResult<Blob> {
+async fn store_blob(state: &AppState, part: &Path, blob: Blob, thumb: Option<Thumbnail>) -> AppResult<Blob> {
     let store = &state.attachments;
     let internal = |e: std::io::Error| AppError::Internal(e.into());
     Ok(match state.db.blob(&blob.hash).await? {
@@ -349,11 +348,14 @@ async fn store_blob(
             existing
         }
         None => {
-            let target = store.blob_path(&blob.hash).ok_or_else(|| internal(std::io::Error::other("bad hash")))?;
+            let target =
+                store.blob_path(&blob.hash).ok_or_else(|| internal(std::io::Error::other("bad hash")))?;
             let mut blob = blob;
             match thumb {
                 Some(thumb) => {
-                    let path = store.thumbnail_path(&blob.hash).ok_or_else(|| internal(std::io::Error::other("bad hash")))?;
+                    let path = store
+                        .thumbnail_path(&blob.hash)
+                        .ok_or_else(|| internal(std::io::Error::other("bad hash")))?;
                     tokio::fs::write(&path, &thumb.bytes).await.map_err(internal)?;
                 }
                 // Known a moment ago but freed meanwhile: stored again, without its preview.
@@ -396,7 +398,8 @@ pub async fn sweep(state: &AppState, now_ms: i64) -> sqlx::Result<()> {
 
 /// The sweeping task: at start, then every quarter of the stale time (at most 10 minutes).
 pub async fn run(state: AppState) {
-    let every = (state.config.uploads.stale_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let every =
+        (state.config.uploads.stale_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
     loop {
         tokio::select! {
             result = sweep(&state, crate::db::now_ms()) => {
@@ -423,7 +426,10 @@ mod tests {
         assert_eq!(content_type(b"\xFF\xD8\xFF\xE0"), ("image/jpeg", true));
         assert_eq!(content_type(b"GIF89a"), ("image/gif", true));
         assert_eq!(content_type(b"%PDF-1.7"), ("application/pdf", false));
-        assert_eq!(content_type(b"<svg xmlns='http://www.w3.org/2000/svg'/>"), ("application/octet-stream", false));
+        assert_eq!(
+            content_type(b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
+            ("application/octet-stream", false)
+        );
         assert_eq!(content_type(b"<!doctype html><script>"), ("application/octet-stream", false));
     }
 

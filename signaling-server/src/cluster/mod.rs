@@ -155,7 +155,12 @@ impl Running {
 }
 
 /// Sends the hub's notes in order, as many per transaction as are queued.
-async fn publish(db: Db, node: NodeId, mut notes: mpsc::UnboundedReceiver<Note>, published: watch::Sender<u64>) {
+async fn publish(
+    db: Db,
+    node: NodeId,
+    mut notes: mpsc::UnboundedReceiver<Note>,
+    published: watch::Sender<u64>,
+) {
     let mut batch = Vec::new();
     let mut sent: u64 = 0;
     while notes.recv_many(&mut batch, 256).await > 0 {

@@ -36,26 +36,63 @@ pub enum Note {
     /// know (their members' presence, their calls).
     Hello,
     /// An event the sender fanned out to its own sessions.
-    Dispatch { to: Audience, event: Event },
+    Dispatch {
+        to: Audience,
+        event: Event,
+    },
     /// Messages the sender's writer committed, by id, in commit order; sent inside the commit's
     /// transaction, so a stored message is always announced and an announced one is stored.
-    Messages { ids: Vec<MessageId> },
+    Messages {
+        ids: Vec<MessageId>,
+    },
     /// The best status among the sender's live connections of `user` (offline: none).
-    Presence { user: UserId, status: Status },
+    Presence {
+        user: UserId,
+        status: Status,
+    },
     /// A member's voice state in a call joined through the sender (`channel_id` none: left).
-    Voice { state: VoiceState },
+    Voice {
+        state: VoiceState,
+    },
     /// Call signalling for `to`, who is in the same call through the receiver.
-    Signal { from: UserId, to: UserId, signal: Signal },
+    Signal {
+        from: UserId,
+        to: UserId,
+        signal: Signal,
+    },
     /// Direct-transfer signalling for `to`'s sessions (or the one whose device tag is given).
-    Transfer { to: UserId, device: Option<String>, event: Event },
-    Settings { settings: ServerSettings },
-    Block { blocker: UserId, blocked: UserId, on: bool },
-    User { user: User },
-    RemoveUser { user: UserId, close_code: u16 },
-    Revoke { family: String },
-    Channel { channel: Channel },
-    DeleteChannel { channel: ChannelId },
-    Purged { before: MessageId },
+    Transfer {
+        to: UserId,
+        device: Option<String>,
+        event: Event,
+    },
+    Settings {
+        settings: ServerSettings,
+    },
+    Block {
+        blocker: UserId,
+        blocked: UserId,
+        on: bool,
+    },
+    User {
+        user: User,
+    },
+    RemoveUser {
+        user: UserId,
+        close_code: u16,
+    },
+    Revoke {
+        family: String,
+    },
+    Channel {
+        channel: Channel,
+    },
+    DeleteChannel {
+        channel: ChannelId,
+    },
+    Purged {
+        before: MessageId,
+    },
 }
 
 /// One notification's payload.
@@ -68,7 +105,10 @@ pub struct Envelope {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[expect(clippy::large_enum_variant, reason = "one short-lived value per notification; boxing would only add an allocation")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one short-lived value per notification; boxing would only add an allocation"
+)]
 pub enum Body {
     Note(Note),
     /// The note is in `bus_spill` under this id.

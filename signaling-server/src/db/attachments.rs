@@ -330,7 +330,9 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM uploads WHERE id = $1").bind(upload.id.0).execute(&mut *tx).await?;
-        let sql = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments a JOIN blobs b ON b.hash = a.blob WHERE a.id = $1");
+        let sql = format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments a JOIN blobs b ON b.hash = a.blob WHERE a.id = $1"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_one(&mut *tx).await?;
         let attachment = attachment(&row)?;
         tx.commit().await?;
@@ -339,7 +341,9 @@ impl Db {
 
     /// One attachment with where it belongs.
     pub async fn attachment(&self, id: AttachmentId) -> sqlx::Result<Option<Stored>> {
-        let sql = format!("SELECT {ATTACHMENT_COLUMNS} FROM attachments a JOIN blobs b ON b.hash = a.blob WHERE a.id = $1");
+        let sql = format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments a JOIN blobs b ON b.hash = a.blob WHERE a.id = $1"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.0).fetch_optional(&self.pool).await?;
         row.map(|r| {
             let message: Option<i64> = r.try_get("message_id")?;
@@ -347,9 +351,7 @@ impl Db {
                 attachment: attachment(&r)?,
                 hash: r.try_get("blob")?,
                 uploader_id: UserId(r.try_get("uploader_id")?),
-                channel_id: message
-                    .and(r.try_get::<Option<i64>, _>("channel_id")?)
-                    .map(ChannelId),
+                channel_id: message.and(r.try_get::<Option<i64>, _>("channel_id")?).map(ChannelId),
             })
         })
         .transpose()

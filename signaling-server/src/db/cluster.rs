@@ -3,8 +3,8 @@
 //! themselves. PostgreSQL only; times are the database's clock, so the processes' clocks may
 //! disagree.
 
-use hearth_protocol::model::Message;
 use hearth_protocol::MessageId;
+use hearth_protocol::model::Message;
 use sqlx::{Any, Row, Transaction};
 
 use super::Db;
@@ -52,7 +52,11 @@ impl Db {
         }
         // A never-used id first, else the one given up longest ago.
         let free = (0..WORKERS).find(|id| !taken.contains_key(id)).or_else(|| {
-            taken.iter().filter(|(_, age)| **age >= reuse_after_ms).max_by_key(|(_, age)| **age).map(|(id, _)| *id)
+            taken
+                .iter()
+                .filter(|(_, age)| **age >= reuse_after_ms)
+                .max_by_key(|(_, age)| **age)
+                .map(|(id, _)| *id)
         });
         let Some(id) = free else {
             return Err(NoFreeWorker { reuse_after_ms }.into());
@@ -70,7 +74,11 @@ impl Db {
     /// this process went silent too long).
     pub async fn heartbeat(&self, id: NodeId, token: &str) -> sqlx::Result<bool> {
         let sql = format!("UPDATE nodes SET heartbeat_at = {NOW_MS} WHERE id = $1 AND token = $2");
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(token.to_string()).execute(&self.pool).await?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(token.to_string())
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -79,7 +87,9 @@ impl Db {
         let sql = format!("SELECT id, token, {NOW_MS} - heartbeat_at AS age FROM nodes ORDER BY id");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|r| Ok(NodeRow { id: r.try_get("id")?, token: r.try_get("token")?, age_ms: r.try_get("age")? }))
+            .map(|r| {
+                Ok(NodeRow { id: r.try_get("id")?, token: r.try_get("token")?, age_ms: r.try_get("age")? })
+            })
             .collect()
     }
 
@@ -96,10 +106,12 @@ impl Db {
     /// The secrets every process uses (`proposed` when this is the first process to ask): a
     /// token signed by one must verify on another, and TURN credentials must match.
     pub async fn shared_secrets(&self, proposed: &str) -> sqlx::Result<String> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES ('cluster.secrets', $1) ON CONFLICT (key) DO NOTHING")
-            .bind(proposed.to_string())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('cluster.secrets', $1) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(proposed.to_string())
+        .execute(&self.pool)
+        .await?;
         sqlx::query_scalar("SELECT value FROM meta WHERE key = 'cluster.secrets'").fetch_one(&self.pool).await
     }
 
@@ -115,7 +127,8 @@ impl Db {
                 continue;
             }
             let sql = format!("INSERT INTO bus_spill (body, created_at) VALUES ($1, {NOW_MS}) RETURNING id");
-            let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(inline).fetch_one(&mut *tx).await?;
+            let id: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(inline).fetch_one(&mut *tx).await?;
             payloads.push(Envelope { from, body: Body::Spill(id) }.encode());
         }
         send(&mut tx, &payloads).await?;
@@ -124,7 +137,10 @@ impl Db {
 
     /// The envelope stored under `id` in `bus_spill`.
     pub async fn spilled(&self, id: i64) -> sqlx::Result<Option<String>> {
-        sqlx::query_scalar("SELECT body FROM bus_spill WHERE id = $1").bind(id).fetch_optional(&self.pool).await
+        sqlx::query_scalar("SELECT body FROM bus_spill WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     /// Deletes spilled notes older than `age_ms` (every listener has read them by then).
@@ -180,4 +196,3 @@ async fn send(tx: &mut Transaction<'_, Any>, payloads: &[String]) -> sqlx::Resul
     }
     Ok(())
 }
-

@@ -132,12 +132,13 @@ impl Db {
             if !m.attachments.is_empty() {
                 let repeated = m.attachments.iter().any(|a| !claimed.insert(*a));
                 if repeated || !super::attachments::claimable(&mut tx, m.author_id, &m.attachments).await? {
-                    let sent: i64 =
-                        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE author_id = $1 AND nonce = $2")
-                            .bind(m.author_id.0)
-                            .bind(m.nonce.clone())
-                            .fetch_one(&mut *tx)
-                            .await?;
+                    let sent: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM messages WHERE author_id = $1 AND nonce = $2",
+                    )
+                    .bind(m.author_id.0)
+                    .bind(m.nonce.clone())
+                    .fetch_one(&mut *tx)
+                    .await?;
                     bad_attachment = sent == 0;
                 }
             }

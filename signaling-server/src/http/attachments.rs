@@ -62,10 +62,12 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
 
 /// `filename*` in RFC 5987 form (any name is safe in it) plus a plain ASCII fallback.
 fn disposition(kind: &str, name: &str) -> HeaderValue {
-    let ascii: String = name
-        .chars()
-        .map(|c| if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ';' | '%') || c == ' ' { c } else { '_' })
-        .collect();
+    let ascii: String =
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ';' | '%') || c == ' ' { c } else { '_' }
+            })
+            .collect();
     let encoded: String = name
         .bytes()
         .map(|b| {
@@ -122,8 +124,12 @@ pub async fn download(
     let headers = response.headers_mut();
     protect(headers);
     let image = stored.attachment.kind == AttachmentKind::Image;
-    let content_type = if image { stored.attachment.content_type.as_str() } else { "application/octet-stream" };
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
+    let content_type =
+        if image { stored.attachment.content_type.as_str() } else { "application/octet-stream" };
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
     headers.insert(
         header::CONTENT_DISPOSITION,
         disposition(if image { "inline" } else { "attachment" }, &stored.attachment.name),
@@ -150,7 +156,8 @@ pub async fn thumbnail(
     if !stored.attachment.thumbnail {
         return Err(AppError::not_found("thumbnail"));
     }
-    let path = state.attachments.thumbnail_path(&stored.hash).ok_or_else(|| AppError::not_found("thumbnail"))?;
+    let path =
+        state.attachments.thumbnail_path(&stored.hash).ok_or_else(|| AppError::not_found("thumbnail"))?;
     let bytes = tokio::fs::read(&path).await.map_err(|_| AppError::not_found("thumbnail"))?;
     // We made it: a JPEG, or a PNG when the image has transparency.
     let content_type = if bytes.starts_with(&[0xFF, 0xD8]) { "image/jpeg" } else { "image/png" };

@@ -135,7 +135,8 @@ async fn append_to_file(
     let _busy = state.attachments.begin(id)?;
     let offset = offset_of(&state, id).await?;
     if claimed != offset {
-        let error = AppError::new(ErrorCode::Conflict, format!("the server has {offset} bytes of this upload"));
+        let error =
+            AppError::new(ErrorCode::Conflict, format!("the server has {offset} bytes of this upload"));
         return Ok(with_offset(error.into_response(), offset));
     }
     let room = upload.size - offset.min(upload.size);

@@ -20,7 +20,8 @@ pub async fn upload(client: &Client, name: &str, bytes: &[u8], chunks: usize) ->
     let mut offset = 0;
     while offset < bytes.len() {
         let end = (offset + step).min(bytes.len());
-        let (code, headers) = append(client, &status.id.to_string(), offset, bytes[offset..end].to_vec()).await;
+        let (code, headers) =
+            append(client, &status.id.to_string(), offset, bytes[offset..end].to_vec()).await;
         assert_eq!(code, StatusCode::NO_CONTENT);
         assert_eq!(header(&headers, "upload-offset"), end.to_string());
         offset = end;
@@ -28,7 +29,12 @@ pub async fn upload(client: &Client, name: &str, bytes: &[u8], chunks: usize) ->
     client.ok(Method::POST, &format!("/uploads/{}/finish", status.id), None, StatusCode::CREATED).await
 }
 
-pub async fn append(client: &Client, id: &str, offset: usize, body: Vec<u8>) -> (StatusCode, reqwest::header::HeaderMap) {
+pub async fn append(
+    client: &Client,
+    id: &str,
+    offset: usize,
+    body: Vec<u8>,
+) -> (StatusCode, reqwest::header::HeaderMap) {
     let resp = client
         .http
         .patch(format!("{}/api/v1/uploads/{id}", client.base))
@@ -47,7 +53,11 @@ pub fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
 }
 
 /// GET with optional Range: status, headers, body.
-pub async fn fetch(client: &Client, path: &str, range: Option<&str>) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+pub async fn fetch(
+    client: &Client,
+    path: &str,
+    range: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let mut req = client.http.get(format!("{}/api/v1{path}", client.base)).bearer_auth(client.token());
     if let Some(range) = range {
         req = req.header("Range", range);
@@ -58,7 +68,12 @@ pub async fn fetch(client: &Client, path: &str, range: Option<&str>) -> (StatusC
     (status, headers, resp.bytes().await.expect("body").to_vec())
 }
 
-pub async fn send(client: &Client, channel: ChannelId, content: &str, attachments: &[&Attachment]) -> Message {
+pub async fn send(
+    client: &Client,
+    channel: ChannelId,
+    content: &str,
+    attachments: &[&Attachment],
+) -> Message {
     let ids: Vec<String> = attachments.iter().map(|a| a.id.to_string()).collect();
     let nonce = format!("n{}", rand_nonce());
     let body = json!({"nonce": nonce, "content": content, "attachments": ids});
