@@ -1,6 +1,7 @@
 //! The gateway: one task per WebSocket connection. It says `Hello`, waits (with a deadline)
-//! for `Identify` or `Resume`, then runs one loop that reads client frames, writes the
-//! session's events, answers heartbeats and watches for shutdown. Ops that touch the database
+//! for `Identify` or `Resume`, then runs one loop that reads client frames, flushes what the
+//! socket did not take of the session's events (which the session writes itself, see
+//! [`outbox`]), answers heartbeats and watches for shutdown. Ops that touch the database
 //! run as futures beside the loop (see [`ops`]), so a slow commit never stops the connection
 //! from reading or writing; their errors come back as `Error` frames.
 //!
@@ -12,6 +13,7 @@
 
 pub mod decode;
 mod ops;
+pub mod outbox;
 pub mod session;
 pub mod transport;
 
@@ -149,32 +151,6 @@ async fn send_error(
     send(socket, &ServerMsg::Error { error, failed_op: op.map(str::to_string), nonce }).await
 }
 
-/// `{"op":"Dispatch","seq":N,"event":PAYLOAD}`, built in one allocation of the exact size: this
-/// runs once per delivery, and `format!` grows its buffer several times for a large payload.
-fn dispatch_frame(seq: u64, payload: &str) -> Message {
-    const HEAD: &str = "{\"op\":\"Dispatch\",\"seq\":";
-    const MID: &str = ",\"event\":";
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = seq;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let seq_text = std::str::from_utf8(&digits[at..]).unwrap_or("0");
-    let mut frame = String::with_capacity(HEAD.len() + seq_text.len() + MID.len() + payload.len() + 1);
-    frame.push_str(HEAD);
-    frame.push_str(seq_text);
-    frame.push_str(MID);
-    frame.push_str(payload);
-    frame.push('}');
-    Message::Text(frame.into())
-}
-
 /// Reads frames until the client identifies or resumes, within the deadline.
 async fn handshake(
     socket: &mut Socket,
@@ -280,8 +256,9 @@ async fn handshake(
                 };
                 state.hub.connection_changed(&session);
                 let replayed = missed.len() as u64;
+                // Every frame before was flushed into the outbox: these go after them.
                 for (seq, payload) in &missed {
-                    socket.feed(dispatch_frame(*seq, payload)).await.map_err(End::gone)?;
+                    socket.outbox().write_dispatch(*seq, payload);
                 }
                 send(socket, &ServerMsg::Resumed { seq: last_seq + replayed, replayed }).await?;
                 return Ok(session);
@@ -309,35 +286,32 @@ struct Connection {
     refused_in_a_row: u32,
 }
 
-/// Events written per flush at most.
-const BATCH: usize = 64;
-
 impl Connection {
-    /// The live loop. Per delivered event it does as little as it can: the session wakes it,
-    /// it takes what is queued, writes it with one flush, and waits again. It waits on
-    /// nothing else than its session, its socket and its own ops: no timer (one sweep over
-    /// all sessions checks heartbeats, `reap_sessions`, and tells a silent client's
-    /// connection through its session) and no shutdown waiter (at shutdown every session is
-    /// kicked, and the loop reads the token when it wakes).
+    /// The live loop. Events do not pass through it: once live, the session writes them into
+    /// the connection's outbox as they are dispatched, and wakes the loop only when the socket
+    /// left some waiting (the loop flushes them) or when it must stop. It waits on nothing
+    /// else than its session, its socket and its own ops: no timer (one sweep over all
+    /// sessions checks heartbeats, `reap_sessions`, and tells a silent client's connection
+    /// through its session) and no shutdown waiter (at shutdown every session is kicked, and
+    /// the loop reads the token when it wakes).
     async fn run(&mut self) -> End {
         let mut draining = false;
-        let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
         let (id, session) = (self.id, self.session.clone());
+        if let Err(stop) = session.go_live(id, self.socket.outbox()) {
+            let (code, reason) = stop.close();
+            return End::Close(code, reason);
+        }
+        // The events that waited for the handshake may not all have fit in the socket.
+        if let Err(e) = self.socket.outbox().flush().await {
+            return End::gone(e);
+        }
         loop {
             if !draining && self.state.shutdown.is_cancelled() {
                 draining = true;
             }
             if draining && self.pending.is_empty() {
-                // Every acknowledged op has been dispatched; flush what is queued and go.
-                loop {
-                    let taken = session.take(id, BATCH, |seq, payload| batch.push(dispatch_frame(seq, payload)));
-                    if taken.is_err() || batch.is_empty() {
-                        break;
-                    }
-                    if let Err(end) = self.write_events(&mut batch).await {
-                        return end;
-                    }
-                }
+                // Every acknowledged op has been dispatched, so written to the outbox: the
+                // close flushes it before the Close frame.
                 return End::Close(close::SERVER_RESTART, "server restarting");
             }
             tokio::select! {
@@ -346,11 +320,9 @@ impl Connection {
                     if let Some(msg) = reply
                         && let Err(end) = send(&mut self.socket, &msg).await { return end; }
                 }
-                taken = std::future::poll_fn(|cx| {
-                    session.poll_take(id, cx, BATCH, |seq, payload| batch.push(dispatch_frame(seq, payload)))
-                }) => match taken {
+                woke = std::future::poll_fn(|cx| session.poll_wake(id, cx)) => match woke {
                     Ok(()) => {
-                        if let Err(end) = self.write_events(&mut batch).await { return end; }
+                        if let Err(e) = self.socket.outbox().flush().await { return End::gone(e); }
                     }
                     Err(stop) => {
                         let (code, reason) = stop.close();
@@ -363,17 +335,6 @@ impl Connection {
                 }
             }
         }
-    }
-
-    /// Writes the batch (emptying it), then flushes once.
-    async fn write_events(&mut self, batch: &mut Vec<Message>) -> Result<(), End> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        for frame in batch.drain(..) {
-            self.socket.feed(frame).await.map_err(End::gone)?;
-        }
-        self.socket.flush().await.map_err(End::gone)
     }
 
     async fn on_frame(&mut self, frame: Incoming) -> Result<(), End> {
@@ -445,22 +406,6 @@ impl Connection {
                     }
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dispatch_frames_are_the_server_msg_json() {
-        for seq in [0, 7, 10, 1234567, u64::MAX] {
-            let Message::Text(text) = dispatch_frame(seq, r#"{"t":"ChannelDelete","channel_id":"5"}"#) else {
-                panic!("not text")
-            };
-            let parsed: ServerMsg = serde_json::from_str(text.as_str()).unwrap();
-            assert!(matches!(parsed, ServerMsg::Dispatch { seq: s, .. } if s == seq), "{text}");
         }
     }
 }

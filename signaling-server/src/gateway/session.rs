@@ -2,12 +2,17 @@
 //! its WebSocket connection for the resume window, keeping the last events in a bounded
 //! replay buffer so that a client that reconnects gets exactly what it missed.
 //!
-//! The replay buffer is also the queue to the attached connection: the connection takes the
-//! events after the last one it took ([`GatewaySession::poll_take`]) and a dispatch wakes it.
-//! No channel in between: one lock per dispatch and one per batch taken, and each event is
-//! stored once. A connection that falls [`OUTBOUND_QUEUE`] events behind is detached (too
-//! slow; it closes and the client resumes); until it takes them, its events stay in the
-//! replay buffer even past the buffer's size.
+//! Once its connection is live ([`GatewaySession::go_live`]), a dispatch writes the event
+//! straight into the connection's [`Outbox`] under the session's lock: the numbering, the
+//! replay buffer and the socket see the events in one order, and the connection's task is not
+//! woken per event (only when the socket did not take a write at once, to flush it). A
+//! connection whose socket leaves more than [`MAX_QUEUED_BYTES`] waiting is detached (too
+//! slow; it closes and the client resumes).
+//!
+//! Before that (between `Identify`/`Resume` and the end of the handshake) events wait in the
+//! replay buffer, untaken: going live writes them first. A connection attached but not live
+//! that falls [`OUTBOUND_QUEUE`] events behind is detached too; until it takes them, its
+//! events stay in the replay buffer even past the buffer's size.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,9 +23,15 @@ use hearth_protocol::UserId;
 use hearth_protocol::gateway::close;
 use hearth_protocol::model::Status;
 
-/// How far an attached connection may fall behind (events dispatched but not taken) before it
-/// is detached as too slow. It may resume from the replay buffer.
+use super::outbox::{Outbox, Written};
+
+/// How far an attached connection that is not live yet may fall behind (events dispatched but
+/// not taken) before it is detached as too slow. It may resume from the replay buffer.
 pub const OUTBOUND_QUEUE: usize = 1024;
+
+/// Bytes a live connection's socket may leave waiting in its outbox before the connection is
+/// detached as too slow (a client that stopped reading).
+pub const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 
 /// Events, with their sequence numbers (what a resume replays).
 pub type Batch = Vec<(u64, Arc<Payload>)>;
@@ -81,8 +92,11 @@ struct Attached {
     heard: Instant,
     /// The heartbeat sweep found the client silent for too long.
     silent: bool,
-    /// Woken for another reason than events (see [`GatewaySession::kick`]).
+    /// Woken to look at the server's state (see [`GatewaySession::kick`]) or to flush the
+    /// outbox.
     kicked: bool,
+    /// Once live: events are written into it as they are dispatched.
+    out: Option<Arc<Outbox>>,
 }
 
 /// Identifies one WebSocket connection, so that a connection can detach only itself.
@@ -117,11 +131,14 @@ impl Stop {
     /// The close frame the client gets.
     pub fn close(self) -> (u16, &'static str) {
         match self {
-            Stop::Ended(code) => (code, match code {
-                close::BANNED => "banned from the group",
-                close::KICKED => "removed from the group",
-                _ => "session ended",
-            }),
+            Stop::Ended(code) => (
+                code,
+                match code {
+                    close::BANNED => "banned from the group",
+                    close::KICKED => "removed from the group",
+                    _ => "session ended",
+                },
+            ),
             Stop::TakenOver => (close::SESSION_TAKEN_OVER, "resumed elsewhere"),
             Stop::TooSlow => (close::TOO_SLOW, "too many unread events; resume"),
             Stop::Silent => (close::HEARTBEAT_TIMEOUT, "heartbeat timeout"),
@@ -146,6 +163,7 @@ impl Inner {
             heard: Instant::now(),
             silent: false,
             kicked: false,
+            out: None,
         });
         self.detached_at = None;
         old
@@ -155,6 +173,19 @@ impl Inner {
 fn wake(waker: Option<Waker>) {
     if let Some(w) = waker {
         w.wake();
+    }
+}
+
+/// The attached connection if it is `id`, or why `id` must stop.
+fn attached(conn: &mut Option<Attached>, id: ConnId, ended: Option<u16>) -> Result<&mut Attached, Stop> {
+    let other = conn.is_some();
+    match conn {
+        Some(c) if c.id == id => Ok(c),
+        _ => Err(match ended {
+            Some(code) => Stop::Ended(code),
+            None if other => Stop::TakenOver,
+            None => Stop::TooSlow,
+        }),
     }
 }
 
@@ -180,8 +211,8 @@ impl GatewaySession {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Numbers the event, keeps it for replay and wakes the attached connection. A connection
-    /// too far behind is detached (it closes and the client resumes).
+    /// Numbers the event, keeps it for replay and writes it to the live connection. A
+    /// connection too far behind is detached (it closes and the client resumes).
     pub fn dispatch(&self, payload: &Arc<Payload>) {
         let mut s = self.lock();
         if s.ended.is_some() {
@@ -190,8 +221,28 @@ impl GatewaySession {
         s.seq += 1;
         let seq = s.seq;
         s.replay.push_back((seq, payload.clone()));
-        let too_slow = s.conn.as_ref().is_some_and(|c| seq - c.taken > OUTBOUND_QUEUE as u64);
-        let waker = if too_slow { s.release() } else { s.conn.as_mut().and_then(|c| c.waker.take()) };
+        let mut too_slow = false;
+        let mut waker = None;
+        if let Some(c) = &mut s.conn {
+            match &c.out {
+                Some(out) => {
+                    c.taken = seq;
+                    match out.write_dispatch(seq, payload) {
+                        Written::Sent => {}
+                        Written::Queued(n) if n > MAX_QUEUED_BYTES => too_slow = true,
+                        // The connection flushes (or finds the socket failed).
+                        Written::Queued(_) | Written::Failed => {
+                            c.kicked = true;
+                            waker = c.waker.take();
+                        }
+                    }
+                }
+                None => too_slow = seq - c.taken > OUTBOUND_QUEUE as u64,
+            }
+        }
+        if too_slow {
+            waker = s.release();
+        }
         // The buffer keeps the last `replay_cap` events, and those the connection has not
         // taken yet (at most OUTBOUND_QUEUE more).
         let untaken = s.conn.as_ref().map_or(u64::MAX, |c| c.taken + 1);
@@ -202,29 +253,34 @@ impl GatewaySession {
         wake(waker);
     }
 
-    /// Hands up to `max` events that connection `id` has not taken yet to `take`, in order;
-    /// when there are none, the connection is woken by the next dispatch (or a
-    /// [`kick`](Self::kick): then `Ready(Ok)` with nothing taken). `Ready(Err)` when the
-    /// connection must close. `take` runs under the session's lock: the connection builds its
-    /// frames there, from the shared payload, without a reference count of its own.
-    pub fn poll_take(
-        &self,
-        id: ConnId,
-        cx: &mut Context<'_>,
-        max: usize,
-        mut take: impl FnMut(u64, &str),
-    ) -> Poll<Result<(), Stop>> {
+    /// Makes connection `id` live: the events it has not taken are written into `out` now, in
+    /// order, and every event dispatched from now on as it is dispatched. `Err` when the
+    /// connection must close instead.
+    pub fn go_live(&self, id: ConnId, out: &Arc<Outbox>) -> Result<(), Stop> {
         let mut s = self.lock();
         let s = &mut *s;
-        let c = match &mut s.conn {
-            Some(c) if c.id == id => c,
-            _ => {
-                return Poll::Ready(Err(match s.ended {
-                    Some(code) => Stop::Ended(code),
-                    None if s.conn.is_some() => Stop::TakenOver,
-                    None => Stop::TooSlow,
-                }));
-            }
+        let c = attached(&mut s.conn, id, s.ended)?;
+        // The events after `taken` are the last `seq - taken` of the replay buffer.
+        let behind = (s.seq - c.taken) as usize;
+        let first = s.replay.len() - behind.min(s.replay.len());
+        for (seq, payload) in s.replay.range(first..) {
+            // A socket that fails or fills up is seen by the connection's next flush.
+            out.write_dispatch(*seq, payload);
+        }
+        c.taken = s.seq;
+        c.out = Some(out.clone());
+        Ok(())
+    }
+
+    /// Waits for a reason for live connection `id` to act: `Ready(Ok)` to flush its outbox
+    /// (the socket did not take a write at once) or to look at the server's state (a
+    /// [`kick`](Self::kick)); `Ready(Err)` when it must close.
+    pub fn poll_wake(&self, id: ConnId, cx: &mut Context<'_>) -> Poll<Result<(), Stop>> {
+        let mut s = self.lock();
+        let s = &mut *s;
+        let c = match attached(&mut s.conn, id, s.ended) {
+            Ok(c) => c,
+            Err(stop) => return Poll::Ready(Err(stop)),
         };
         if c.silent {
             return Poll::Ready(Err(Stop::Silent));
@@ -232,31 +288,11 @@ impl GatewaySession {
         if std::mem::take(&mut c.kicked) {
             return Poll::Ready(Ok(()));
         }
-        if c.taken == s.seq {
-            match &mut c.waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                w => *w = Some(cx.waker().clone()),
-            }
-            return Poll::Pending;
+        match &mut c.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
         }
-        // The events after `taken` are the last `seq - taken` of the replay buffer.
-        let behind = (s.seq - c.taken) as usize;
-        let first = s.replay.len() - behind.min(s.replay.len());
-        for (seq, payload) in s.replay.range(first..).take(max) {
-            take(*seq, payload);
-            c.taken = *seq;
-        }
-        Poll::Ready(Ok(()))
-    }
-
-    /// [`poll_take`](Self::poll_take) without waiting: `Ok` with nothing taken when nothing
-    /// is queued.
-    pub fn take(&self, id: ConnId, max: usize, take: impl FnMut(u64, &str)) -> Result<(), Stop> {
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.poll_take(id, &mut cx, max, take) {
-            Poll::Ready(r) => r,
-            Poll::Pending => Ok(()),
-        }
+        Poll::Pending
     }
 
     /// Wakes the attached connection without events, so that it looks at the server's state
@@ -372,15 +408,21 @@ impl GatewaySession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::outbox::ConnIo;
+    use crate::gateway::outbox::tests::{pair, read_text, seq_of};
+    use tokio::net::TcpStream;
 
     fn session(cap: usize) -> GatewaySession {
         GatewaySession::new("s".into(), UserId(1), "f".into(), Status::Online, cap)
     }
 
-    fn drain(s: &GatewaySession, id: ConnId) -> Result<Vec<u64>, Stop> {
-        let mut out = Vec::new();
-        s.take(id, usize::MAX, |seq, _| out.push(seq))?;
-        Ok(out)
+    /// Reads `n` Dispatch frames, their sequence numbers.
+    async fn read_seqs(client: &mut TcpStream, n: usize) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        for _ in 0..n {
+            seqs.push(seq_of(&read_text(client).await));
+        }
+        seqs
     }
 
     /// Counts wake-ups.
@@ -391,16 +433,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn resume_replays_exactly_what_was_missed() {
+    #[tokio::test]
+    async fn resume_replays_exactly_what_was_missed() {
         let s = session(16);
+        let (io, mut client) = pair().await;
         let first = ConnId::next();
         s.attach(first);
         let ev = Payload::new("{}".into());
-        for _ in 0..3 {
-            s.dispatch(&ev);
-        }
-        assert_eq!(drain(&s, first), Ok(vec![1, 2, 3]));
+        s.dispatch(&ev);
+        s.dispatch(&ev);
+        s.go_live(first, io.outbox()).unwrap();
+        s.dispatch(&ev);
+        assert_eq!(read_seqs(&mut client, 3).await, vec![1, 2, 3], "queued before going live, then live");
         // The client saw up to 2 when the socket dropped.
         assert!(s.detach(first));
         s.dispatch(&ev);
@@ -409,7 +453,10 @@ mod tests {
         let missed: Vec<u64> = s.resume(2, second).unwrap().into_iter().map(|(seq, _)| seq).collect();
         assert_eq!(missed, vec![3, 4, 5]);
         s.dispatch(&ev);
-        assert_eq!(drain(&s, second), Ok(vec![6]));
+        let (io, mut client) = pair().await;
+        s.go_live(second, io.outbox()).unwrap();
+        s.dispatch(&ev);
+        assert_eq!(read_seqs(&mut client, 2).await, vec![6, 7], "nothing replayed twice");
     }
 
     #[test]
@@ -425,9 +472,10 @@ mod tests {
         assert_eq!(s.resume(10, ConnId::next()).unwrap().len(), 0);
     }
 
-    #[test]
-    fn a_connection_too_far_behind_is_detached_but_keeps_its_events() {
+    #[tokio::test]
+    async fn a_connection_too_far_behind_before_going_live_is_detached_but_keeps_its_events() {
         let s = session(4096);
+        let (io, _client) = pair().await;
         let conn = ConnId::next();
         s.attach(conn);
         let ev = Payload::new("{}".into());
@@ -437,70 +485,111 @@ mod tests {
         assert!(s.is_attached(), "exactly the queue's worth is not too slow");
         s.dispatch(&ev);
         assert!(!s.is_attached());
-        assert_eq!(drain(&s, conn), Err(Stop::TooSlow));
+        assert_eq!(s.go_live(conn, io.outbox()), Err(Stop::TooSlow));
         let missed = s.resume(0, ConnId::next()).unwrap();
         assert_eq!(missed.len(), OUTBOUND_QUEUE + 1);
     }
 
-    #[test]
-    fn the_replay_buffer_keeps_what_the_connection_has_not_taken() {
+    #[tokio::test]
+    async fn a_live_connection_whose_client_stops_reading_is_detached_and_can_resume() {
+        let s = session(64);
+        let (io, _client_not_reading) = pair().await;
+        let conn = ConnId::next();
+        s.attach(conn);
+        s.go_live(conn, io.outbox()).unwrap();
+        let big = Payload::new(format!(r#"{{"t":"x","pad":"{}"}}"#, "a".repeat(64 * 1024)));
+        let mut sent = 0;
+        while s.is_attached() {
+            s.dispatch(&big);
+            sent += 1;
+            assert!(sent < 10_000, "never detached");
+        }
+        assert!(io.outbox().queued() > MAX_QUEUED_BYTES);
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert_eq!(s.poll_wake(conn, &mut cx), Poll::Ready(Err(Stop::TooSlow)));
+        // The events the socket did not take are still in the replay buffer.
+        assert!(s.resume(sent - 60, ConnId::next()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_replay_buffer_keeps_what_the_connection_has_not_taken() {
         let s = session(16);
+        let (io, mut client) = pair().await;
         let conn = ConnId::next();
         s.attach(conn);
         let ev = Payload::new("{}".into());
         for _ in 0..100 {
             s.dispatch(&ev);
         }
-        assert_eq!(drain(&s, conn), Ok((1..=100).collect::<Vec<_>>()), "a burst over the replay size arrives");
+        s.go_live(conn, io.outbox()).unwrap();
+        io.outbox().flush().await.unwrap();
+        assert_eq!(
+            read_seqs(&mut client, 100).await,
+            (1..=100).collect::<Vec<_>>(),
+            "a burst over the replay size arrives"
+        );
         s.dispatch(&ev);
         assert_eq!(s.resume(85, ConnId::next()).unwrap().len(), 16, "taken events trimmed to the last 16");
         assert_eq!(s.resume(84, ConnId::next()), Err(CannotResume));
     }
 
-    #[test]
-    fn a_waiting_connection_is_woken_by_a_dispatch_and_by_every_reason_to_stop() {
+    #[tokio::test]
+    async fn a_live_connection_is_woken_to_flush_and_by_every_reason_to_stop_but_not_per_event() {
         let ev = Payload::new("{}".into());
         let count = Arc::new(Count(0.into()));
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         let woken = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+        let live = |s: &GatewaySession, io: &ConnIo| {
+            let conn = ConnId::next();
+            s.attach(conn);
+            s.go_live(conn, io.outbox()).unwrap();
+            conn
+        };
+        let (io, mut client) = pair().await;
         let s = session(16);
-        let conn = ConnId::next();
-        s.attach(conn);
-        let mut out = Vec::new();
-        assert!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)).is_pending());
+        let conn = live(&s, &io);
+        assert!(s.poll_wake(conn, &mut cx).is_pending());
         s.dispatch(&ev);
         s.dispatch(&ev);
-        assert_eq!(woken(), 1, "one wake-up for events dispatched before the connection ran");
-        assert_eq!(s.poll_take(conn, &mut cx, 1, |seq, _| out.push(seq)), Poll::Ready(Ok(())));
-        assert_eq!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)), Poll::Ready(Ok(())));
-        assert_eq!(out, vec![1, 2], "in order, max respected");
+        assert_eq!(read_seqs(&mut client, 2).await, vec![1, 2]);
+        assert_eq!(woken(), 0, "events the socket takes wake nobody");
 
-        assert!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)).is_pending());
         s.kick();
-        assert_eq!(woken(), 2);
-        assert_eq!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)), Poll::Ready(Ok(())), "kicked");
-        assert_eq!(out.len(), 2, "nothing taken on a kick");
-        assert!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)).is_pending(), "a kick wakes once");
+        assert_eq!(woken(), 1);
+        assert_eq!(s.poll_wake(conn, &mut cx), Poll::Ready(Ok(())), "kicked");
+        assert!(s.poll_wake(conn, &mut cx).is_pending(), "a kick wakes once");
         s.check_heartbeat(Instant::now(), Duration::from_secs(60));
-        assert_eq!(woken(), 2, "a client heard from just now is not silent");
+        assert_eq!(woken(), 1, "a client heard from just now is not silent");
         s.check_heartbeat(Instant::now() + Duration::from_secs(61), Duration::from_secs(60));
-        assert_eq!(woken(), 3);
-        assert_eq!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)), Poll::Ready(Err(Stop::Silent)));
+        assert_eq!(woken(), 2);
+        assert_eq!(s.poll_wake(conn, &mut cx), Poll::Ready(Err(Stop::Silent)));
 
         let s = session(16);
-        s.attach(conn);
-        assert!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)).is_pending());
+        let (io, _client_not_reading) = pair().await;
+        let conn = live(&s, &io);
+        assert!(s.poll_wake(conn, &mut cx).is_pending());
+        let big = Payload::new(format!(r#"{{"t":"x","pad":"{}"}}"#, "a".repeat(64 * 1024)));
+        while io.outbox().queued() == 0 {
+            s.dispatch(&big);
+        }
+        assert_eq!(woken(), 3, "woken once the socket leaves bytes waiting");
+        assert_eq!(s.poll_wake(conn, &mut cx), Poll::Ready(Ok(())), "to flush");
+
+        let s = session(16);
+        let conn = live(&s, &io);
+        assert!(s.poll_wake(conn, &mut cx).is_pending());
         s.resume(0, ConnId::next()).unwrap();
         assert_eq!(woken(), 4);
-        assert_eq!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)), Poll::Ready(Err(Stop::TakenOver)));
+        assert_eq!(s.poll_wake(conn, &mut cx), Poll::Ready(Err(Stop::TakenOver)));
 
         let s = session(16);
-        s.attach(conn);
-        assert!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)).is_pending());
+        let conn = live(&s, &io);
+        assert!(s.poll_wake(conn, &mut cx).is_pending());
         s.end_with(close::KICKED);
         assert_eq!(woken(), 5);
-        assert_eq!(s.poll_take(conn, &mut cx, 64, |seq, _| out.push(seq)), Poll::Ready(Err(Stop::Ended(close::KICKED))));
+        assert_eq!(s.poll_wake(conn, &mut cx), Poll::Ready(Err(Stop::Ended(close::KICKED))));
     }
 
     #[test]

@@ -9,7 +9,11 @@
 //! closed with unread input sends a TCP reset, which makes the client's kernel throw away our
 //! Close frame before the client reads it. So after the Close frame we shut our sending side
 //! and drain what the client still sends, bounded in bytes and time ("lingering close").
+//!
+//! The codec's socket is a [`ConnIo`]: the TCP stream's reading half, and for writing the
+//! connection's [`Outbox`], which the session writes events into directly (see [`super::outbox`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -20,6 +24,7 @@ use hearth_protocol::ErrorCode;
 use hearth_protocol::gateway::close;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -27,6 +32,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 pub use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use super::outbox::{ConnIo, Outbox};
 use crate::error::AppError;
 
 /// After our Close frame: how long we keep reading (and discarding) what the client sends,
@@ -35,7 +41,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// ... and how many bytes at most (a little over one frame at the transport limit).
 const LINGER_BYTES: usize = 512 * 1024;
 
-type Stream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+type Stream = WebSocketStream<ConnIo>;
 
 /// What reading the socket gave.
 pub enum Incoming {
@@ -58,6 +64,7 @@ pub enum Incoming {
 /// The upgraded connection.
 pub struct Socket {
     ws: Stream,
+    out: Arc<Outbox>,
     /// The client sent a Close frame: only the library's queued reply may be written now.
     peer_closed: bool,
 }
@@ -95,18 +102,25 @@ where
     // frame's header makes the buffer grow to it), so 1 KiB costs a few more reads on a long
     // message and saves 3 KiB of zeroing per delivered event and 3 KiB per connection.
     config.read_buffer_size = 1024;
-    // Events queued together are written with one syscall at the flush that ends a batch.
+    // What the codec writes (all but events) goes to the outbox at each flush, which every
+    // send does.
     config.write_buffer_size = 16 * 1024;
     config.max_write_buffer_size = 4 * 1024 * 1024;
     tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                    .await;
-                run(Socket { ws, peer_closed: false }).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "gateway upgrade failed"),
-        }
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => return tracing::debug!(error = %e, "gateway upgrade failed"),
+        };
+        // The listener serves plain TCP streams (`http::listen`); the session writes events
+        // into the stream itself, so it needs it back from hyper.
+        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => parts,
+            Err(_) => return tracing::error!("gateway upgrade: the connection is not a TCP stream"),
+        };
+        let io = ConnIo::new(parts.io.into_inner(), parts.read_buf);
+        let out = io.outbox().clone();
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        run(Socket { ws, out, peer_closed: false }).await;
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
@@ -164,13 +178,10 @@ impl Socket {
         }
     }
 
-    /// Queues a frame; [`flush`](Self::flush) writes what is queued.
-    pub async fn feed(&mut self, msg: Message) -> Result<(), WsError> {
-        self.ws.feed(msg).await
-    }
-
-    pub async fn flush(&mut self) -> Result<(), WsError> {
-        self.ws.flush().await
+    /// Where events are written (after the frames the codec wrote, which every
+    /// [`send`](Self::send) flushes there).
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.out
     }
 
     /// Writes one frame now.
@@ -184,17 +195,24 @@ impl Socket {
     pub async fn close(mut self, code: u16, reason: &'static str) {
         // When the client closed first, the library has queued its reply (the client's code,
         // or 1002 for one a peer may not send) and a flush writes it; otherwise ours goes.
-        // Errors mean the peer is gone.
-        let sent = if self.peer_closed {
-            self.ws.flush().await
-        } else {
-            let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) };
-            self.ws.close(Some(frame)).await
-        };
-        if let Err(e) = sent
-            && !matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed)
-        {
-            tracing::debug!(error = %e, "close frame not sent");
+        // Errors mean the peer is gone. A client that stopped reading gets [`LINGER`] to take
+        // what waits before the Close frame (a connection too slow for its events ends so).
+        let sent = tokio::time::timeout(LINGER, async {
+            if self.peer_closed {
+                self.ws.flush().await
+            } else {
+                let frame =
+                    CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) };
+                self.ws.close(Some(frame)).await
+            }
+        })
+        .await;
+        match sent {
+            Err(_) => return tracing::debug!("close frame not sent: the client does not read"),
+            Ok(Err(e)) if !matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed) => {
+                tracing::debug!(error = %e, "close frame not sent");
+            }
+            Ok(_) => {}
         }
         let stream = self.ws.get_mut();
         // Our side is done: a FIN after the Close frame.

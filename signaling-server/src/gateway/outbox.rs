@@ -1,0 +1,378 @@
+//! The one ordered way out of a gateway connection: every byte the server sends on it goes
+//! through its [`Outbox`], whoever writes it.
+//!
+//! Events are written by whoever dispatches them, straight into the socket
+//! ([`Outbox::write_dispatch`], called under the session's lock, see [`super::session`]): a
+//! fan-out to N connections costs N writes and no task wake-ups, where waking each
+//! connection's task to write its own copy costs a scheduler round trip, a poll of the
+//! connection and a zero-filled read attempt per delivery. The connection's task writes
+//! everything else (`Hello`, `Ready`, replies, the codec's pongs and Close frames) through the
+//! WebSocket codec, whose socket is a [`ConnIo`] that writes into the same outbox, so the byte
+//! stream stays whole frames in order.
+//!
+//! A write the socket does not take at once (its send buffer is full) is kept in the outbox's
+//! pending bytes, and later writes queue behind it; the connection's task is woken to wait for
+//! the socket and [`flush`](Outbox::poll_flush) them.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+
+use hyper::body::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// What became of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The socket took it all.
+    Sent,
+    /// This many bytes wait in the outbox for the socket (the connection must flush).
+    Queued(usize),
+    /// The socket failed: the peer is gone.
+    Failed,
+}
+
+/// The sending side of one connection.
+#[derive(Debug)]
+pub struct Outbox {
+    // Held for one non-blocking write or a copy into `pending`, never across an await.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    half: OwnedWriteHalf,
+    /// Bytes the socket has not taken yet, from `sent` on.
+    pending: Vec<u8>,
+    sent: usize,
+    failed: bool,
+}
+
+/// Pending bytes above this are given back once written (most connections never queue).
+const KEEP_CAPACITY: usize = 64 * 1024;
+/// Frames up to this size are joined on the stack and written with one `send`; larger ones
+/// with a `writev` of their parts, without the copy.
+const JOIN_BELOW: usize = 4096;
+
+thread_local! {
+    /// Where a small frame's parts are joined (kept, so no allocation per frame).
+    static JOINED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(JOIN_BELOW));
+}
+
+impl Inner {
+    fn queued(&self) -> usize {
+        self.pending.len() - self.sent
+    }
+
+    /// Writes `parts` (one frame) now if nothing waits before it, keeps what the socket does
+    /// not take.
+    fn write(&mut self, parts: &[&[u8]]) -> Written {
+        if self.failed {
+            return Written::Failed;
+        }
+        let mut skip = 0;
+        if self.queued() == 0 {
+            let len: usize = parts.iter().map(|p| p.len()).sum();
+            let sent = if parts.len() == 1 {
+                self.half.try_write(parts[0])
+            } else if len <= JOIN_BELOW {
+                // One `send` of a copy: cheaper than a `writev` of the parts, which takes the
+                // file system's path through the kernel.
+                JOINED.with_borrow_mut(|joined| {
+                    joined.clear();
+                    for part in parts {
+                        joined.extend_from_slice(part);
+                    }
+                    self.half.try_write(joined)
+                })
+            } else {
+                let mut slices = [IoSlice::new(&[]); 3];
+                for (slice, part) in slices.iter_mut().zip(parts) {
+                    *slice = IoSlice::new(part);
+                }
+                self.half.try_write_vectored(&slices[..parts.len().min(3)])
+            };
+            match sent {
+                Ok(n) => skip = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    self.failed = true;
+                    return Written::Failed;
+                }
+            }
+        }
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+            } else {
+                self.pending.extend_from_slice(&part[skip..]);
+                skip = 0;
+            }
+        }
+        match self.queued() {
+            0 => Written::Sent,
+            n => Written::Queued(n),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.failed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        while self.queued() > 0 {
+            match ready!(Pin::new(&mut self.half).poll_write(cx, &self.pending[self.sent..])) {
+                Ok(0) => {
+                    self.failed = true;
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Ok(n) => self.sent += n,
+                Err(e) => {
+                    self.failed = true;
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        if self.pending.capacity() > KEEP_CAPACITY {
+            self.pending = Vec::new();
+        } else {
+            self.pending.clear();
+        }
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the `Dispatch` frame of event `seq` (`{"op":"Dispatch","seq":N,"event":PAYLOAD}`)
+    /// as a WebSocket text frame: the header and the head of the JSON from the stack, the
+    /// shared payload as it is, no copy unless the socket does not take it all.
+    pub fn write_dispatch(&self, seq: u64, payload: &str) -> Written {
+        let mut head = [0u8; HEAD_MAX];
+        let head = dispatch_head(&mut head, seq, payload.len());
+        self.lock().write(&[head, payload.as_bytes(), b"}"])
+    }
+
+    /// Bytes waiting for the socket.
+    pub fn queued(&self) -> usize {
+        self.lock().queued()
+    }
+
+    /// Writes what waits, as the socket takes it.
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lock().poll_flush(cx)
+    }
+
+    pub async fn flush(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await
+    }
+}
+
+const HEAD_TEXT: &[u8] = b"{\"op\":\"Dispatch\",\"seq\":";
+const MID_TEXT: &[u8] = b",\"event\":";
+/// The frame header (at most 10 bytes), the head text, 20 digits and the mid text.
+const HEAD_MAX: usize = 10 + HEAD_TEXT.len() + 20 + MID_TEXT.len();
+
+/// The WebSocket header of an unmasked final text frame of `len` bytes (RFC 6455 section 5.2)
+/// followed by the JSON up to the event, in `buf`.
+fn dispatch_head(buf: &mut [u8; HEAD_MAX], seq: u64, payload_len: usize) -> &[u8] {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = &digits[at..];
+    let len = HEAD_TEXT.len() + digits.len() + MID_TEXT.len() + payload_len + 1;
+    let mut w = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[w..w + bytes.len()].copy_from_slice(bytes);
+        w += bytes.len();
+    };
+    // FIN and the text opcode.
+    put(&[0x81]);
+    if len < 126 {
+        put(&[len as u8]);
+    } else if let Ok(short) = u16::try_from(len) {
+        put(&[126]);
+        put(&short.to_be_bytes());
+    } else {
+        put(&[127]);
+        put(&(len as u64).to_be_bytes());
+    }
+    put(HEAD_TEXT);
+    put(digits);
+    put(MID_TEXT);
+    &buf[..w]
+}
+
+/// The socket the WebSocket codec of a connection reads and writes: reads come from the TCP
+/// stream (after what hyper had read past the upgrade request), writes go into the outbox.
+pub struct ConnIo {
+    read: OwnedReadHalf,
+    /// Bytes hyper read past the upgrade request, read first.
+    early: Bytes,
+    out: Arc<Outbox>,
+}
+
+impl ConnIo {
+    /// Splits an upgraded TCP stream; `early` is what was read past the upgrade request.
+    pub fn new(stream: TcpStream, early: Bytes) -> ConnIo {
+        let (read, half) = stream.into_split();
+        let out = Arc::new(Outbox {
+            inner: Mutex::new(Inner { half, pending: Vec::new(), sent: 0, failed: false }),
+        });
+        ConnIo { read, early, out }
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.out
+    }
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.early.is_empty() {
+            let n = self.early.len().min(buf.remaining());
+            let early = self.early.split_to(n);
+            buf.put_slice(&early);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    /// Takes the whole buffer: what the socket does not take now waits in the outbox, behind
+    /// nothing but earlier bytes (a flush writes it).
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.out.lock().write(&[buf]) {
+            Written::Failed => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            Written::Sent | Written::Queued(_) => Poll::Ready(Ok(buf.len())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.out.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut out = self.out.lock();
+        ready!(out.poll_flush(cx))?;
+        Pin::new(&mut out.half).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// A connected pair: the server's `ConnIo` and the client's end.
+    pub(crate) async fn pair() -> (ConnIo, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (ConnIo::new(server, Bytes::new()), client)
+    }
+
+    /// Reads one unmasked text frame's payload.
+    pub(crate) async fn read_text(client: &mut TcpStream) -> String {
+        let mut head = [0u8; 2];
+        client.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[0], 0x81, "a final text frame");
+        let len = match head[1] {
+            126 => {
+                let mut b = [0u8; 2];
+                client.read_exact(&mut b).await.unwrap();
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                client.read_exact(&mut b).await.unwrap();
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        let mut text = vec![0u8; len];
+        client.read_exact(&mut text).await.unwrap();
+        String::from_utf8(text).unwrap()
+    }
+
+    /// The `seq` of a `Dispatch` frame (of any event).
+    pub(crate) fn seq_of(text: &str) -> u64 {
+        let frame: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(frame["op"], "Dispatch", "{text}");
+        frame["seq"].as_u64().unwrap()
+    }
+
+    #[tokio::test]
+    async fn dispatch_frames_are_the_server_msg_json_at_every_length_encoding() {
+        let (io, mut client) = pair().await;
+        let event = |n: usize| format!(r#"{{"t":"ChannelDelete","channel_id":"{}"}}"#, "5".repeat(n));
+        // 7-bit, 16-bit and 64-bit payload lengths.
+        for (seq, n) in [(0, 1), (7, 100), (10, 1000), (1234567, 70_000), (u64::MAX, 3)] {
+            io.outbox().write_dispatch(seq, &event(n));
+            io.outbox().flush().await.unwrap();
+            let text = read_text(&mut client).await;
+            assert_eq!(seq_of(&text), seq);
+            assert!(text.contains(&event(n)));
+            if n < 20 {
+                let parsed: hearth_protocol::gateway::ServerMsg = serde_json::from_str(&text).unwrap();
+                assert!(
+                    matches!(parsed, hearth_protocol::gateway::ServerMsg::Dispatch { seq: s, .. } if s == seq)
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_does_not_take_waits_in_order_and_a_flush_writes_it() {
+        let (io, mut client) = pair().await;
+        let big = format!(r#"{{"t":"ChannelDelete","channel_id":"{}"}}"#, "9".repeat(200_000));
+        let mut queued = false;
+        for seq in 1..=100 {
+            queued |= matches!(io.outbox().write_dispatch(seq, &big), Written::Queued(_));
+        }
+        assert!(queued, "20 MB do not fit in a socket buffer nobody reads");
+        assert!(io.outbox().queued() > 0);
+        let reader = tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for _ in 0..100 {
+                seqs.push(seq_of(&read_text(&mut client).await));
+            }
+            seqs
+        });
+        io.outbox().flush().await.unwrap();
+        assert_eq!(io.outbox().queued(), 0);
+        assert_eq!(reader.await.unwrap(), (1..=100).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_is_gone_fails_the_write() {
+        let (io, client) = pair().await;
+        drop(client);
+        let mut failed = false;
+        for seq in 1..=50 {
+            failed |= io.outbox().write_dispatch(seq, "{}") == Written::Failed;
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(failed || io.outbox().flush().await.is_err());
+    }
+}
