@@ -59,6 +59,8 @@ pub struct Inner {
     pub retention_wake: tokio::sync::Notify,
     /// Attachment files and uploads in progress.
     pub attachments: crate::attachments::AttachmentStore,
+    /// Writes dispatched events into the live connections (`gateway::session`).
+    pub flusher: Arc<crate::gateway::session::Flusher>,
 }
 
 impl Deref for AppState {

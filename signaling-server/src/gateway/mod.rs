@@ -287,8 +287,9 @@ struct Connection {
 }
 
 impl Connection {
-    /// The live loop. Events do not pass through it: once live, the session writes them into
-    /// the connection's outbox as they are dispatched, and wakes the loop only when the socket
+    /// The live loop. Events do not pass through it: once live, the process's flusher writes
+    /// them into the connection's outbox (see [`session`]), and the session wakes the loop
+    /// only when the socket
     /// left some waiting (the loop flushes them) or when it must stop. It waits on nothing
     /// else than its session, its socket and its own ops: no timer (one sweep over all
     /// sessions checks heartbeats, `reap_sessions`, and tells a silent client's connection
@@ -297,7 +298,7 @@ impl Connection {
     async fn run(&mut self) -> End {
         let mut draining = false;
         let (id, session) = (self.id, self.session.clone());
-        if let Err(stop) = session.go_live(id, self.socket.outbox()) {
+        if let Err(stop) = session.go_live(id, self.socket.outbox(), &self.state.flusher) {
             let (code, reason) = stop.close();
             return End::Close(code, reason);
         }
@@ -310,8 +311,10 @@ impl Connection {
                 draining = true;
             }
             if draining && self.pending.is_empty() {
-                // Every acknowledged op has been dispatched, so written to the outbox: the
-                // close flushes it before the Close frame.
+                // Every acknowledged op has been dispatched: its events go into the outbox
+                // now (the flusher may not have run yet), and the close flushes them before
+                // the Close frame.
+                session.write_queued();
                 return End::Close(close::SERVER_RESTART, "server restarting");
             }
             tokio::select! {

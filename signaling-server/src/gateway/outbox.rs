@@ -1,9 +1,9 @@
 //! The one ordered way out of a gateway connection: every byte the server sends on it goes
 //! through its [`Outbox`], whoever writes it.
 //!
-//! Events are written by whoever dispatches them, straight into the socket
-//! ([`Outbox::write_dispatch`], called under the session's lock, see [`super::session`]): a
-//! fan-out to N connections costs N writes and no task wake-ups, where waking each
+//! Events are written by the process's flusher, straight into the socket
+//! ([`Outbox::write_dispatches`], under the session's lock, see [`super::session`]): a
+//! fan-out to N connections costs N writes and one task wake-up, where waking each
 //! connection's task to write its own copy costs a scheduler round trip, a poll of the
 //! connection and a zero-filled read attempt per delivery. The connection's task writes
 //! everything else (`Hello`, `Ready`, replies, the codec's pongs and Close frames) through the
@@ -14,7 +14,7 @@
 //! pending bytes, and later writes queue behind it; the connection's task is woken to wait for
 //! the socket and [`flush`](Outbox::poll_flush) them.
 
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
@@ -53,13 +53,12 @@ struct Inner {
 
 /// Pending bytes above this are given back once written (most connections never queue).
 const KEEP_CAPACITY: usize = 64 * 1024;
-/// Frames up to this size are joined on the stack and written with one `send`; larger ones
-/// with a `writev` of their parts, without the copy.
-const JOIN_BELOW: usize = 4096;
+/// What a thread keeps for joining frames (no allocation per write).
+const JOINED_CAPACITY: usize = 4096;
 
 thread_local! {
-    /// Where a small frame's parts are joined (kept, so no allocation per frame).
-    static JOINED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(JOIN_BELOW));
+    /// Where the frames of one write are joined.
+    static JOINED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(JOINED_CAPACITY));
 }
 
 impl Inner {
@@ -67,36 +66,15 @@ impl Inner {
         self.pending.len() - self.sent
     }
 
-    /// Writes `parts` (one frame) now if nothing waits before it, keeps what the socket does
-    /// not take.
-    fn write(&mut self, parts: &[&[u8]]) -> Written {
+    /// Writes `bytes` now if nothing waits before them, keeps what the socket does not take.
+    fn write(&mut self, bytes: &[u8]) -> Written {
         if self.failed {
             return Written::Failed;
         }
-        let mut skip = 0;
+        let mut sent = 0;
         if self.queued() == 0 {
-            let len: usize = parts.iter().map(|p| p.len()).sum();
-            let sent = if parts.len() == 1 {
-                self.half.try_write(parts[0])
-            } else if len <= JOIN_BELOW {
-                // One `send` of a copy: cheaper than a `writev` of the parts, which takes the
-                // file system's path through the kernel.
-                JOINED.with_borrow_mut(|joined| {
-                    joined.clear();
-                    for part in parts {
-                        joined.extend_from_slice(part);
-                    }
-                    self.half.try_write(joined)
-                })
-            } else {
-                let mut slices = [IoSlice::new(&[]); 3];
-                for (slice, part) in slices.iter_mut().zip(parts) {
-                    *slice = IoSlice::new(part);
-                }
-                self.half.try_write_vectored(&slices[..parts.len().min(3)])
-            };
-            match sent {
-                Ok(n) => skip = n,
+            match self.half.try_write(bytes) {
+                Ok(n) => sent = n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
                     self.failed = true;
@@ -104,14 +82,7 @@ impl Inner {
                 }
             }
         }
-        for part in parts {
-            if skip >= part.len() {
-                skip -= part.len();
-            } else {
-                self.pending.extend_from_slice(&part[skip..]);
-                skip = 0;
-            }
-        }
+        self.pending.extend_from_slice(&bytes[sent..]);
         match self.queued() {
             0 => Written::Sent,
             n => Written::Queued(n),
@@ -150,13 +121,27 @@ impl Outbox {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the `Dispatch` frame of event `seq` (`{"op":"Dispatch","seq":N,"event":PAYLOAD}`)
-    /// as a WebSocket text frame: the header and the head of the JSON from the stack, the
-    /// shared payload as it is, no copy unless the socket does not take it all.
+    /// Writes the `Dispatch` frames of these events (`{"op":"Dispatch","seq":N,"event":PAYLOAD}`,
+    /// each a WebSocket text frame) with one `send`, joined in a buffer of the thread's.
+    pub fn write_dispatches<'a>(&self, events: impl IntoIterator<Item = (u64, &'a str)>) -> Written {
+        JOINED.with_borrow_mut(|joined| {
+            joined.clear();
+            for (seq, payload) in events {
+                let mut head = [0u8; HEAD_MAX];
+                joined.extend_from_slice(dispatch_head(&mut head, seq, payload.len()));
+                joined.extend_from_slice(payload.as_bytes());
+                joined.push(b'}');
+            }
+            let written = self.lock().write(joined);
+            if joined.capacity() > KEEP_CAPACITY {
+                *joined = Vec::with_capacity(JOINED_CAPACITY);
+            }
+            written
+        })
+    }
+
     pub fn write_dispatch(&self, seq: u64, payload: &str) -> Written {
-        let mut head = [0u8; HEAD_MAX];
-        let head = dispatch_head(&mut head, seq, payload.len());
-        self.lock().write(&[head, payload.as_bytes(), b"}"])
+        self.write_dispatches([(seq, payload)])
     }
 
     /// Bytes waiting for the socket.
@@ -261,7 +246,7 @@ impl AsyncWrite for ConnIo {
     /// Takes the whole buffer: what the socket does not take now waits in the outbox, behind
     /// nothing but earlier bytes (a flush writes it).
     fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.out.lock().write(&[buf]) {
+        match self.out.lock().write(buf) {
             Written::Failed => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
             Written::Sent | Written::Queued(_) => Poll::Ready(Ok(buf.len())),
         }

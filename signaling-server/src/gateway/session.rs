@@ -2,17 +2,20 @@
 //! its WebSocket connection for the resume window, keeping the last events in a bounded
 //! replay buffer so that a client that reconnects gets exactly what it missed.
 //!
-//! Once its connection is live ([`GatewaySession::go_live`]), a dispatch writes the event
-//! straight into the connection's [`Outbox`] under the session's lock: the numbering, the
-//! replay buffer and the socket see the events in one order, and the connection's task is not
-//! woken per event (only when the socket did not take a write at once, to flush it). A
-//! connection whose socket leaves more than [`MAX_QUEUED_BYTES`] waiting is detached (too
-//! slow; it closes and the client resumes).
+//! Once its connection is live ([`GatewaySession::go_live`]), its events are written into the
+//! connection's [`Outbox`] by the process's [`Flusher`], not by the connection's task: a
+//! dispatch numbers the event, keeps it in the replay buffer and, if the session is not queued
+//! for writing yet, queues it. The flusher runs once the dispatching task yields, and writes
+//! each queued session's new events with one `send`: a burst of events into a busy channel
+//! costs one write per connection, and a fan-out wakes one task, not one per connection (the
+//! connection's task is woken only when the socket did not take a write at once, to flush
+//! it). A connection whose socket leaves more than [`MAX_QUEUED_BYTES`] waiting is detached
+//! (too slow; it closes and the client resumes).
 //!
 //! Before that (between `Identify`/`Resume` and the end of the handshake) events wait in the
-//! replay buffer, untaken: going live writes them first. A connection attached but not live
-//! that falls [`OUTBOUND_QUEUE`] events behind is detached too; until it takes them, its
-//! events stay in the replay buffer even past the buffer's size.
+//! replay buffer, untaken: going live writes them first. A connection that falls
+//! [`OUTBOUND_QUEUE`] events behind is detached too; until it takes them, its events stay in
+//! the replay buffer even past the buffer's size.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,8 +28,8 @@ use hearth_protocol::model::Status;
 
 use super::outbox::{Outbox, Written};
 
-/// How far an attached connection that is not live yet may fall behind (events dispatched but
-/// not taken) before it is detached as too slow. It may resume from the replay buffer.
+/// How far an attached connection may fall behind (events dispatched but not written to it)
+/// before it is detached as too slow. It may resume from the replay buffer.
 pub const OUTBOUND_QUEUE: usize = 1024;
 
 /// Bytes a live connection's socket may leave waiting in its outbox before the connection is
@@ -95,8 +98,10 @@ struct Attached {
     /// Woken to look at the server's state (see [`GatewaySession::kick`]) or to flush the
     /// outbox.
     kicked: bool,
-    /// Once live: events are written into it as they are dispatched.
-    out: Option<Arc<Outbox>>,
+    /// Once live: where its events are written, and who writes them.
+    out: Option<(Arc<Outbox>, Arc<Flusher>)>,
+    /// Queued on the flusher (events wait to be written).
+    queued: bool,
 }
 
 /// Identifies one WebSocket connection, so that a connection can detach only itself.
@@ -164,6 +169,7 @@ impl Inner {
             silent: false,
             kicked: false,
             out: None,
+            queued: false,
         });
         self.detached_at = None;
         old
@@ -173,6 +179,71 @@ impl Inner {
 fn wake(waker: Option<Waker>) {
     if let Some(w) = waker {
         w.wake();
+    }
+}
+
+/// Writes the events after `taken` into the live connection's outbox, with one write.
+fn write_untaken(s: &mut Inner) -> Option<Waker> {
+    let Some(c) = &mut s.conn else { return None };
+    c.queued = false;
+    let Some((out, _)) = &c.out else { return None };
+    if c.taken == s.seq {
+        return None;
+    }
+    // The events after `taken` are the last `seq - taken` of the replay buffer.
+    let behind = (s.seq - c.taken) as usize;
+    let first = s.replay.len() - behind.min(s.replay.len());
+    let written = out.write_dispatches(s.replay.range(first..).map(|(seq, p)| (*seq, &***p)));
+    c.taken = s.seq;
+    match written {
+        Written::Sent => None,
+        Written::Queued(n) if n > MAX_QUEUED_BYTES => s.release(),
+        // The connection flushes (or finds the socket failed).
+        Written::Queued(_) | Written::Failed => {
+            c.kicked = true;
+            c.waker.take()
+        }
+    }
+}
+
+/// Writes the events of queued sessions into their connections, once the tasks that
+/// dispatched them yield: events dispatched together reach each connection in one write. One
+/// task per process, started with the first session it is given.
+#[derive(Debug, Default)]
+pub struct Flusher {
+    queue: Mutex<Vec<Arc<GatewaySession>>>,
+    wake: tokio::sync::Notify,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl Flusher {
+    fn queue(self: &Arc<Self>, session: Arc<GatewaySession>) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let first = q.is_empty();
+        q.push(session);
+        drop(q);
+        if first {
+            if !self.started.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                tokio::spawn(self.clone().run());
+            }
+            self.wake.notify_one();
+        }
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut batch = Vec::new();
+        loop {
+            self.wake.notified().await;
+            self.write_all(&mut batch);
+        }
+    }
+
+    /// Writes every queued session's events now.
+    pub fn write_all(&self, batch: &mut Vec<Arc<GatewaySession>>) {
+        std::mem::swap(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()), batch);
+        for session in batch.drain(..) {
+            session.write_queued();
+        }
     }
 }
 
@@ -211,9 +282,9 @@ impl GatewaySession {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Numbers the event, keeps it for replay and writes it to the live connection. A
-    /// connection too far behind is detached (it closes and the client resumes).
-    pub fn dispatch(&self, payload: &Arc<Payload>) {
+    /// Numbers the event, keeps it for replay and queues the session on the live connection's
+    /// flusher. A connection too far behind is detached (it closes and the client resumes).
+    pub fn dispatch(self: &Arc<Self>, payload: &Arc<Payload>) {
         let mut s = self.lock();
         if s.ended.is_some() {
             return;
@@ -221,27 +292,17 @@ impl GatewaySession {
         s.seq += 1;
         let seq = s.seq;
         s.replay.push_back((seq, payload.clone()));
-        let mut too_slow = false;
         let mut waker = None;
-        if let Some(c) = &mut s.conn {
-            match &c.out {
-                Some(out) => {
-                    c.taken = seq;
-                    match out.write_dispatch(seq, payload) {
-                        Written::Sent => {}
-                        Written::Queued(n) if n > MAX_QUEUED_BYTES => too_slow = true,
-                        // The connection flushes (or finds the socket failed).
-                        Written::Queued(_) | Written::Failed => {
-                            c.kicked = true;
-                            waker = c.waker.take();
-                        }
-                    }
-                }
-                None => too_slow = seq - c.taken > OUTBOUND_QUEUE as u64,
-            }
-        }
+        let mut flusher = None;
+        let too_slow = s.conn.as_ref().is_some_and(|c| seq - c.taken > OUTBOUND_QUEUE as u64);
         if too_slow {
             waker = s.release();
+        } else if let Some(c) = &mut s.conn
+            && let Some((_, f)) = &c.out
+            && !c.queued
+        {
+            c.queued = true;
+            flusher = Some(f.clone());
         }
         // The buffer keeps the last `replay_cap` events, and those the connection has not
         // taken yet (at most OUTBOUND_QUEUE more).
@@ -251,24 +312,32 @@ impl GatewaySession {
         }
         drop(s);
         wake(waker);
+        if let Some(f) = flusher {
+            f.queue(self.clone());
+        }
+    }
+
+    /// Writes the events the live connection has not taken into its outbox, with one write.
+    /// A connection whose socket leaves too much waiting is detached; one whose socket left
+    /// some is woken to flush.
+    pub fn write_queued(&self) {
+        let mut s = self.lock();
+        let waker = write_untaken(&mut s);
+        drop(s);
+        wake(waker);
     }
 
     /// Makes connection `id` live: the events it has not taken are written into `out` now, in
-    /// order, and every event dispatched from now on as it is dispatched. `Err` when the
-    /// connection must close instead.
-    pub fn go_live(&self, id: ConnId, out: &Arc<Outbox>) -> Result<(), Stop> {
+    /// order, and every event dispatched from now on by `flusher`. `Err` when the connection
+    /// must close instead.
+    pub fn go_live(&self, id: ConnId, out: &Arc<Outbox>, flusher: &Arc<Flusher>) -> Result<(), Stop> {
         let mut s = self.lock();
-        let s = &mut *s;
-        let c = attached(&mut s.conn, id, s.ended)?;
-        // The events after `taken` are the last `seq - taken` of the replay buffer.
-        let behind = (s.seq - c.taken) as usize;
-        let first = s.replay.len() - behind.min(s.replay.len());
-        for (seq, payload) in s.replay.range(first..) {
-            // A socket that fails or fills up is seen by the connection's next flush.
-            out.write_dispatch(*seq, payload);
-        }
-        c.taken = s.seq;
-        c.out = Some(out.clone());
+        let ended = s.ended;
+        let c = attached(&mut s.conn, id, ended)?;
+        c.out = Some((out.clone(), flusher.clone()));
+        let waker = write_untaken(&mut s);
+        drop(s);
+        wake(waker);
         Ok(())
     }
 
@@ -412,8 +481,22 @@ mod tests {
     use crate::gateway::outbox::tests::{pair, read_text, seq_of};
     use tokio::net::TcpStream;
 
-    fn session(cap: usize) -> GatewaySession {
-        GatewaySession::new("s".into(), UserId(1), "f".into(), Status::Online, cap)
+    fn session(cap: usize) -> Arc<GatewaySession> {
+        Arc::new(GatewaySession::new("s".into(), UserId(1), "f".into(), Status::Online, cap))
+    }
+
+    /// A flusher the test runs by hand ([`flush`]) instead of its task.
+    fn flusher() -> Arc<Flusher> {
+        let f = Arc::new(Flusher::default());
+        f.started.store(true, std::sync::atomic::Ordering::SeqCst);
+        f
+    }
+
+    /// Runs the flusher: how many sessions it wrote.
+    fn flush(f: &Flusher) -> usize {
+        let queued = f.queue.lock().unwrap().len();
+        f.write_all(&mut Vec::new());
+        queued
     }
 
     /// Reads `n` Dispatch frames, their sequence numbers.
@@ -435,6 +518,7 @@ mod tests {
 
     #[tokio::test]
     async fn resume_replays_exactly_what_was_missed() {
+        let f = flusher();
         let s = session(16);
         let (io, mut client) = pair().await;
         let first = ConnId::next();
@@ -442,8 +526,10 @@ mod tests {
         let ev = Payload::new("{}".into());
         s.dispatch(&ev);
         s.dispatch(&ev);
-        s.go_live(first, io.outbox()).unwrap();
+        assert_eq!(flush(&f), 0, "not live: nothing to write yet");
+        s.go_live(first, io.outbox(), &f).unwrap();
         s.dispatch(&ev);
+        flush(&f);
         assert_eq!(read_seqs(&mut client, 3).await, vec![1, 2, 3], "queued before going live, then live");
         // The client saw up to 2 when the socket dropped.
         assert!(s.detach(first));
@@ -454,9 +540,46 @@ mod tests {
         assert_eq!(missed, vec![3, 4, 5]);
         s.dispatch(&ev);
         let (io, mut client) = pair().await;
-        s.go_live(second, io.outbox()).unwrap();
+        s.go_live(second, io.outbox(), &f).unwrap();
         s.dispatch(&ev);
+        flush(&f);
         assert_eq!(read_seqs(&mut client, 2).await, vec![6, 7], "nothing replayed twice");
+    }
+
+    #[tokio::test]
+    async fn events_dispatched_together_are_written_together_in_order() {
+        let f = flusher();
+        let (a, b) = (session(16), session(16));
+        let (io_a, mut client_a) = pair().await;
+        let (io_b, mut client_b) = pair().await;
+        for (s, io) in [(&a, &io_a), (&b, &io_b)] {
+            let conn = ConnId::next();
+            s.attach(conn);
+            s.go_live(conn, io.outbox(), &f).unwrap();
+        }
+        let ev = Payload::new("{}".into());
+        for _ in 0..5 {
+            a.dispatch(&ev);
+            b.dispatch(&ev);
+        }
+        assert_eq!(flush(&f), 2, "each session queued once for its five events");
+        assert_eq!(read_seqs(&mut client_a, 5).await, vec![1, 2, 3, 4, 5]);
+        assert_eq!(read_seqs(&mut client_b, 5).await, vec![1, 2, 3, 4, 5]);
+        a.dispatch(&ev);
+        assert_eq!(flush(&f), 1);
+        assert_eq!(read_seqs(&mut client_a, 1).await, vec![6]);
+    }
+
+    #[tokio::test]
+    async fn the_flusher_task_writes_once_the_dispatcher_yields() {
+        let f = Arc::new(Flusher::default());
+        let s = session(16);
+        let (io, mut client) = pair().await;
+        let conn = ConnId::next();
+        s.attach(conn);
+        s.go_live(conn, io.outbox(), &f).unwrap();
+        s.dispatch(&Payload::new("{}".into()));
+        assert_eq!(read_seqs(&mut client, 1).await, vec![1]);
     }
 
     #[test]
@@ -473,7 +596,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_too_far_behind_before_going_live_is_detached_but_keeps_its_events() {
+    async fn a_connection_too_far_behind_is_detached_but_keeps_its_events() {
+        let f = flusher();
         let s = session(4096);
         let (io, _client) = pair().await;
         let conn = ConnId::next();
@@ -485,22 +609,24 @@ mod tests {
         assert!(s.is_attached(), "exactly the queue's worth is not too slow");
         s.dispatch(&ev);
         assert!(!s.is_attached());
-        assert_eq!(s.go_live(conn, io.outbox()), Err(Stop::TooSlow));
+        assert_eq!(s.go_live(conn, io.outbox(), &f), Err(Stop::TooSlow));
         let missed = s.resume(0, ConnId::next()).unwrap();
         assert_eq!(missed.len(), OUTBOUND_QUEUE + 1);
     }
 
     #[tokio::test]
     async fn a_live_connection_whose_client_stops_reading_is_detached_and_can_resume() {
+        let f = flusher();
         let s = session(64);
         let (io, _client_not_reading) = pair().await;
         let conn = ConnId::next();
         s.attach(conn);
-        s.go_live(conn, io.outbox()).unwrap();
+        s.go_live(conn, io.outbox(), &f).unwrap();
         let big = Payload::new(format!(r#"{{"t":"x","pad":"{}"}}"#, "a".repeat(64 * 1024)));
         let mut sent = 0;
         while s.is_attached() {
             s.dispatch(&big);
+            flush(&f);
             sent += 1;
             assert!(sent < 10_000, "never detached");
         }
@@ -514,6 +640,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_replay_buffer_keeps_what_the_connection_has_not_taken() {
+        let f = flusher();
         let s = session(16);
         let (io, mut client) = pair().await;
         let conn = ConnId::next();
@@ -522,7 +649,7 @@ mod tests {
         for _ in 0..100 {
             s.dispatch(&ev);
         }
-        s.go_live(conn, io.outbox()).unwrap();
+        s.go_live(conn, io.outbox(), &f).unwrap();
         io.outbox().flush().await.unwrap();
         assert_eq!(
             read_seqs(&mut client, 100).await,
@@ -536,6 +663,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_live_connection_is_woken_to_flush_and_by_every_reason_to_stop_but_not_per_event() {
+        let f = flusher();
         let ev = Payload::new("{}".into());
         let count = Arc::new(Count(0.into()));
         let waker = Waker::from(count.clone());
@@ -544,7 +672,7 @@ mod tests {
         let live = |s: &GatewaySession, io: &ConnIo| {
             let conn = ConnId::next();
             s.attach(conn);
-            s.go_live(conn, io.outbox()).unwrap();
+            s.go_live(conn, io.outbox(), &f).unwrap();
             conn
         };
         let (io, mut client) = pair().await;
@@ -553,6 +681,7 @@ mod tests {
         assert!(s.poll_wake(conn, &mut cx).is_pending());
         s.dispatch(&ev);
         s.dispatch(&ev);
+        flush(&f);
         assert_eq!(read_seqs(&mut client, 2).await, vec![1, 2]);
         assert_eq!(woken(), 0, "events the socket takes wake nobody");
 
@@ -573,6 +702,7 @@ mod tests {
         let big = Payload::new(format!(r#"{{"t":"x","pad":"{}"}}"#, "a".repeat(64 * 1024)));
         while io.outbox().queued() == 0 {
             s.dispatch(&big);
+            flush(&f);
         }
         assert_eq!(woken(), 3, "woken once the socket leaves bytes waiting");
         assert_eq!(s.poll_wake(conn, &mut cx), Poll::Ready(Ok(())), "to flush");
