@@ -51,7 +51,7 @@ struct Inner {
     failed: bool,
 }
 
-/// Pending bytes above this are given back once written (most connections never queue).
+/// A thread's join buffer above this is given back after the write.
 const KEEP_CAPACITY: usize = 64 * 1024;
 /// What a thread keeps for joining frames (no allocation per write).
 const JOINED_CAPACITY: usize = 4096;
@@ -106,11 +106,8 @@ impl Inner {
                 }
             }
         }
-        if self.pending.capacity() > KEEP_CAPACITY {
-            self.pending = Vec::new();
-        } else {
-            self.pending.clear();
-        }
+        // Most connections never queue: memory per idle connection stays small.
+        self.pending = Vec::new();
         self.sent = 0;
         Poll::Ready(Ok(()))
     }
@@ -215,6 +212,8 @@ impl ConnIo {
     /// Splits an upgraded TCP stream; `early` is what was read past the upgrade request.
     pub fn new(stream: TcpStream, early: Bytes) -> ConnIo {
         let (read, half) = stream.into_split();
+        // An empty view would still hold hyper's whole read buffer.
+        let early = if early.is_empty() { Bytes::new() } else { Bytes::copy_from_slice(&early) };
         let out = Arc::new(Outbox {
             inner: Mutex::new(Inner { half, pending: Vec::new(), sent: 0, failed: false }),
         });
@@ -236,6 +235,9 @@ impl AsyncRead for ConnIo {
             let n = self.early.len().min(buf.remaining());
             let early = self.early.split_to(n);
             buf.put_slice(&early);
+            if self.early.is_empty() {
+                self.early = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.read).poll_read(cx, buf)
