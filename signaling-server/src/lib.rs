@@ -169,7 +169,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tasks: TaskTracker::new(),
         admin_lock: Default::default(),
         retention_wake: Default::default(),
-        flusher: Default::default(),
+        flushers: Default::default(),
         attachments: attachments::AttachmentStore::open(&config.files_dir)
             .context("creating the attachment directories")?,
         shutdown: shutdown.clone(),

@@ -59,8 +59,8 @@ pub struct Inner {
     pub retention_wake: tokio::sync::Notify,
     /// Attachment files and uploads in progress.
     pub attachments: crate::attachments::AttachmentStore,
-    /// Writes dispatched events into the live connections (`gateway::session`).
-    pub flusher: Arc<crate::gateway::session::Flusher>,
+    /// Write dispatched events into the live connections (`gateway::session`).
+    pub flushers: crate::gateway::session::Flushers,
 }
 
 impl Deref for AppState {

@@ -287,7 +287,7 @@ struct Connection {
 }
 
 impl Connection {
-    /// The live loop. Events do not pass through it: once live, the process's flusher writes
+    /// The live loop. Events do not pass through it: once live, a flusher writes
     /// them into the connection's outbox (see [`session`]), and the session wakes the loop
     /// only when the socket
     /// left some waiting (the loop flushes them) or when it must stop. It waits on nothing
@@ -298,7 +298,7 @@ impl Connection {
     async fn run(&mut self) -> End {
         let mut draining = false;
         let (id, session) = (self.id, self.session.clone());
-        if let Err(stop) = session.go_live(id, self.socket.outbox(), &self.state.flusher) {
+        if let Err(stop) = session.go_live(id, self.socket.outbox(), self.state.flushers.of(id)) {
             let (code, reason) = stop.close();
             return End::Close(code, reason);
         }

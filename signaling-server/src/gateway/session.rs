@@ -3,7 +3,7 @@
 //! replay buffer so that a client that reconnects gets exactly what it missed.
 //!
 //! Once its connection is live ([`GatewaySession::go_live`]), its events are written into the
-//! connection's [`Outbox`] by the process's [`Flusher`], not by the connection's task: a
+//! connection's [`Outbox`] by a [`Flusher`] (one per core), not by the connection's task: a
 //! dispatch numbers the event, keeps it in the replay buffer and, if the session is not queued
 //! for writing yet, queues it. The flusher runs once the dispatching task yields, and writes
 //! each queued session's new events with one `send`: a burst of events into a busy channel
@@ -208,7 +208,7 @@ fn write_untaken(s: &mut Inner) -> Option<Waker> {
 
 /// Writes the events of queued sessions into their connections, once the tasks that
 /// dispatched them yield: events dispatched together reach each connection in one write. One
-/// task per process, started with the first session it is given.
+/// task, started with the first session it is given.
 #[derive(Debug, Default)]
 pub struct Flusher {
     queue: Mutex<Vec<Arc<GatewaySession>>>,
@@ -244,6 +244,25 @@ impl Flusher {
         for session in batch.drain(..) {
             session.write_queued();
         }
+    }
+}
+
+/// The process's flushers: one per core, so that writes to many connections run on every
+/// core; each connection is given one for its life.
+#[derive(Debug)]
+pub struct Flushers(Vec<Arc<Flusher>>);
+
+impl Default for Flushers {
+    fn default() -> Self {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Flushers((0..n).map(|_| Arc::default()).collect())
+    }
+}
+
+impl Flushers {
+    /// The flusher of connection `id`.
+    pub fn of(&self, id: ConnId) -> &Arc<Flusher> {
+        &self.0[(id.0 % self.0.len() as u64) as usize]
     }
 }
 
