@@ -320,8 +320,11 @@ impl Connection {
             tokio::select! {
                 biased;
                 Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
-                    if let Some(msg) = reply
-                        && let Err(end) = send(&mut self.socket, &msg).await { return end; }
+                    if let Some(msg) = reply {
+                        // After the events its op dispatched, as the client expects.
+                        session.write_queued();
+                        if let Err(end) = send(&mut self.socket, &msg).await { return end; }
+                    }
                 }
                 woke = std::future::poll_fn(|cx| session.poll_wake(id, cx)) => match woke {
                     Ok(()) => {

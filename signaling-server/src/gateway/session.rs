@@ -395,11 +395,16 @@ impl GatewaySession {
         wake(waker);
     }
 
-    /// The client of connection `id` sent a frame: it is alive.
+    /// The client of connection `id` sent a frame: it is alive. The events dispatched before
+    /// are written now if the flusher has not yet, so that any answer to the frame (a
+    /// `HeartbeatAck`, an `Error`) comes after them, as a client syncing on a heartbeat expects.
     pub fn heard_from(&self, id: ConnId) {
-        if let Some(c) = self.lock().conn.as_mut().filter(|c| c.id == id) {
-            c.heard = Instant::now();
-        }
+        let mut s = self.lock();
+        let Some(c) = s.conn.as_mut().filter(|c| c.id == id) else { return };
+        c.heard = Instant::now();
+        let waker = if c.queued { write_untaken(&mut s) } else { None };
+        drop(s);
+        wake(waker);
     }
 
     /// The heartbeat sweep: a connection whose client sent nothing for `timeout` is told to
@@ -587,6 +592,25 @@ mod tests {
         a.dispatch(&ev);
         assert_eq!(flush(&f), 1);
         assert_eq!(read_seqs(&mut client_a, 1).await, vec![6]);
+    }
+
+    #[tokio::test]
+    async fn a_frame_from_the_client_writes_the_events_dispatched_before_any_answer_to_it() {
+        let f = flusher();
+        let s = session(16);
+        let (io, mut client) = pair().await;
+        let conn = ConnId::next();
+        s.attach(conn);
+        s.go_live(conn, io.outbox(), &f).unwrap();
+        let ev = Payload::new("{}".into());
+        s.dispatch(&ev);
+        s.dispatch(&ev);
+        s.heard_from(conn);
+        assert_eq!(read_seqs(&mut client, 2).await, vec![1, 2], "written before the flusher ran");
+        assert_eq!(flush(&f), 1, "the flusher finds nothing left to write");
+        s.dispatch(&ev);
+        s.write_queued();
+        assert_eq!(read_seqs(&mut client, 1).await, vec![3]);
     }
 
     #[tokio::test]
