@@ -59,7 +59,11 @@ pub enum InviteCommand {
     /// List the invites that can still be used.
     List,
     /// Revoke an invite.
-    Revoke { code: String },
+    Revoke {
+        /// Invite codes are URL-safe base64: one may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        code: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -202,6 +206,21 @@ fn invite_terms(invite: &Invite) -> String {
 #[cfg(test)]
 mod tests {
     use crate::admin::invite_link;
+
+    #[test]
+    fn an_invite_code_starting_with_a_hyphen_is_a_code_not_a_flag() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            admin: super::AdminCommand,
+        }
+        let cli = Cli::try_parse_from(["admin", "invite", "revoke", "-CRJCuuZMDt4ow36"]).expect("parses");
+        assert!(matches!(
+            cli.admin,
+            super::AdminCommand::Invite(super::InviteCommand::Revoke { code }) if code == "-CRJCuuZMDt4ow36"
+        ));
+    }
 
     #[test]
     fn invite_links_escape_the_server_url() {
