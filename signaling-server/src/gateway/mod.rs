@@ -257,9 +257,7 @@ async fn handshake(
                 state.hub.connection_changed(&session);
                 let replayed = missed.len() as u64;
                 // Every frame before was flushed into the outbox: these go after them.
-                for (seq, payload) in &missed {
-                    socket.outbox().write_dispatch(*seq, payload);
-                }
+                socket.outbox().write_dispatches(missed.iter().map(|(seq, payload)| (*seq, &***payload)));
                 send(socket, &ServerMsg::Resumed { seq: last_seq + replayed, replayed }).await?;
                 return Ok(session);
             }
