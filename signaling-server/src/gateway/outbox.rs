@@ -137,6 +137,7 @@ impl Outbox {
         })
     }
 
+    #[cfg(test)]
     pub fn write_dispatch(&self, seq: u64, payload: &str) -> Written {
         self.write_dispatches([(seq, payload)])
     }
