@@ -285,10 +285,9 @@ struct Connection {
 }
 
 impl Connection {
-    /// The live loop. Events do not pass through it: once live, a flusher writes
-    /// them into the connection's outbox (see [`session`]), and the session wakes the loop
-    /// only when the socket
-    /// left some waiting (the loop flushes them) or when it must stop. It waits on nothing
+    /// The live loop. Events do not pass through it: once live, a flusher writes them into the
+    /// connection's outbox (see [`session`]), and the session wakes the loop only when the
+    /// socket left some waiting (the loop flushes them) or when it must stop. It waits on nothing
     /// else than its session, its socket and its own ops: no timer (one sweep over all
     /// sessions checks heartbeats, `reap_sessions`, and tells a silent client's connection
     /// through its session) and no shutdown waiter (at shutdown every session is kicked, and
@@ -318,11 +317,13 @@ impl Connection {
             tokio::select! {
                 biased;
                 Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
-                    if let Some(msg) = reply {
-                        // After the events its op dispatched, as the client expects.
-                        session.write_queued();
-                        if let Err(end) = send(&mut self.socket, &msg).await { return end; }
-                    }
+                    // What the op dispatched to this session is written now, by this
+                    // connection, not after the flusher's writes to everyone (a sent
+                    // message's own copy is the sender's acknowledgement), and before the
+                    // op's reply, as the client expects.
+                    session.write_queued();
+                    if let Some(msg) = reply
+                        && let Err(end) = send(&mut self.socket, &msg).await { return end; }
                 }
                 woke = std::future::poll_fn(|cx| session.poll_wake(id, cx)) => match woke {
                     Ok(()) => {

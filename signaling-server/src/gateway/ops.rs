@@ -213,12 +213,7 @@ fn send_message(
     Ok(Box::pin(async move {
         let nonce = message.nonce.clone();
         match commit(&ctx.state, message).await? {
-            Stored::Created(message) => {
-                publish(&ctx.state, &message, &nonce, ctx.received);
-                // The sender's own copy is its acknowledgement: written now, by the sender's
-                // connection, rather than after the flusher's writes to the whole channel.
-                ctx.session.write_queued();
-            }
+            Stored::Created(message) => publish(&ctx.state, &message, &nonce, ctx.received),
             // A resend: only this session hears of it again, with the original message.
             Stored::Duplicate(message) => {
                 ctx.session.dispatch(&payload(&Event::MessageCreate { message, nonce: Some(nonce) }))

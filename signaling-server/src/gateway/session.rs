@@ -220,7 +220,7 @@ pub struct Flusher {
 /// replay entry, to prefetch (never read through): in a fan-out to thousands of connections,
 /// each write would otherwise wait for that memory, cold since the dispatch.
 #[derive(Debug)]
-pub struct Queued {
+struct Queued {
     session: Arc<GatewaySession>,
     outbox: usize,
     newest: usize,
@@ -254,7 +254,7 @@ impl Flusher {
     }
 
     /// Writes every queued session's events now.
-    pub fn write_all(&self, batch: &mut Vec<Queued>) {
+    fn write_all(&self, batch: &mut Vec<Queued>) {
         std::mem::swap(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()), batch);
         for i in 0..batch.len() {
             if let Some(next) = batch.get(i + PREFETCH_AHEAD) {
@@ -562,6 +562,14 @@ mod tests {
         f
     }
 
+    /// Attaches a new connection to `s` and makes it live on `io`, written by `f`.
+    fn live(s: &GatewaySession, io: &ConnIo, f: &Arc<Flusher>) -> ConnId {
+        let conn = ConnId::next();
+        s.attach(conn);
+        s.go_live(conn, io.outbox(), f).unwrap();
+        conn
+    }
+
     /// Runs the flusher: how many sessions it wrote.
     fn flush(f: &Flusher) -> usize {
         let queued = f.queue.lock().unwrap().len();
@@ -623,9 +631,7 @@ mod tests {
         let (io_a, mut client_a) = pair().await;
         let (io_b, mut client_b) = pair().await;
         for (s, io) in [(&a, &io_a), (&b, &io_b)] {
-            let conn = ConnId::next();
-            s.attach(conn);
-            s.go_live(conn, io.outbox(), &f).unwrap();
+            live(s, io, &f);
         }
         let ev = Payload::new("{}".into());
         for _ in 0..5 {
@@ -645,9 +651,7 @@ mod tests {
         let f = flusher();
         let s = session(16);
         let (io, mut client) = pair().await;
-        let conn = ConnId::next();
-        s.attach(conn);
-        s.go_live(conn, io.outbox(), &f).unwrap();
+        let conn = live(&s, &io, &f);
         let ev = Payload::new("{}".into());
         s.dispatch(&ev);
         s.dispatch(&ev);
@@ -664,9 +668,7 @@ mod tests {
         let f = Arc::new(Flusher::default());
         let s = session(16);
         let (io, mut client) = pair().await;
-        let conn = ConnId::next();
-        s.attach(conn);
-        s.go_live(conn, io.outbox(), &f).unwrap();
+        live(&s, &io, &f);
         s.dispatch(&Payload::new("{}".into()));
         assert_eq!(read_seqs(&mut client, 1).await, vec![1]);
     }
@@ -708,9 +710,7 @@ mod tests {
         let f = flusher();
         let s = session(64);
         let (io, _client_not_reading) = pair().await;
-        let conn = ConnId::next();
-        s.attach(conn);
-        s.go_live(conn, io.outbox(), &f).unwrap();
+        let conn = live(&s, &io, &f);
         let big = Payload::new(format!(r#"{{"t":"x","pad":"{}"}}"#, "a".repeat(64 * 1024)));
         let mut sent = 0;
         while s.is_attached() {
@@ -758,15 +758,9 @@ mod tests {
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         let woken = || count.0.load(std::sync::atomic::Ordering::SeqCst);
-        let live = |s: &GatewaySession, io: &ConnIo| {
-            let conn = ConnId::next();
-            s.attach(conn);
-            s.go_live(conn, io.outbox(), &f).unwrap();
-            conn
-        };
         let (io, mut client) = pair().await;
         let s = session(16);
-        let conn = live(&s, &io);
+        let conn = live(&s, &io, &f);
         assert!(s.poll_wake(conn, &mut cx).is_pending());
         s.dispatch(&ev);
         s.dispatch(&ev);
@@ -786,7 +780,7 @@ mod tests {
 
         let s = session(16);
         let (io, _client_not_reading) = pair().await;
-        let conn = live(&s, &io);
+        let conn = live(&s, &io, &f);
         assert!(s.poll_wake(conn, &mut cx).is_pending());
         let big = Payload::new(format!(r#"{{"t":"x","pad":"{}"}}"#, "a".repeat(64 * 1024)));
         while io.outbox().queued() == 0 {
@@ -797,14 +791,14 @@ mod tests {
         assert_eq!(s.poll_wake(conn, &mut cx), Poll::Ready(Ok(())), "to flush");
 
         let s = session(16);
-        let conn = live(&s, &io);
+        let conn = live(&s, &io, &f);
         assert!(s.poll_wake(conn, &mut cx).is_pending());
         s.resume(0, ConnId::next()).unwrap();
         assert_eq!(woken(), 4);
         assert_eq!(s.poll_wake(conn, &mut cx), Poll::Ready(Err(Stop::TakenOver)));
 
         let s = session(16);
-        let conn = live(&s, &io);
+        let conn = live(&s, &io, &f);
         assert!(s.poll_wake(conn, &mut cx).is_pending());
         s.end_with(close::KICKED);
         assert_eq!(woken(), 5);
